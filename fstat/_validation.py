@@ -9,7 +9,9 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils.validation import _check_sample_weight, check_array
+from sklearn.utils.validation import check_array
+
+from ._sklearn_compat import _check_sample_weight
 
 __all__ = [
     "check_array_finite",

@@ -1,0 +1,46 @@
+"""Sphinx configuration for fstat (builds offline: no intersphinx, no downloads)."""
+
+import os
+import sys
+import warnings
+
+sys.path.insert(0, os.path.abspath(".."))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import fstat  # noqa: E402
+
+project = "fstat"
+author = "the fstat developers"
+copyright = "2026, the fstat developers"
+release = fstat.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+numpydoc_show_class_members = False
+numpydoc_validation_checks = set()
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "generated/*.examples"]
+html_theme = "alabaster"
+mathjax_path = ""  # no CDN: formulas stay as TeX source offline
+nitpicky = False
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"plot_",
+    "download_all_examples": False,
+    "within_subsection_order": "FileNameSortKey",
+    "plot_gallery": os.environ.get("FSTAT_DOCS_PLOT", "True"),
+}
+
+warnings.filterwarnings("ignore", category=UserWarning, message="Matplotlib is currently using agg")

@@ -1,0 +1,7 @@
+"""``python -m fstat``: the tour of every family (see :mod:`fstat.demo`)."""
+
+import sys
+
+from .demo import main
+
+sys.exit(main())

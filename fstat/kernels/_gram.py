@@ -1,0 +1,311 @@
+"""Gaussian Gram matrices and bandwidth rules shared by several families.
+
+Convention: ``kappa_sigma(x, y) = exp(-||x - y||^2 / (2 sigma^2))`` -- ``sigma`` is a
+*width*, never a precision ``gamma``. Every function takes torch tensors and returns
+tensors on the input's device and dtype, differentiable with respect to ``X`` and ``Y``
+(no square roots in the differentiable path, so no NaN gradients at zero distance).
+Bandwidth rules are computed without autograd and return Python floats.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from .._torch import make_generator
+
+__all__ = [
+    "sq_dists",
+    "gram_from_sq_dists",
+    "gaussian_gram",
+    "log_gaussian_gram",
+    "median_heuristic",
+    "silverman_width",
+    "resolve_bandwidth",
+]
+
+#: rows per chunk when a squared-distance block would otherwise exceed this many entries
+_CHUNK_ENTRIES = 2**25
+
+
+def _as_2d(X):
+    return X[:, None] if X.dim() == 1 else X
+
+
+def sq_dists(X, Y=None, *, chunk_size=None):
+    """Squared Euclidean distances between the rows of ``X`` and ``Y``.
+
+    Computed as ``||x||^2 + ||y||^2 - 2 x.y`` after centring both inputs by the
+    mean of ``X`` (which removes most cancellation), clamped at 0. With ``Y=None``
+    the result is symmetric with an exactly zero diagonal. One-dimensional data use
+    direct differences, which are exact.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, d) or (n,)
+    Y : torch.Tensor of shape (m, d) or (m,), optional
+    chunk_size : int, optional
+        Rows of ``X`` per block; by default chosen so a block holds at most about
+        ``2**25`` entries. Blocks only bound temporaries; the output is still (n, m).
+
+    Returns
+    -------
+    torch.Tensor of shape (n, m)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from fstat.kernels._gram import sq_dists
+    >>> sq_dists(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+    tensor([[ 0., 25.],
+            [25.,  0.]])
+    """
+    X = _as_2d(X)
+    symmetric = Y is None
+    Y = X if symmetric else _as_2d(Y)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of columns; got {X.shape[1]} and {Y.shape[1]}."
+        )
+    if X.shape[1] == 1:
+        return (X - Y.T).square()
+    center = X.mean(dim=0, keepdim=True).detach()
+    Xc, Yc = X - center, Y - center
+    x_norm = Xc.square().sum(dim=1, keepdim=True)
+    y_norm = Yc.square().sum(dim=1, keepdim=True).T
+    n, m = Xc.shape[0], Yc.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, _CHUNK_ENTRIES // max(m, 1))
+    blocks = []
+    for start in range(0, n, chunk_size):
+        stop = min(start + chunk_size, n)
+        block = x_norm[start:stop] + y_norm - 2.0 * (Xc[start:stop] @ Yc.T)
+        blocks.append(block.clamp_min(0.0))
+    D = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
+    if symmetric:
+        D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
+    return D
+
+
+def gram_from_sq_dists(D, sigma, *, log=False):
+    """Gaussian (log-)Gram from precomputed squared distances.
+
+    The exponent is formed as ``-0.5 * ((D / sigma) / sigma)`` -- never ``sigma**2``,
+    which underflows for tiny widths -- so zero distances give exactly 0 (log) / 1.
+
+    Parameters
+    ----------
+    D : torch.Tensor
+        Squared distances (non-negative).
+    sigma : float
+        Kernel width, > 0.
+    log : bool, default=False
+        Return the log-Gram instead of the Gram.
+    """
+    sigma = _check_sigma(sigma)
+    log_gram = -0.5 * ((D / sigma) / sigma)
+    return log_gram if log else torch.exp(log_gram)
+
+
+def gaussian_gram(X, Y=None, sigma=1.0):
+    """Gaussian Gram matrix ``exp(-||x_i - y_j||^2 / (2 sigma^2))``.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n, d) or (n,)
+    Y : torch.Tensor of shape (m, d) or (m,), optional
+    sigma : float, default=1.0
+
+    Returns
+    -------
+    torch.Tensor of shape (n, m)
+    """
+    return gram_from_sq_dists(sq_dists(X, Y), sigma)
+
+
+def log_gaussian_gram(X, Y=None, sigma=1.0, normalized=False):
+    """Log of the Gaussian Gram; with ``normalized=True`` the log-density of N(y; x, sigma^2 I).
+
+    Parameters
+    ----------
+    X, Y : torch.Tensor
+    sigma : float, default=1.0
+    normalized : bool, default=False
+        Subtract ``(d / 2) log(2 pi sigma^2)``.
+    """
+    out = gram_from_sq_dists(sq_dists(X, Y), sigma, log=True)
+    if normalized:
+        d = _as_2d(X).shape[1]
+        sigma = float(sigma)
+        out = out - 0.5 * d * (math.log(2.0 * math.pi) + 2.0 * math.log(sigma))
+    return out
+
+
+def _check_sigma(sigma):
+    if isinstance(sigma, torch.Tensor):
+        if not bool(torch.all(torch.isfinite(sigma) & (sigma > 0))):
+            raise ValueError(f"sigma must be finite and > 0; got sigma={sigma!r}.")
+        return sigma
+    if isinstance(sigma, bool) or not isinstance(sigma, int | float | np.floating | np.integer):
+        raise TypeError(f"sigma must be a positive number; got sigma={sigma!r}.")
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be finite and > 0; got sigma={sigma!r}.")
+    return float(sigma)
+
+
+def _as_tensor_2d(X):
+    if not isinstance(X, torch.Tensor):
+        X = torch.as_tensor(np.array(X, dtype=np.float64, copy=True))
+    return _as_2d(X.detach())
+
+
+def _subsample(X, max_samples, random_state):
+    n = X.shape[0]
+    if max_samples is None or n <= max_samples:
+        return X
+    generator = (
+        random_state if isinstance(random_state, torch.Generator) else make_generator(random_state)
+    )
+    index = torch.randperm(n, generator=generator)[:max_samples].to(X.device)
+    return X[index]
+
+
+def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None):
+    """Median Euclidean distance between distinct rows (pairs ``i < j``).
+
+    An even number of pairs uses the mean of the two middle values (numpy's
+    convention), so the result equals ``numpy.median(scipy.spatial.distance.pdist(X))``.
+    If the median is 0 (many duplicates) the mean of the non-zero distances is used;
+    if every distance is 0 the width is 1.0 and a ``UserWarning`` is emitted.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor of shape (n, d) or (n,)
+    max_samples : int or None, default=2000
+        Above this many rows, a random subset of rows is used.
+    random_state : None, int, RandomState or torch.Generator
+        Draws the subset.
+    generator : torch.Generator, optional
+        Alias of ``random_state`` for callers holding a generator.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fstat.kernels._gram import median_heuristic
+    >>> median_heuristic(np.array([[0.0], [1.0], [3.0]]))
+    2.0
+    """
+    if generator is not None:
+        random_state = generator
+    with torch.no_grad():
+        X = _subsample(_as_tensor_2d(X), max_samples, random_state)
+        n = X.shape[0]
+        if n < 2:
+            warnings.warn(
+                "median_heuristic needs at least 2 rows; using width 1.0.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return 1.0
+        D = sq_dists(X.to(torch.float64))
+        iu = torch.triu_indices(n, n, offset=1, device=D.device)
+        dists = D[iu[0], iu[1]].sqrt()
+        median = float(torch.quantile(dists, 0.5)) if dists.numel() <= 2**24 else float(
+            np.median(dists.cpu().numpy())
+        )
+        if median > 0:
+            return median
+        positive = dists[dists > 0]
+        if positive.numel() > 0:
+            return float(positive.mean())
+    warnings.warn(
+        "All pairwise distances are zero; the median heuristic falls back to width 1.0.",
+        UserWarning,
+        stacklevel=2,
+    )
+    return 1.0
+
+
+def silverman_width(X):
+    """Silverman's rule ``s (4 / ((d + 2) n))^(1 / (d + 4))``, ``s`` the mean per-feature sd.
+
+    Standard deviations use ``ddof=1``. A zero ``s`` (constant data) gives 1.0 with a
+    ``UserWarning``.
+
+    Parameters
+    ----------
+    X : array-like or torch.Tensor of shape (n, d) or (n,)
+
+    Returns
+    -------
+    float
+    """
+    with torch.no_grad():
+        X = _as_tensor_2d(X).to(torch.float64)
+        n, d = X.shape
+        if n < 2:
+            warnings.warn("silverman_width needs at least 2 rows; using 1.0.", UserWarning,
+                          stacklevel=2)
+            return 1.0
+        s = float(X.std(dim=0, correction=1).mean())
+    if not s > 0:
+        warnings.warn(
+            "Data have zero spread; Silverman's rule falls back to width 1.0.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return 1.0
+    return s * (4.0 / ((d + 2) * n)) ** (1.0 / (d + 4))
+
+
+def resolve_bandwidth(sigma, X, *, scale=1.0, max_samples=2000, random_state=None):
+    """Resolve a width specification to a positive float.
+
+    Parameters
+    ----------
+    sigma : float or {"median", "silverman"}
+        A positive finite number passes unchanged; a rule name is computed on ``X``
+        and multiplied by ``scale``.
+    X : array-like or torch.Tensor
+        Data for the rules.
+    scale : float, default=1.0
+    max_samples : int, default=2000
+    random_state : None, int, RandomState or torch.Generator
+
+    Returns
+    -------
+    float
+        Rules are floored at ``1e-6`` times the RMS feature scale of ``X`` (with a
+        warning when the floor applies).
+    """
+    if isinstance(sigma, str):
+        rule = sigma.lower()
+        if rule == "median":
+            width = median_heuristic(X, max_samples=max_samples, random_state=random_state)
+        elif rule == "silverman":
+            width = silverman_width(X)
+        else:
+            raise ValueError(
+                f"sigma must be a positive number, 'median' or 'silverman'; got sigma={sigma!r}."
+            )
+        width *= _check_sigma(scale)
+        with torch.no_grad():
+            Xt = _as_tensor_2d(X).to(torch.float64)
+            rms = float((Xt - Xt.mean(dim=0)).square().mean().sqrt())
+        floor = 1e-6 * rms
+        if width < floor:
+            warnings.warn(
+                f"Bandwidth rule {rule!r} gave {width:.3g}; floored at {floor:.3g}.",
+                UserWarning,
+                stacklevel=2,
+            )
+            width = floor
+        return float(width)
+    return _check_sigma(sigma)

@@ -1,0 +1,134 @@
+"""Tests of the shared Gaussian Gram helpers against brute-force numpy references."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist, pdist
+
+from fstat.kernels._gram import (
+    gaussian_gram,
+    gram_from_sq_dists,
+    log_gaussian_gram,
+    median_heuristic,
+    resolve_bandwidth,
+    silverman_width,
+    sq_dists,
+)
+
+
+def _loops_sq_dists(A, B):
+    out = np.empty((len(A), len(B)))
+    for i, a in enumerate(A):
+        for j, b in enumerate(B):
+            out[i, j] = sum((a[k] - b[k]) ** 2 for k in range(len(a)))
+    return out
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_sq_dists_matches_loops(d):
+    rng = np.random.RandomState(0)
+    A, B = rng.normal(size=(7, d)) + 100.0, rng.normal(size=(5, d)) + 100.0
+    got = sq_dists(torch.tensor(A), torch.tensor(B)).numpy()
+    np.testing.assert_allclose(got, _loops_sq_dists(A, B), rtol=1e-9, atol=1e-9)
+
+
+def test_sq_dists_symmetric_exact_zero_diagonal_and_chunking():
+    rng = np.random.RandomState(1)
+    A = torch.tensor(rng.normal(size=(30, 4)))
+    D = sq_dists(A)
+    assert torch.equal(D, D.T) or torch.allclose(D, D.T, atol=1e-12)
+    assert torch.all(torch.diagonal(D) == 0)
+    assert torch.all(D >= 0)
+    torch.testing.assert_close(sq_dists(A, chunk_size=7), D)
+
+
+def test_sq_dists_one_dimensional_vectors_are_columns():
+    x = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
+    np.testing.assert_array_equal(sq_dists(x).numpy(), [[0, 1, 9], [1, 0, 4], [9, 4, 0]])
+
+
+def test_sq_dists_gradient_finite_at_duplicates():
+    X = torch.tensor([[1.0, 2.0], [1.0, 2.0], [0.0, 0.5]], dtype=torch.float64,
+                     requires_grad=True)
+    K = gaussian_gram(X, sigma=0.7)
+    K.sum().backward()
+    assert torch.all(torch.isfinite(X.grad))
+
+
+def test_gaussian_and_log_gram_match_reference():
+    rng = np.random.RandomState(2)
+    A, B = rng.normal(size=(6, 3)), rng.normal(size=(4, 3))
+    sigma = 0.8
+    ref = np.exp(-cdist(A, B, "sqeuclidean") / (2 * sigma**2))
+    got = gaussian_gram(torch.tensor(A), torch.tensor(B), sigma=sigma).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    log_ref = np.log(ref) - 1.5 * np.log(2 * np.pi * sigma**2)
+    got_log = log_gaussian_gram(torch.tensor(A), torch.tensor(B), sigma, normalized=True)
+    np.testing.assert_allclose(got_log.numpy(), log_ref, rtol=1e-12)
+
+
+def test_log_gram_tiny_width_has_no_nan():
+    X = torch.tensor([[0.0], [1.0]], dtype=torch.float32)
+    L = log_gaussian_gram(X, sigma=1e-30)
+    assert L[0, 0] == 0 and L[1, 1] == 0 and torch.isneginf(L[0, 1])
+    assert not torch.any(torch.isnan(gram_from_sq_dists(sq_dists(X), 1e-30)))
+
+
+def test_gram_preserves_device_and_dtype():
+    X = torch.randn(5, 2, dtype=torch.float32, generator=torch.Generator().manual_seed(0))
+    assert gaussian_gram(X).dtype == torch.float32
+
+
+@pytest.mark.parametrize("n", [5, 6, 40])
+def test_median_heuristic_equals_numpy_median_of_pdist(n):
+    X = np.random.RandomState(n).normal(size=(n, 3))
+    assert median_heuristic(X) == pytest.approx(np.median(pdist(X)), rel=1e-12)
+
+
+def test_median_heuristic_subsample_deterministic():
+    X = np.random.RandomState(0).normal(size=(300, 2))
+    a = median_heuristic(X, max_samples=50, random_state=1)
+    b = median_heuristic(X, max_samples=50, random_state=1)
+    assert a == b
+    assert a == pytest.approx(np.median(pdist(X)), rel=0.2)
+
+
+def test_median_heuristic_degenerate_cases():
+    X = np.array([[1.0], [1.0], [1.0], [1.0], [2.0]])  # 6 of 10 distances are 0: median 0
+    assert median_heuristic(X) == pytest.approx(1.0)
+    with pytest.warns(UserWarning, match="zero"):
+        assert median_heuristic(np.ones((4, 2))) == 1.0
+
+
+def test_silverman_width_formula_and_degenerate():
+    X = np.random.RandomState(0).normal(size=(50, 2))
+    s = X.std(axis=0, ddof=1).mean()
+    assert silverman_width(X) == pytest.approx(s * (4 / (4 * 50)) ** (1 / 6), rel=1e-12)
+    with pytest.warns(UserWarning, match="zero spread"):
+        assert silverman_width(np.ones((5, 2))) == 1.0
+
+
+def test_resolve_bandwidth():
+    X = np.random.RandomState(0).normal(size=(20, 2))
+    assert resolve_bandwidth(0.5, X) == 0.5
+    assert resolve_bandwidth("median", X, scale=0.25) == pytest.approx(
+        0.25 * np.median(pdist(X)))
+    assert resolve_bandwidth("silverman", X) == pytest.approx(silverman_width(X))
+    with pytest.raises(ValueError, match="sigma"):
+        resolve_bandwidth("mean", X)
+    for bad in (0.0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="sigma"):
+            resolve_bandwidth(bad, X)
+    with pytest.raises(TypeError, match="sigma"):
+        resolve_bandwidth(True, X)
+
+
+def test_resolve_bandwidth_floor_warns():
+    X = np.r_[np.zeros((50, 1)), [[1e3]]]  # median distance 0 -> mean of positives, no floor
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_bandwidth("median", X)
+    with pytest.warns(UserWarning, match="floored"):
+        resolve_bandwidth("median", np.r_[np.zeros((50, 1)), [[1e3]]], scale=1e-12)

@@ -1,0 +1,195 @@
+"""Tests of the shared training loop on a tiny regression problem."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from fstat._nn import make_mlp
+from fstat._torch import make_generator
+from fstat._training import (
+    make_optimizer,
+    minibatch_indices,
+    progress_bar,
+    run_training,
+    train_minibatches,
+    validation_split,
+)
+
+
+def _problem(n=200, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.normal(size=n)
+    return torch.tensor(X), torch.tensor(y)[:, None]
+
+
+def _fit(seed=0, **options):
+    X, y = _problem()
+    net = make_mlp(3, (), 1, generator=make_generator(seed))
+    opt = make_optimizer(net.parameters(), "adam", learning_rate=0.05)
+    options.setdefault("max_epochs", 60)
+    result = train_minibatches(
+        net, lambda idx: ((net(X[idx]) - y[idx]) ** 2).mean(), len(X),
+        optimizer=opt, generator=make_generator(seed), **options,
+    )
+    return net, result
+
+
+def test_linear_model_converges_to_least_squares():
+    X, y = _problem()
+    net, result = _fit(batch_size=32, max_epochs=150)
+    beta = np.linalg.lstsq(np.c_[X.numpy(), np.ones(len(X))], y.numpy().ravel(), rcond=None)[0]
+    np.testing.assert_allclose(net[0].weight.detach().numpy().ravel(), beta[:3], atol=0.02)
+    assert len(result.loss_curve) == result.n_iter == 150
+    assert result.loss_curve[-1] < 0.1 * result.loss_curve[0]
+
+
+def test_deterministic_given_generator():
+    net1, r1 = _fit(seed=3, batch_size=16)
+    net2, r2 = _fit(seed=3, batch_size=16)
+    assert r1.loss_curve == r2.loss_curve
+    assert torch.equal(net1[0].weight, net2[0].weight)
+    _, r3 = _fit(seed=4, batch_size=16)
+    assert r1.loss_curve != r3.loss_curve
+
+
+def test_full_batch_matches_manual_gradient_descent():
+    X, y = _problem(n=50)
+    net = make_mlp(3, (), 1, generator=make_generator(0))
+    manual = make_mlp(3, (), 1, generator=make_generator(0))
+    opt = make_optimizer(net.parameters(), "sgd", learning_rate=0.1)
+    train_minibatches(net, lambda idx: ((net(X[idx]) - y[idx]) ** 2).mean(), len(X),
+                      optimizer=opt, generator=make_generator(0), max_epochs=5)
+    w, b = manual[0].weight.detach().clone(), manual[0].bias.detach().clone()
+    for _ in range(5):
+        resid = X @ w.T + b - y
+        gw = 2 * (resid * X).mean(0, keepdim=True)
+        gb = 2 * resid.mean(0)
+        w, b = w - 0.1 * gw, b - 0.1 * gb
+    torch.testing.assert_close(net[0].weight.detach(), w)
+
+
+def test_minibatch_indices_cover_all_rows_and_merge_remainder():
+    batches = minibatch_indices(103, 25, make_generator(0), min_last=4)
+    sizes = [len(b) for b in batches]
+    assert sizes == [25, 25, 25, 28]
+    assert sorted(torch.cat(batches).tolist()) == list(range(103))
+    assert [len(b) for b in minibatch_indices(10, None, make_generator(0))] == [10]
+    assert [len(b) for b in minibatch_indices(10, 64, make_generator(0))] == [10]
+
+
+def test_validation_split_stratified_and_disjoint():
+    labels = np.r_[np.zeros(80), np.ones(20)]
+    train, val = validation_split(100, 0.2, make_generator(0), stratify=labels)
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == 100
+    assert (labels[val] == 1).sum() == 4 and (labels[val] == 0).sum() == 16
+    with pytest.raises(ValueError, match="validation_fraction"):
+        validation_split(10, 1.5, make_generator(0))
+
+
+def test_early_stopping_restores_best_weights():
+    X, y = _problem()
+    Xv, yv = _problem(seed=1)
+    net = make_mlp(3, (), 1, generator=make_generator(0))
+    opt = make_optimizer(net.parameters(), "adam", learning_rate=0.05)
+    snapshots = {}
+
+    def validate():
+        with torch.no_grad():
+            score = -float(((net(Xv) - yv) ** 2).mean())
+        snapshots[len(snapshots)] = (score, net[0].weight.detach().clone())
+        return score
+
+    result = train_minibatches(
+        net, lambda idx: ((net(X[idx]) - y[idx]) ** 2).mean(), len(X), optimizer=opt,
+        generator=make_generator(0), max_epochs=500, batch_size=20, validate=validate,
+        early_stopping=True, n_iter_no_change=5, tol=1e-3,
+    )
+    assert result.stopped_early and result.n_iter < 500
+    best = int(np.argmax(result.validation_scores))
+    assert result.validation_iterations[best] == result.best_iteration
+    torch.testing.assert_close(net[0].weight.detach(), snapshots[best][1])
+    assert result.best_score == pytest.approx(max(result.validation_scores))
+
+
+def test_min_iter_delays_early_stopping():
+    _, result = _fit(max_epochs=100, early_stopping=True, n_iter_no_change=1, tol=10.0,
+                     min_iter=40)
+    assert result.stopped_early and result.n_iter >= 40
+
+
+def test_nonfinite_loss_stops_and_restores_or_raises():
+    net = make_mlp(2, (), 1, generator=make_generator(0))
+    losses = iter([1.0, 0.5, math.nan])
+
+    def step(_):
+        return next(losses)
+
+    with pytest.warns(ConvergenceWarning, match="Non-finite"):
+        result = run_training(step, max_iter=3, model=net, early_stopping=True)
+    assert result.n_nonfinite == 1 and result.n_iter == 3
+    with pytest.raises(FloatingPointError):
+        run_training(lambda _: math.inf, max_iter=3, model=net)
+
+
+def test_skip_nonfinite_steps_counts_them():
+    X, y = _problem(n=40)
+    net = make_mlp(3, (), 1, generator=make_generator(0))
+    opt = make_optimizer(net.parameters(), "adam", learning_rate=0.01)
+    calls = {"n": 0}
+
+    def loss(idx):
+        calls["n"] += 1
+        value = ((net(X[idx]) - y[idx]) ** 2).mean()
+        return value * math.nan if calls["n"] % 3 == 0 else value
+
+    result = train_minibatches(net, loss, len(X), optimizer=opt, generator=make_generator(0),
+                               max_epochs=3, batch_size=10, skip_nonfinite=True)
+    assert result.n_nonfinite == 4  # 12 steps, every third skipped
+    assert all(math.isfinite(v) for v in result.loss_curve)
+
+
+def test_named_terms_and_callback():
+    X, y = _problem(n=40)
+    net = make_mlp(3, (), 1, generator=make_generator(0))
+    opt = make_optimizer(net.parameters(), "momentum", learning_rate=0.01)
+
+    def loss(idx):
+        mse = ((net(X[idx]) - y[idx]) ** 2).mean()
+        penalty = net[0].weight.square().sum()
+        return {"loss": mse + 0.1 * penalty, "mse": mse, "penalty": penalty}
+
+    result = train_minibatches(net, loss, len(X), optimizer=opt, generator=make_generator(0),
+                               max_epochs=10, callback=lambda it, res: it >= 4)
+    assert result.n_iter == 4
+    assert set(result.loss_terms) == {"mse", "penalty"}
+    assert len(result.loss_terms["mse"]) == 4
+
+
+def test_eval_every_buffers_losses():
+    seen = []
+    result = run_training(lambda i: torch.tensor(float(i)), max_iter=7, eval_every=3,
+                          validate=lambda: seen.append(1) or 0.0)
+    assert result.loss_curve == [0, 1, 2, 3, 4, 5, 6]
+    assert result.validation_iterations == [0, 3, 6, 7]
+
+
+def test_make_optimizer_names():
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    assert isinstance(make_optimizer(p, "adamw"), torch.optim.AdamW)
+    with pytest.raises(ValueError, match="solver"):
+        make_optimizer(p, "lbfgs-ish")
+
+
+def test_progress_bar_only_when_verbose(capsys):
+    assert progress_bar(10, verbose=0) is None
+    bar = progress_bar(3, verbose=1, desc="fit")
+    assert bar is not None
+    bar.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _fit(max_epochs=3, verbose=1, desc="tiny")
