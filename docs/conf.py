@@ -31,7 +31,6 @@ numpydoc_validation_checks = set()
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "generated/*.examples"]
 html_theme = "alabaster"
-mathjax_path = ""  # no CDN: formulas stay as TeX source offline
 nitpicky = False
 
 sphinx_gallery_conf = {
