@@ -65,7 +65,8 @@ def main(argv=None):
             traceback.print_exc()
         print(f"[{family}] done in {time.perf_counter() - start:.1f} s", flush=True)
 
-    header = f"{'family':<11}{'check':<44}{'max|diff|':>11}{'cpu s':>9}{'dev s':>9}{'speed-up':>9}  ok"
+    header = (f"{'family':<11}{'check':<44}{'max|diff|':>11}{'cpu s':>9}{'dev s':>9}"
+              f"{'speed-up':>9}  ok")
     print(header)
     print("-" * len(header))
     for r in rows:
