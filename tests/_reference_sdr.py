@@ -11,18 +11,15 @@ def naive_fccov(U, D, matrix=False):
     M = np.zeros((d, d))
     for k in range(n):
         for l in range(n):
-            m = np.zeros(d)
-            for i in range(n):
-                if D[i, k] <= D[l, k]:
-                    m += Uc[i]
-            m /= n
+            inside = D[:, k] <= D[l, k]  # delta_ikl for every i
+            m = Uc[inside].sum(0) / n
             M += np.outer(m, m)
     M /= n * n
     return M if matrix else np.trace(M)
 
 
 def naive_ball_kernel(D):
-    """K_ij = (1/n^2)(1/n^2) * n^2 ... = (1/n^2) sum_{k,l} delta_ikl delta_jkl / n^2."""
+    """K_ij = (1/n^2) sum_{k,l} delta_ikl delta_jkl / n^2 (the 1/n^2 of K times counts)."""
     n = len(D)
     K = np.zeros((n, n))
     for i in range(n):

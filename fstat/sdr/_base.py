@@ -18,6 +18,8 @@ def check_xy(estimator, X, y, *, reset=True):
             f"{type(estimator).__name__} requires y to be passed, but the target y is None."
         )
     X = validate_data(estimator, X, reset=reset, dtype=np.float64)
+    if not hasattr(y, "__len__"):
+        y = np.asarray(y)
     n_y = np.shape(y)[0] if hasattr(y, "shape") else len(y)
     if n_y != X.shape[0]:
         raise ValueError(
