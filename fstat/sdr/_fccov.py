@@ -49,16 +49,17 @@ def cumsum_terms(ranks, U, *, matrix=False):
     """
     n, d = U.shape
     total = U.new_zeros((d, d) if matrix else ())
+    Ut = U.T.contiguous()  # (d, n): gather per coordinate, no (c, n, d) reshuffle
     for order, _, weight in ranks.chunks:
         w = weight.to(U.dtype)
         step = _chunk(n, U.device, width=max(1, d))
         for start in range(0, order.shape[0], step):
-            C = torch.cumsum(U[order[start:start + step]], dim=1) / n  # (c, n, d)
+            C = torch.cumsum(Ut[:, order[start:start + step]], dim=2) / n  # (d, c, n)
             wc = w[start:start + step]
             if matrix:
-                total = total + torch.einsum("cr,crd,cre->de", wc, C, C)
+                total = total + torch.einsum("cr,dcr,ecr->de", wc, C, C)
             else:
-                total = total + (wc * C.square().sum(-1)).sum()
+                total = total + (wc * C.square().sum(0)).sum()
     return total
 
 

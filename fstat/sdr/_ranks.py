@@ -86,6 +86,23 @@ def _interval_sort(y, centers):
     return dist, order
 
 
+def _tie_groups(s):
+    """First and last sorted index of each position's tie group (rows sorted ascending).
+
+    Equivalent to ``searchsorted(s, s, "left")`` and ``searchsorted(s, s, "right") - 1``,
+    by running maxima/minima of the group boundaries (linear time).
+    """
+    c, n = s.shape
+    positions = torch.arange(n, device=s.device).expand(c, n)
+    change = s[:, 1:] != s[:, :-1]
+    true = torch.ones(c, 1, dtype=torch.bool, device=s.device)
+    starts = torch.cat([true, change], dim=1)
+    ends = torch.cat([change, true], dim=1)
+    first = torch.cummax(torch.where(starts, positions, 0), dim=1).values
+    last_rev = torch.cummin(torch.where(ends, positions, n).flip(1), dim=1).values
+    return first, last_rev.flip(1)
+
+
 def ball_ranks(response, device, *, centers=None, route="auto"):
     """Orders, tie-group starts and ball-end weights for ``centers`` (default: all).
 
@@ -114,8 +131,7 @@ def ball_ranks(response, device, *, centers=None, route="auto"):
             s, order = torch.from_numpy(s).to(device), torch.from_numpy(order).to(device)
         else:
             s, order = torch.sort(D[torch.from_numpy(block).to(device)], dim=1, stable=True)
-        first = torch.searchsorted(s, s, side="left")
-        last = torch.searchsorted(s, s, side="right") - 1
+        first, last = _tie_groups(s)
         weight = torch.zeros(s.shape, dtype=torch.int32, device=device)
         weight.scatter_add_(1, last, torch.ones_like(weight))
         chunks.append((order, first, weight))
