@@ -236,7 +236,8 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         sizes = tuple(self.hidden_layer_sizes)
         if any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1 for h in sizes):
             raise ValueError(
-                f"hidden_layer_sizes must contain positive integers; got {self.hidden_layer_sizes!r}."
+                "hidden_layer_sizes must contain positive integers; got "
+                f"{self.hidden_layer_sizes!r}."
             )
         return sizes
 
@@ -476,7 +477,8 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         bad = ~np.isfinite(Z).all(axis=1)
         if bad.any():
             raise FloatingPointError(
-                f"transform produced non-finite values for rows {np.flatnonzero(bad)[:10].tolist()}."
+                "transform produced non-finite values for rows "
+                f"{np.flatnonzero(bad)[:10].tolist()}."
             )
         return Z
 
