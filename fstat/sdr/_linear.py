@@ -61,7 +61,7 @@ class LinearFCCov(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
     >>> y = X[:, 0] + X[:, 1] + 0.2 * rng.standard_normal(300)
     >>> est = LinearFCCov(device="cpu").fit(X, y)
     >>> b = est.directions_[:, 0] / np.linalg.norm(est.directions_[:, 0])
-    >>> round(abs(b[0] + b[1]) / np.sqrt(2), 2)
+    >>> round(float(abs(b[0] + b[1]) / np.sqrt(2)), 2)
     1.0
     """
 
