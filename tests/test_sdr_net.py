@@ -262,3 +262,14 @@ def test_bad_input(data):
         est.transform(bad)
     with pytest.raises(ValueError, match="features"):
         est.transform(X[:, :3])
+
+
+def test_size_guards():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20001, 2))
+    y = rng.standard_normal(20001)
+    with pytest.raises(ValueError, match="set batch_size"):
+        FCCovNet(early_stopping=False, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="use minibatch_ranks='batch'"):
+        FCCovNet(early_stopping=False, batch_size=512, minibatch_ranks="global",
+                 device="cpu").fit(X, y)

@@ -26,7 +26,8 @@ __all__ = ["BallRanks", "ball_ranks", "counts_from_ranks", "kernel_from_counts",
 
 
 def _chunk(n, device, width=1):
-    budget = 2**28 if torch.device(device).type == "cuda" else 2**25
+    """Rows per block so that a block holds at most ~2**20 (CPU) / 2**26 (CUDA) x width."""
+    budget = 2**26 if torch.device(device).type == "cuda" else 2**20
     return max(1, min(n, budget // max(1, n * width)))
 
 
@@ -41,7 +42,7 @@ class BallRanks:
     centers : LongTensor
         Centre indices (all n, or a sampled subset).
     chunks : list of (order, first, weight)
-        ``order`` (c, n) int64 sorted point indices, ``first`` (c, n) int64 first index of
+        ``order`` (c, n) int64 sorted point indices, ``first`` (c, n) int32 first index of
         the tie group at each sorted position, ``weight`` (c, n) int32 ball-end weights.
     """
 
@@ -122,7 +123,7 @@ def ball_ranks(response, device, *, centers=None, route="auto"):
         route = "interval" if response.is_scalar_euclidean and device.type == "cpu" else "sort"
     D = None if route == "interval" else response.pairwise(device)
     y = response.data[:, 0] if route == "interval" else None
-    step = _chunk(n, device, width=4)
+    step = _chunk(n, device)
     chunks = []
     for start in range(0, len(centers), step):
         block = centers[start:start + step]
@@ -132,6 +133,7 @@ def ball_ranks(response, device, *, centers=None, route="auto"):
         else:
             s, order = torch.sort(D[torch.from_numpy(block).to(device)], dim=1, stable=True)
         first, last = _tie_groups(s)
+        first = first.to(torch.int32)
         weight = torch.zeros(s.shape, dtype=torch.int32, device=device)
         weight.scatter_add_(1, last, torch.ones_like(weight))
         chunks.append((order, first, weight))
