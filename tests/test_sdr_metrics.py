@@ -157,3 +157,10 @@ def test_slightly_asymmetric_precomputed_is_symmetrised():
     noisy = D + 1e-12 * np.triu(rng.random((8, 8)), 1)
     out = pairwise_response_distances(noisy, "precomputed", **CPU)
     assert np.array_equal(out, out.T)
+
+
+def test_callable_metric_warns_for_large_n():
+    from fstat.sdr._metrics import check_response
+
+    with pytest.warns(UserWarning, match="Python-level metric calls"):
+        check_response(list(range(5001)), lambda a, b: abs(a - b))

@@ -273,3 +273,10 @@ def test_size_guards():
     with pytest.raises(ValueError, match="use minibatch_ranks='batch'"):
         FCCovNet(early_stopping=False, batch_size=512, minibatch_ranks="global",
                  device="cpu").fit(X, y)
+
+
+def test_verbose_two_prints_validation_checks(data, capsys):
+    X, y = data
+    _quiet(FCCovNet(**{**FAST, "max_epochs": 20, "eval_every": 10, "verbose": 2}), X, y)
+    out = capsys.readouterr().out
+    assert "validation check 0" in out and "validation check 2" in out

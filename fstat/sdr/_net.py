@@ -335,8 +335,13 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 Z = _whiten(F)
             except FloatingPointError:
                 return -np.inf
-            return float(loss(Z))
+            score = float(loss(Z))
+            if self.verbose >= 2:
+                checks[0] += 1
+                print(f"FCCovNet validation check {checks[0] - 1}: score {score:.6g}")
+            return score
 
+        checks = [0]
         return validate
 
     # ------------------------------------------------------------------ fit
