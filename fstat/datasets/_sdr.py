@@ -37,7 +37,7 @@ def make_frechet_sdr(model="M1", n_samples=500, n_features=10, *, noise=None, co
 
     - ``"M1"`` (euclidean, d0=1): h = x1^2 + x2^2, Y = h + sigma eps, eps ~ N(0, 1),
       sigma = 0.5. ``"M1c"``: eps standard Cauchy. ``"M1o"``: M1 with a fraction
-      ``contamination`` of rows shifted by 100 (1 + |C|), C standard Cauchy.
+      ``contamination`` of rows shifted by ``100 (1 + |C|)``, C standard Cauchy.
     - ``"M2"`` (wasserstein, d0=2): h1 = sin x1 + x2^2, h2 = x3 x4; Y_i = quantiles of
       N(mu_i, s_i^2) on t_j = (j - 1/2)/m with mu = h1 + sigma e1,
       s = exp(tanh(h2)/2 + sigma e2/2), sigma = 0.2. ``"M2o"``: contaminated rows get

@@ -339,21 +339,21 @@ def ball_kernel(Y, *, metric="euclidean", metric_params=None, statistic="V", n_c
 def pairwise_response_distances(Y, metric="euclidean", *, metric_params=None, device="auto"):
     """Response distance matrix in float64 (exactly symmetric, zero diagonal).
 
-    ============== ================================ ===========================================
-    metric         y                                distance
-    ============== ================================ ===========================================
-    euclidean      (n,) or (n, q)                   |y - y'|_2
-    precomputed    (n, n)                           D itself (validated, symmetrised)
-    discrete       (n,) or (n, q) labels            1{y != y'} (rows compared entirely)
-    wasserstein    (n, m) quantiles / samples       (mean_j |q_j - q'_j|^p)^(1/p) of sorted rows
-    sphere         (n, q) unit rows                 2 asin(|y - y'| / 2) (alias "geodesic")
-    chordal        (n, q) unit rows                 |y - y'|_2
-    spd_frobenius  (n, q, q) SPD                    |A - B|_F
-    log_euclidean  (n, q, q) SPD                    |log A - log B|_F
-    affine_invar.  (n, q, q) SPD                    (sum_r log^2 lambda_r(A^-1 B))^(1/2)
-    power          (n, q, q) SPD                    |A^a - B^a|_F / |a|
-    callable       sequence of n objects            metric(a, b, **metric_params)
-    ============== ================================ ===========================================
+    ================ ========================== =============================================
+    metric           y                          distance
+    ================ ========================== =============================================
+    euclidean        (n,) or (n, q)             ``||y - y'||_2``
+    precomputed      (n, n)                     D itself (validated, symmetrised)
+    discrete         (n,) or (n, q) labels      ``1{y != y'}`` (rows compared entirely)
+    wasserstein      (n, m) quantiles/samples   ``(mean_j |q_j - q'_j|^p)^(1/p)``, sorted rows
+    sphere           (n, q) unit rows           ``2 asin(||y - y'|| / 2)`` (alias "geodesic")
+    chordal          (n, q) unit rows           ``||y - y'||_2``
+    spd_frobenius    (n, q, q) SPD              ``||A - B||_F``
+    log_euclidean    (n, q, q) SPD              ``||log A - log B||_F``
+    affine_invariant (n, q, q) SPD              ``(sum_r log^2 lambda_r(A^-1 B))^(1/2)``
+    power            (n, q, q) SPD              ``||A^a - B^a||_F / |a|``
+    callable         sequence of n objects      ``metric(a, b, **metric_params)``
+    ================ ========================== =============================================
 
     Parameters
     ----------
