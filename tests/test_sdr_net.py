@@ -280,3 +280,13 @@ def test_verbose_two_prints_validation_checks(data, capsys):
     _quiet(FCCovNet(**{**FAST, "max_epochs": 20, "eval_every": 10, "verbose": 2}), X, y)
     out = capsys.readouterr().out
     assert "validation check 0" in out and "validation check 2" in out
+
+
+@pytest.mark.filterwarnings("ignore:training stalled")
+def test_non_finite_loss(data):
+    X, y = data
+    with pytest.raises(FloatingPointError, match="reduce learning_rate"):
+        FCCovNet(**{**FAST, "early_stopping": False, "learning_rate": 1e15}).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match="Non-finite loss"):
+        est = FCCovNet(**{**FAST, "learning_rate": 1e15, "eval_every": 1}).fit(X, y)
+    assert np.isfinite(est.transform(X)).all()
