@@ -60,3 +60,9 @@ def test_bad_input():
         LinearFCCov(device="cpu").fit(X[:3], y[:3])
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         LinearFCCov(device="cpu").fit(X, y[:10])
+
+
+def test_constant_response_warns():
+    X, _ = _data(n=30, p=3)
+    with pytest.warns(UserWarning, match="all response distances are equal"):
+        LinearFCCov(device="cpu").fit(X, np.ones(30))

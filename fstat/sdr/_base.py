@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .._sklearn_compat import StrOptions, check_is_fitted, validate_data
@@ -28,6 +30,9 @@ def check_xy(estimator, X, y, *, reset=True):
         )
     check_min_n(X.shape[0], "X")
     response = check_response(y, estimator.metric, estimator.metric_params)
+    if reset and response.all_equal():
+        warnings.warn("all response distances are equal (constant y): FCCov is 0 for every "
+                      "summary, so the fit carries no information.", UserWarning, stacklevel=3)
     return X, response
 
 
