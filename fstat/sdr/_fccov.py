@@ -181,7 +181,7 @@ def _evaluate(Ut, response, device, *, statistic="V", method="auto", n_centers=N
         value = class_mean_terms(codes, n_classes, Uc, matrix=matrix)
         v_n = discrete_variance(codes, n_classes) if normalize else None
     else:
-        ranks = ball_ranks(response, device, centers=centers)
+        ranks = ball_ranks(response, device, centers=centers, counts=method == "kernel")
         m = ranks.n_centers
         if method == "kernel":
             K = kernel_from_counts(counts_from_ranks(ranks), n)
@@ -421,5 +421,5 @@ def batch_fccov(response, index, U, device):
     if sub.is_discrete:
         codes, n_classes = class_codes(sub, device)
         return class_mean_terms(codes, n_classes, Uc)
-    ranks = ball_ranks(sub, device)
+    ranks = ball_ranks(sub, device, counts=False)
     return cumsum_terms(ranks, Uc) / (sub.n * sub.n)

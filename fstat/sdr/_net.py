@@ -303,7 +303,7 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 stacklevel=3)
         ranks = ball_ranks(response, device, centers=centers)
         if solver == "cumsum":
-            return CumsumLoss(ranks), "cumsum"
+            return CumsumLoss(ranks), "cumsum"  # (tie starts kept: negligible next to K)
         K = kernel_from_counts(counts_from_ranks(ranks), n)
         return KernelLoss(K.to(dtype)), "kernel"
 
@@ -321,7 +321,7 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         elif response.is_discrete:
             loss = ClassMeansLoss(*class_codes(response, device))
         else:
-            loss = CumsumLoss(ball_ranks(response, device))
+            loss = CumsumLoss(ball_ranks(response, device, counts=False))
 
         def validate():
             was_training = net.training

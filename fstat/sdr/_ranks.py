@@ -87,7 +87,7 @@ def _interval_sort(y, centers):
     return dist, order
 
 
-def _tie_groups(s):
+def _tie_groups(s, *, first=True):
     """First and last sorted index of each position's tie group (rows sorted ascending).
 
     Equivalent to ``searchsorted(s, s, "left")`` and ``searchsorted(s, s, "right") - 1``,
@@ -99,12 +99,15 @@ def _tie_groups(s):
     true = torch.ones(c, 1, dtype=torch.bool, device=s.device)
     starts = torch.cat([true, change], dim=1)
     ends = torch.cat([change, true], dim=1)
-    first = torch.cummax(torch.where(starts, positions, 0), dim=1).values
+    if first:
+        first = torch.cummax(torch.where(starts, positions, 0), dim=1).values
+    else:
+        first = None
     last_rev = torch.cummin(torch.where(ends, positions, n).flip(1), dim=1).values
     return first, last_rev.flip(1)
 
 
-def ball_ranks(response, device, *, centers=None, route="auto"):
+def ball_ranks(response, device, *, centers=None, route="auto", counts=True):
     """Orders, tie-group starts and ball-end weights for ``centers`` (default: all).
 
     Parameters
@@ -115,6 +118,9 @@ def ball_ranks(response, device, *, centers=None, route="auto"):
     route : {"auto", "sort", "interval"}
         ``"interval"`` (R2) needs a scalar Euclidean response and runs on CPU;
         ``"auto"`` uses it there, and the batched sort (R1) otherwise.
+    counts : bool, default=True
+        Also keep the tie-group starts needed by :func:`counts_from_ranks` (the cumsum
+        evaluation does not need them).
     """
     device = torch.device(device)
     n = response.n
@@ -132,8 +138,9 @@ def ball_ranks(response, device, *, centers=None, route="auto"):
             s, order = torch.from_numpy(s).to(device), torch.from_numpy(order).to(device)
         else:
             s, order = torch.sort(D[torch.from_numpy(block).to(device)], dim=1, stable=True)
-        first, last = _tie_groups(s)
-        first = first.to(torch.int32)
+        first, last = _tie_groups(s, first=counts)
+        if counts:
+            first = first.to(torch.int32)
         weight = torch.zeros(s.shape, dtype=torch.int32, device=device)
         weight.scatter_add_(1, last, torch.ones_like(weight))
         chunks.append((order, first, weight))
@@ -144,6 +151,8 @@ def counts_from_ranks(ranks):
     """The (n_centers, n) int32 count matrix c[k, i] = #{l : d_lk >= d_ik}."""
     rows = []
     for order, first, _ in ranks.chunks:
+        if first is None:
+            raise ValueError("these ranks were built with counts=False")
         c = torch.empty(order.shape, dtype=torch.int32, device=order.device)
         c.scatter_(1, order, (ranks.n - first).to(torch.int32))
         rows.append(c)
