@@ -290,3 +290,21 @@ def test_non_finite_loss(data):
     with pytest.warns(ConvergenceWarning, match="Non-finite loss"):
         est = FCCovNet(**{**FAST, "learning_rate": 1e15, "eval_every": 1}).fit(X, y)
     assert np.isfinite(est.transform(X)).all()
+
+
+def tiny_architecture(n_features_in, n_components, generator):
+    from fstat._nn import reset_parameters
+
+    net = torch.nn.Sequential(torch.nn.Linear(n_features_in, 6), torch.nn.Tanh(),
+                              torch.nn.Linear(6, n_components))
+    return reset_parameters(net.double(), generator)
+
+
+def test_custom_architecture(data):
+    X, y = data
+    a = _quiet(FCCovNet(architecture=tiny_architecture, **FAST), X, y)
+    b = _quiet(FCCovNet(architecture=tiny_architecture, **FAST), X, y)
+    assert np.array_equal(a.transform(X), b.transform(X))
+    again = pickle.loads(pickle.dumps(a))
+    assert np.array_equal(again.transform(X), a.transform(X))
+    assert isinstance(a.net_[1], torch.nn.Tanh)
