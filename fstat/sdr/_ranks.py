@@ -169,9 +169,12 @@ def kernel_from_counts(counts, n):
     r = C.sum(1)
     K = torch.empty(n, n, dtype=torch.float64, device=C.device)
     step = _chunk(n, C.device, width=max(1, m // 64))
-    for start in range(0, n, step):
-        L1 = torch.cdist(C[start:start + step], C, p=1)
-        K[start:start + step] = r[start:start + step, None] + r[None, :] - L1
+    for start in range(0, n, step):  # upper block-triangle only, mirrored (half the work)
+        stop = min(n, start + step)
+        L1 = torch.cdist(C[start:stop], C[start:], p=1)
+        block = r[start:stop, None] + r[None, start:] - L1
+        K[start:stop, start:] = block
+        K[start:, start:stop] = block.T
     return K / (2.0 * m * n)
 
 
