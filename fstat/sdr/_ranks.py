@@ -28,7 +28,7 @@ __all__ = ["BallRanks", "ball_ranks", "counts_from_ranks", "kernel_from_counts",
 def _chunk(n, device, width=1):
     """Rows per block so that a block holds at most ~2**20 (CPU) / 2**26 (CUDA) x width."""
     budget = 2**26 if torch.device(device).type == "cuda" else 2**20
-    return max(1, min(n, budget // max(1, n * width)))
+    return max(1, min(n, int(budget // max(1, n * width))))
 
 
 @dataclass
@@ -60,31 +60,35 @@ class BallRanks:
 
 
 def _interval_sort(y, centers):
-    """R2: per-centre sorted distances of scalar data by two pointers (numpy, CPU)."""
+    """R2: per-centre sorted distances of scalar data by two pointers (numpy, CPU).
+
+    All centres advance in lock-step through the globally sorted data, taking the nearer
+    neighbour (the left one on equal distance); distances are ``y_k - y_left`` and
+    ``y_right - y_k``, the same floating-point values as ``|y_i - y_k|``.
+    """
     n = len(y)
     g = np.argsort(y, kind="stable")
-    ys = y[g]
+    padded = np.concatenate([[-np.inf], y[g], [np.inf]])  # index shift of one
     pos = np.empty(n, dtype=np.int64)
     pos[g] = np.arange(n)
-    c = len(centers)
+    g_padded = np.concatenate([[0], g, [0]])
     yk = y[centers]
-    left = pos[centers] - 1
-    right = pos[centers] + 1
-    order = np.empty((c, n), dtype=np.int64)
-    dist = np.empty((c, n), dtype=np.float64)
-    order[:, 0] = centers
-    dist[:, 0] = 0.0
-    ys_pad = np.concatenate([ys, [np.inf]])
+    left = pos[centers].copy()  # padded index of the next left candidate
+    right = pos[centers] + 2  # padded index of the next right candidate
+    order = np.empty((n, len(centers)), dtype=np.int64)  # step-major: contiguous writes
+    dist = np.empty((n, len(centers)), dtype=np.float64)
+    order[0] = centers
+    dist[0] = 0.0
     for t in range(1, n):
-        dl = np.where(left >= 0, yk - ys[np.maximum(left, 0)], np.inf)
-        dr = ys_pad[np.minimum(right, n)] - yk
+        dl = yk - padded[left]
+        dr = padded[right] - yk
         take_left = dl <= dr
         idx = np.where(take_left, left, right)
-        order[:, t] = g[idx]
-        dist[:, t] = np.where(take_left, dl, dr)
+        order[t] = g_padded[idx]
+        np.minimum(dl, dr, out=dist[t])
         left -= take_left
         right += ~take_left
-    return dist, order
+    return dist.T, order.T
 
 
 def _tie_groups(s, *, first=True):
@@ -129,13 +133,14 @@ def ball_ranks(response, device, *, centers=None, route="auto", counts=True):
         route = "interval" if response.is_scalar_euclidean and device.type == "cpu" else "sort"
     D = None if route == "interval" else response.pairwise(device)
     y = response.data[:, 0] if route == "interval" else None
-    step = _chunk(n, device)
+    step = _chunk(n, device, width=1 if route == "sort" else 0.5)
     chunks = []
     for start in range(0, len(centers), step):
         block = centers[start:start + step]
         if route == "interval":
             s, order = _interval_sort(y, block)
-            s, order = torch.from_numpy(s).to(device), torch.from_numpy(order).to(device)
+            s = torch.from_numpy(np.ascontiguousarray(s)).to(device)
+            order = torch.from_numpy(np.ascontiguousarray(order)).to(device)
         else:
             s, order = torch.sort(D[torch.from_numpy(block).to(device)], dim=1, stable=True)
         first, last = _tie_groups(s, first=counts)
