@@ -308,3 +308,13 @@ def test_custom_architecture(data):
     again = pickle.loads(pickle.dumps(a))
     assert np.array_equal(again.transform(X), a.transform(X))
     assert isinstance(a.net_[1], torch.nn.Tanh)
+
+
+def test_transform_falls_back_to_cpu(data):
+    X, y = data
+    est = _quiet(FCCovNet(**FAST), X, y)
+    Z = est.transform(X)
+    est.device_ = "cuda:7"  # as if fitted on a GPU that this machine lacks
+    if torch.cuda.device_count() <= 7:
+        with pytest.warns(UserWarning, match="not available here"):
+            assert np.array_equal(est.transform(X), Z)

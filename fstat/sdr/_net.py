@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from numbers import Integral, Real
@@ -139,7 +140,8 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     Attributes
     ----------
     net_ : torch.nn.Module
-        The trained network (CPU, float64, eval mode).
+        The trained network (CPU, float64, eval mode). ``transform`` evaluates it on
+        ``device_`` when that device is available, else on the CPU with a warning.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
     x_mean_, x_scale_ : ndarray of shape (n_features,)
@@ -468,17 +470,32 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self.fccov_spectrum_ = values[order]
         self.fccov_ = float(self.fccov_spectrum_.sum())
 
-    def _net_forward(self, Xs):
+    def _forward_device(self):
+        """``device_`` when it is usable here, else CPU (with a warning for a lost GPU)."""
+        device = getattr(self, "device_", "cpu")
+        if device.startswith("cuda"):
+            if torch.cuda.is_available() and int(device.partition(":")[2] or 0) < (
+                    torch.cuda.device_count()):
+                return torch.device(device)
+            warnings.warn(f"the model was fitted on {device}, which is not available here; "
+                          "transforming on the CPU.", UserWarning, stacklevel=4)
+        return torch.device("cpu")
+
+    def _net_forward(self, Xs, device=None):
+        device = torch.device("cpu") if device is None else device
+        net = self.net_ if device.type == "cpu" else copy.deepcopy(self.net_).to(device)
         out = []
         with torch.no_grad():
             for start in range(0, Xs.shape[0], 65536):
-                block = torch.tensor(Xs[start:start + 65536], dtype=torch.float64)
-                out.append(self.net_(block).reshape(len(block), -1))
+                block = torch.tensor(Xs[start:start + 65536], dtype=torch.float64,
+                                     device=device)
+                out.append(net(block).reshape(len(block), -1).cpu())
         return torch.cat(out) if out else torch.zeros(0, self.n_components, dtype=torch.float64)
 
     def _transform_array(self, X):
         Xs = (X - self.x_mean_) / self.x_scale_
-        Z = (self._net_forward(Xs).numpy() - self.out_mean_) @ self.whitening_
+        F = self._net_forward(Xs, self._forward_device()).numpy()
+        Z = (F - self.out_mean_) @ self.whitening_
         bad = ~np.isfinite(Z).all(axis=1)
         if bad.any():
             raise FloatingPointError(
