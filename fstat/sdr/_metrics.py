@@ -1,0 +1,331 @@
+"""Response metrics: validators and float64 distance builders (numpy in, torch out).
+
+Every metric is validated into a private :class:`Response` record holding the canonical
+data. Distances are computed in float64 by explicit differences (never the
+``|a|^2 + |b|^2 - 2ab`` expansion), so ``D`` is exactly symmetric with a zero diagonal and
+ties are not broken by rounding. Most metrics are Euclidean distances of a feature map
+(identity, flattened matrix logarithm or power, sorted quantiles), evaluated with
+``torch.cdist(..., compute_mode="donot_use_mm_for_euclid_dist")``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = ["METRICS", "Response", "check_response", "check_min_n"]
+
+METRICS = (
+    "euclidean", "precomputed", "discrete", "wasserstein", "sphere", "geodesic", "chordal",
+    "spd_frobenius", "log_euclidean", "affine_invariant", "power",
+)
+_SPD = ("spd_frobenius", "log_euclidean", "affine_invariant", "power")
+_PARAMS = {"wasserstein": {"p": 2.0}, "power": {"alpha": 0.5}}
+_CALLABLE_WARN_N = 5000
+
+
+def check_min_n(n, name="the response"):
+    """Raise the standard 'at least 4 samples' error."""
+    if n < 4:
+        raise ValueError(
+            f"FCCov needs at least 4 samples; got n_samples={n} in {name}."
+        )
+
+
+@dataclass
+class Response:
+    """A validated response: metric name, canonical data and parameters."""
+
+    metric: object
+    data: object
+    n: int
+    params: dict = field(default_factory=dict)
+
+    @property
+    def is_discrete(self):
+        return self.metric == "discrete"
+
+    @property
+    def is_scalar_euclidean(self):
+        return self.metric == "euclidean" and self.data.shape[1] == 1
+
+    def subset(self, idx):
+        """The response restricted to rows ``idx`` (precomputed: ``D[ix_(idx, idx)]``)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if self.metric == "precomputed":
+            data = self.data[np.ix_(idx, idx)]
+        elif callable(self.metric):
+            data = [self.data[i] for i in idx]
+        else:
+            data = self.data[idx]
+        return Response(self.metric, data, len(idx), dict(self.params))
+
+    def pairwise(self, device="cpu", rows=None):
+        """The n x n float64 distance matrix as a tensor on ``device``."""
+        if rows is not None:
+            return self.subset(rows).pairwise(device)
+        return _pairwise(self, torch.device(device))
+
+    def all_equal(self):
+        """True when every response distance is zero (constant response)."""
+        if self.metric == "discrete":
+            return bool(np.all(self.data == self.data[0]))
+        if self.metric == "precomputed":
+            return bool(np.all(self.data == 0))
+        if callable(self.metric):
+            return False
+        return bool(np.all(self.data == self.data[:1]))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _numeric(Y, name="y"):
+    try:
+        array = np.array(Y, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric for this metric: {exc}") from exc
+    if not np.all(np.isfinite(array)):
+        kind = "NaN" if np.isnan(array).any() else "infinity"
+        raise ValueError(f"y contains {kind}; the response must be finite.")
+    return array
+
+
+def _check_params(metric, metric_params):
+    params = dict(metric_params or {})
+    if callable(metric):
+        return params
+    accepted = _PARAMS.get(metric, {})
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"metric_params {unknown} are not accepted by metric={metric!r}; accepted keys: "
+            f"{sorted(accepted) or 'none'}."
+        )
+    return {**accepted, **params}
+
+
+def _check_spd(array):
+    if array.ndim != 3 or array.shape[1] != array.shape[2]:
+        raise ValueError(
+            f"SPD metrics need y of shape (n, q, q) (symmetric positive definite matrices); "
+            f"got shape {array.shape}."
+        )
+    scale = np.abs(array).reshape(len(array), -1).max(axis=1)
+    asym = np.abs(array - array.transpose(0, 2, 1)).reshape(len(array), -1).max(axis=1)
+    bad = np.flatnonzero(asym > 1e-8 * np.maximum(scale, 1e-300))
+    if len(bad):
+        raise ValueError(f"y[{bad[0]}] is not symmetric (SPD metrics need symmetric matrices).")
+    array = 0.5 * (array + array.transpose(0, 2, 1))
+    lam_min = np.linalg.eigvalsh(array)[:, 0]
+    bad = np.flatnonzero(~(lam_min > 0))
+    if len(bad):
+        raise ValueError(
+            f"y[{bad[0]}] is not positive definite (smallest eigenvalue {lam_min[bad[0]]:.3g})."
+        )
+    return array
+
+
+def _check_sphere(array):
+    if array.ndim != 2 or array.shape[1] < 2:
+        raise ValueError(
+            f"sphere/chordal metrics need y of shape (n, q) with q >= 2 and unit norm rows; "
+            f"got shape {array.shape}."
+        )
+    norms = np.linalg.norm(array, axis=1)
+    dev = np.abs(norms - 1.0)
+    if np.any(dev > 1e-6):
+        worst = int(np.argmax(dev))
+        raise ValueError(
+            f"sphere/chordal metrics need rows of unit norm (within 1e-6); row {worst} has norm "
+            f"{norms[worst]:.8g}."
+        )
+    return array / norms[:, None]
+
+
+def _check_precomputed(Y):
+    array = np.asarray(Y)
+    if array.ndim != 2 or array.shape[0] != array.shape[1]:
+        raise ValueError(
+            f"metric='precomputed' needs a square (n, n) distance matrix; got shape "
+            f"{array.shape}. A precomputed matrix cannot be split: cross-validation splits "
+            "rows only; pass objects with a metric or a callable."
+        )
+    array = _numeric(array)
+    if np.any(array < 0):
+        raise ValueError("metric='precomputed': the distance matrix has negative entries.")
+    tol = 1e-8 * max(float(array.max()), 0.0)
+    if np.any(np.abs(np.diag(array)) > tol):
+        raise ValueError("metric='precomputed': the distance matrix has a non-zero diagonal.")
+    if np.any(np.abs(array - array.T) > tol):
+        raise ValueError("metric='precomputed': the distance matrix is not symmetric.")
+    array = 0.5 * (array + array.T)
+    np.fill_diagonal(array, 0.0)
+    return array
+
+
+def _discrete_codes(Y):
+    import pandas as pd
+
+    if isinstance(Y, pd.DataFrame | pd.Series):
+        Y = Y.to_numpy()
+    array = np.asarray(Y, dtype=object) if not isinstance(Y, np.ndarray) else Y
+    if array.ndim == 0 or array.ndim > 2:
+        raise ValueError(f"metric='discrete' needs y of shape (n,) or (n, q); got {array.shape}.")
+    if np.any(pd.isna(array)):
+        raise ValueError("y contains NaN labels; metric='discrete' needs complete labels.")
+    if array.ndim == 2:
+        keys = [tuple(row) for row in array.tolist()]
+    else:
+        keys = array.tolist()
+    codes, _ = pd.factorize(pd.Series(keys, dtype=object), sort=False)
+    return codes.astype(np.int64)
+
+
+def check_response(Y, metric="euclidean", metric_params=None):
+    """Validate ``Y`` for ``metric`` and return a :class:`Response`.
+
+    Raises
+    ------
+    ValueError
+        Unknown metric or parameter key, or data invalid for the metric.
+    """
+    import pandas as pd
+
+    if Y is None:
+        raise ValueError("y is None; FCCov needs a response.")
+    if isinstance(Y, pd.DataFrame | pd.Series):
+        Y = Y.to_numpy()
+    if not callable(metric) and metric not in METRICS:
+        raise ValueError(f"metric must be a callable or one of {list(METRICS)}; got {metric!r}.")
+    params = _check_params(metric, metric_params)
+    if callable(metric):
+        objects = list(Y)
+        check_min_n(len(objects))
+        if len(objects) > _CALLABLE_WARN_N:
+            warnings.warn(
+                f"metric is a callable and n={len(objects)}: n(n-1)/2 Python-level metric calls "
+                "will be slow; precompute distances or use a named metric.",
+                UserWarning, stacklevel=3,
+            )
+        return Response(metric, objects, len(objects), params)
+    metric = "sphere" if metric == "geodesic" else metric
+    if metric == "discrete":
+        data = _discrete_codes(Y)
+    elif metric == "precomputed":
+        data = _check_precomputed(Y)
+    elif metric == "wasserstein":
+        if params["p"] < 1:
+            raise ValueError(f"metric_params p must be >= 1 for wasserstein; got p={params['p']}.")
+        try:
+            data = _numeric(Y)
+        except ValueError as exc:
+            if "NaN" in str(exc) or "infinity" in str(exc):
+                raise
+            raise ValueError(
+                "wasserstein needs rectangular (n, m) quantile rows on a common grid; resample "
+                "ragged rows to a common grid."
+            ) from exc
+        if data.ndim == 1:
+            data = data[:, None]
+        if data.ndim != 2:
+            raise ValueError(
+                f"wasserstein needs a 2-D (n, m) array of quantiles on a common grid; got shape "
+                f"{data.shape}."
+            )
+        data = np.sort(data, axis=1)
+    else:
+        data = _numeric(Y)
+        if metric == "euclidean":
+            if data.ndim == 1:
+                data = data[:, None]
+            if data.ndim != 2:
+                raise ValueError(f"metric='euclidean' needs y of shape (n,) or (n, q); got "
+                                 f"{data.shape}.")
+        elif metric in ("sphere", "chordal"):
+            data = _check_sphere(data)
+        else:
+            data = _check_spd(data)
+            if metric == "power" and params["alpha"] == 0:
+                raise ValueError(
+                    "metric_params alpha must be non-zero for metric='power' (alpha -> 0 is "
+                    "metric='log_euclidean')."
+                )
+    check_min_n(len(data))
+    return Response(metric, data, len(data), params)
+
+
+# --------------------------------------------------------------------------- distances
+
+
+def _cdist(F, p=2.0):
+    return torch.cdist(F, F, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _spd_function(A, fn):
+    w, V = torch.linalg.eigh(A)
+    return (V * fn(w).unsqueeze(-2)) @ V.transpose(-1, -2)
+
+
+def _affine_invariant(A):
+    n = A.shape[0]
+    D = torch.zeros(n, n, dtype=torch.float64, device=A.device)
+    L = torch.linalg.cholesky(A)
+    for i in range(n - 1):
+        B = A[i + 1:]
+        Li = L[i].expand_as(B)
+        X = torch.linalg.solve_triangular(Li, B, upper=False)
+        X = torch.linalg.solve_triangular(Li, X.transpose(-1, -2), upper=False)
+        lam = torch.linalg.eigvalsh(0.5 * (X + X.transpose(-1, -2)))
+        D[i, i + 1:] = torch.log(lam).square().sum(-1).sqrt()
+    return D + D.T
+
+
+def _callable(metric, objects, params):
+    n = len(objects)
+    D = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            value = float(metric(objects[i], objects[j], **params))
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(
+                    f"the callable metric returned {value!r} for the pair (i, j) = ({i}, {j}); "
+                    "distances must be finite and >= 0."
+                )
+            D[i, j] = value
+    return D + D.T
+
+
+def _pairwise(response, device):
+    metric, data = response.metric, response.data
+    if callable(metric):
+        return torch.tensor(_callable(metric, data, response.params), device=device)
+    if metric == "precomputed":
+        return torch.tensor(data, dtype=torch.float64, device=device)
+    if metric == "discrete":
+        codes = torch.tensor(data, device=device)
+        return (codes[:, None] != codes[None, :]).to(torch.float64)
+    Y = torch.tensor(data, dtype=torch.float64, device=device)
+    if metric == "euclidean" and Y.shape[1] == 1:
+        return (Y[:, 0][:, None] - Y[:, 0][None, :]).abs()
+    if metric in ("euclidean", "chordal"):
+        return _cdist(Y)
+    if metric == "sphere":
+        return 2.0 * torch.asin(torch.clamp(_cdist(Y) / 2.0, max=1.0))
+    if metric == "wasserstein":
+        p = float(response.params["p"])
+        return _cdist(Y, p=p) / Y.shape[1] ** (1.0 / p)
+    n = Y.shape[0]
+    if metric == "spd_frobenius":
+        return _cdist(Y.reshape(n, -1))
+    if metric == "log_euclidean":
+        return _cdist(_spd_function(Y, torch.log).reshape(n, -1))
+    if metric == "power":
+        alpha = float(response.params["alpha"])
+        F = _spd_function(Y, lambda w: w ** alpha).reshape(n, -1)
+        return _cdist(F) / abs(alpha)
+    return _affine_invariant(Y)

@@ -1,0 +1,166 @@
+"""Response metrics against naive formulas; metric axioms; validation errors."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy.special import ndtri
+
+from fstat.sdr import fccov, pairwise_response_distances
+
+CPU = {"device": "cpu"}
+
+
+def _spd(rng, n, q=3):
+    A = rng.standard_normal((n, q, q))
+    return A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(q)
+
+
+def _naive(Y, fn):
+    n = len(Y)
+    D = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):  # arccos is inaccurate at 0: keep the diagonal exact
+            D[i, j] = D[j, i] = fn(Y[i], Y[j])
+    return D
+
+
+def _logm(A):
+    return np.real(scipy.linalg.logm(A))
+
+
+def _naive_cases(rng):
+    n = 12
+    S = _spd(rng, n)
+    Yv = rng.standard_normal((n, 3))
+    Ys = Yv / np.linalg.norm(Yv, axis=1, keepdims=True)
+    Q = np.sort(rng.standard_normal((n, 7)), axis=1)
+    frac = scipy.linalg.fractional_matrix_power
+    return [
+        ("euclidean", Yv, {}, lambda a, b: np.sqrt(np.sum((a - b) ** 2))),
+        ("chordal", Ys, {}, lambda a, b: np.sqrt(np.sum((a - b) ** 2))),
+        ("sphere", Ys, {}, lambda a, b: np.arccos(np.clip(a @ b, -1, 1))),
+        ("wasserstein", Q, {}, lambda a, b: np.sqrt(np.mean((a - b) ** 2))),
+        ("wasserstein", Q, {"p": 1}, lambda a, b: np.mean(np.abs(a - b))),
+        ("wasserstein", Q, {"p": 3}, lambda a, b: np.mean(np.abs(a - b) ** 3) ** (1 / 3)),
+        ("spd_frobenius", S, {}, lambda a, b: np.linalg.norm(a - b)),
+        ("log_euclidean", S, {}, lambda a, b: np.linalg.norm(_logm(a) - _logm(b))),
+        ("power", S, {"alpha": 0.3},
+         lambda a, b: np.linalg.norm(np.real(frac(a, 0.3) - frac(b, 0.3))) / 0.3),
+        ("affine_invariant", S, {},
+         lambda a, b: np.sqrt(np.sum(np.log(scipy.linalg.eigh(b, a, eigvals_only=True)) ** 2))),
+    ]
+
+
+def test_each_metric_equals_its_naive_formula():
+    rng = np.random.default_rng(0)
+    for metric, Y, params, fn in _naive_cases(rng):
+        D = pairwise_response_distances(Y, metric, metric_params=params, **CPU)
+        np.testing.assert_allclose(D, _naive(Y, fn), rtol=1e-10, atol=1e-10, err_msg=metric)
+        assert np.array_equal(D, D.T) and np.all(np.diag(D) == 0), metric
+    lab = np.array(["x", "y", "x", "z", "y", "x"])
+    D = pairwise_response_distances(lab, "discrete", **CPU)
+    np.testing.assert_array_equal(D, (lab[:, None] != lab[None]).astype(float))
+    rows = np.array([[0, 1], [0, 1], [1, 0], [0, 0]])
+    D = pairwise_response_distances(rows, "discrete", **CPU)
+    assert D[0, 1] == 0 and D[0, 2] == 1 and D[2, 3] == 1
+    objs = [np.arange(k + 1.0) for k in range(6)]
+    call = lambda a, b, scale=1.0: scale * abs(len(a) - len(b))  # noqa: E731
+    D = pairwise_response_distances(objs, call, metric_params={"scale": 2.0}, **CPU)
+    assert D[0, 5] == 10.0 and D[5, 0] == 10.0
+
+
+def test_triangle_inequality():
+    rng = np.random.default_rng(1)
+    for metric, Y, params, _ in _naive_cases(rng):
+        D = pairwise_response_distances(Y, metric, metric_params=params, **CPU)
+        i, j, k = rng.integers(0, len(Y), (3, 200))
+        assert np.all(D[i, k] <= D[i, j] + D[j, k] + 1e-10), metric
+
+
+def test_power_limits_and_affine_invariance():
+    rng = np.random.default_rng(2)
+    S = _spd(rng, 15)
+    frob = pairwise_response_distances(S, "spd_frobenius", **CPU)
+    np.testing.assert_allclose(pairwise_response_distances(
+        S, "power", metric_params={"alpha": 1.0}, **CPU), frob, rtol=1e-10, atol=1e-12)
+    logd = pairwise_response_distances(S, "log_euclidean", **CPU)
+    small = pairwise_response_distances(S, "power", metric_params={"alpha": 1e-4}, **CPU)
+    off = ~np.eye(15, dtype=bool)
+    assert np.max(np.abs(small[off] / logd[off] - 1)) < 1e-3
+    G = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+    moved = G @ S @ G.T
+    np.testing.assert_allclose(pairwise_response_distances(moved, "affine_invariant", **CPU),
+                               pairwise_response_distances(S, "affine_invariant", **CPU),
+                               rtol=1e-8, atol=1e-8)
+
+
+def test_wasserstein_gaussian_quantiles():
+    m = 51
+    z = ndtri((np.arange(1, m + 1) - 0.5) / m)
+    mu = np.array([0.0, 1.0, -2.0, 0.5])
+    s = np.array([1.0, 2.0, 0.5, 1.5])
+    Y = mu[:, None] + s[:, None] * z[None]
+    D = pairwise_response_distances(Y, "wasserstein", **CPU)
+    expected = np.sqrt((mu[:, None] - mu[None]) ** 2 + (s[:, None] - s[None]) ** 2
+                       * np.mean(z**2))
+    np.testing.assert_allclose(D, expected, rtol=1e-12, atol=1e-12)
+    rng = np.random.default_rng(3)
+    shuffled = Y.copy()
+    shuffled[1] = rng.permutation(shuffled[1])
+    np.testing.assert_array_equal(pairwise_response_distances(shuffled, "wasserstein", **CPU), D)
+
+
+def test_geodesic_is_accurate_for_small_angles():
+    t = 1e-7
+    Y = np.array([[1.0, 0.0], [np.cos(t), np.sin(t)], [0.0, 1.0], [-1.0, 0.0]])
+    D = pairwise_response_distances(Y, "geodesic", **CPU)
+    assert D[0, 1] == pytest.approx(t, rel=1e-8)
+    assert D[0, 3] == pytest.approx(np.pi, rel=1e-12)
+
+
+U6 = np.arange(6.0)
+
+
+@pytest.mark.parametrize(
+    "Y, metric, params, match",
+    [
+        (np.ones((6, 5)), "precomputed", None, "cross-validation splits rows only"),
+        (-np.ones((6, 6)) + np.eye(6), "precomputed", None, "negative"),
+        (np.ones((6, 6)), "precomputed", None, "diagonal"),
+        (np.triu(np.ones((6, 6)), 1), "precomputed", None, "symmetric"),
+        (np.ones((6, 1)), "sphere", None, "unit norm"),
+        (np.tile([[1.0, 0.1]], (6, 1)), "chordal", None, "unit norm.*row 0"),
+        (np.ones((6, 2, 3)), "spd_frobenius", None, "symmetric"),
+        (np.tile(np.array([[1.0, 0.5], [0.0, 1.0]]), (6, 1, 1)), "log_euclidean", None,
+         "symmetric"),
+        (np.tile(-np.eye(2), (6, 1, 1)), "affine_invariant", None, "positive definite"),
+        (np.tile(np.eye(2), (6, 1, 1)), "power", {"alpha": 0.0}, "alpha"),
+        (np.zeros((6, 2, 2, 2)), "wasserstein", None, "common grid"),
+        ([[1.0, 2.0], [1.0]] * 3, "wasserstein", None, "common grid"),
+        (np.zeros((6, 3)), "wasserstein", {"p": 0.5}, "p"),
+        (np.zeros((6, 3)), "wasserstein", {"q": 2}, "accepted keys"),
+        (np.array(["a", None, "b", "a", "b", "c"], dtype=object), "discrete", None, "NaN"),
+        (list(range(6)), lambda a, b: -1.0, None, r"\(i, j\) = \(0, 1\)"),
+        (list(range(6)), lambda a, b: np.nan, None, "pair"),
+        (np.zeros(6), "bogus", None, "metric must be"),
+    ],
+)
+def test_validation_errors(Y, metric, params, match):
+    with pytest.raises(ValueError, match=match):
+        fccov(U6, Y, metric=metric, metric_params=params, **CPU)
+
+
+def test_slightly_asymmetric_precomputed_is_symmetrised():
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal(8)
+    D = np.abs(y[:, None] - y[None])
+    noisy = D + 1e-12 * np.triu(rng.random((8, 8)), 1)
+    out = pairwise_response_distances(noisy, "precomputed", **CPU)
+    assert np.array_equal(out, out.T)
+
+
+def test_callable_metric_warns_for_large_n():
+    from fstat.sdr._metrics import check_response
+
+    with pytest.warns(UserWarning, match="Python-level metric calls"):
+        check_response(list(range(5001)), lambda a, b: abs(a - b))
