@@ -24,8 +24,10 @@ kernel_width
 
 from ._bandwidth import kernel_width
 from ._estimators import conditional_cs_divergence, cs_divergence, cs_mutual_information
+from ._regressor import CSIBRegressor
 
 __all__ = [
+    "CSIBRegressor",
     "conditional_cs_divergence",
     "cs_divergence",
     "cs_mutual_information",
