@@ -216,12 +216,11 @@ def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None):
             return 1.0
         D = sq_dists(X.to(torch.float64))
         iu = torch.triu_indices(n, n, offset=1, device=D.device)
-        dists = D[iu[0], iu[1]].sqrt()
-        median = float(torch.quantile(dists, 0.5)) if dists.numel() <= 2**24 else float(
-            np.median(dists.cpu().numpy())
-        )
+        sq = D[iu[0], iu[1]]
+        median = _median_of_sqrt(sq)
         if median > 0:
             return median
+        dists = sq.sqrt()
         positive = dists[dists > 0]
         if positive.numel() > 0:
             return float(positive.mean())
@@ -231,6 +230,21 @@ def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None):
         stacklevel=2,
     )
     return 1.0
+
+
+def _median_of_sqrt(sq):
+    """numpy's median of ``sqrt(sq)`` by order selection (``kthvalue``: O(m), not a sort).
+
+    The square root is monotone, so the middle order statistics of the squared values
+    give those of the distances; an even count averages the two middle distances.
+    """
+    m = sq.numel()
+    k = (m + 1) // 2  # 1-based rank of the lower middle value
+    lower = float(sq.kthvalue(k).values.sqrt())
+    if m % 2:
+        return lower
+    upper = float(sq.kthvalue(k + 1).values.sqrt())
+    return 0.5 * (lower + upper)
 
 
 def silverman_width(X):
