@@ -99,6 +99,15 @@ def test_median_heuristic_odd_and_even_pair_counts(n):
         assert s[len(d) // 2 - 1] < expected < s[len(d) // 2]
 
 
+def test_median_from_sq_dists_matches_median_heuristic():
+    from fstat.kernels._gram import median_from_sq_dists, sq_dists
+
+    X = np.random.default_rng(3).standard_normal((20, 3))
+    D = sq_dists(torch.as_tensor(X))
+    assert median_from_sq_dists(D) == pytest.approx(np.median(pdist(X)), rel=1e-12)
+    assert median_from_sq_dists(torch.zeros(4, 4)) is None
+
+
 def test_median_heuristic_subsample_deterministic():
     X = np.random.RandomState(0).normal(size=(300, 2))
     a = median_heuristic(X, max_samples=50, random_state=1)

@@ -15,7 +15,7 @@ import warnings
 
 import torch
 
-from ..kernels._gram import median_heuristic, silverman_width
+from ..kernels._gram import median_from_sq_dists, median_heuristic, silverman_width
 
 __all__ = ["kernel_width"]
 
@@ -140,3 +140,24 @@ def kernel_width(X, sigma="median", *, scale=1.0, max_samples=2000, random_state
     return resolve_width(sigma, X, scale=scale, max_samples=max_samples, generator=generator,
                          name="sigma")
 
+
+
+def width_from_sq_dists(D, X, rule, *, scale=1.0):
+    """Like :func:`rule_width` but reuses the squared distances ``D = sq_dists(X)``.
+
+    The median comes from ``D`` directly; the degenerate test uses the RMS norm
+    ``sqrt(sum D / (2 n^2))`` of the centred data. Silverman's rule needs ``X``.
+    Returns ``(width, degenerate)``.
+    """
+    if rule != "median":
+        return rule_width(X, rule, scale=scale)
+    with torch.no_grad():
+        D = D.detach()
+        n = D.shape[0]
+        if n < 2:
+            return 1.0, True
+        median = median_from_sq_dists(D)
+        rms = math.sqrt(max(float(D.sum()) / (2.0 * n * n), 0.0))
+        if median is None or not median > 1e-12 * (1.0 + rms):
+            return 1.0, True
+    return float(median) * float(scale), False

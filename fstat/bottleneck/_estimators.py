@@ -28,7 +28,7 @@ import torch
 from sklearn.utils.validation import check_array
 
 from .._torch import make_generator, parse_dtype, resolve_device
-from ..kernels._gram import log_gaussian_gram
+from ..kernels._gram import gram_from_sq_dists, log_gaussian_gram
 from ._bandwidth import check_width, resolve_width
 
 __all__ = ["cs_divergence", "conditional_cs_divergence", "cs_mutual_information"]
@@ -52,10 +52,17 @@ def cs_divergence_core(a, b, sigma):
     return log_aa + log_bb - 2.0 * log_ab
 
 
-def conditioning_weights(x, sigma_x):
+def _self_log_gram(a, sigma, sq=None):
+    """Log-Gram of ``a`` with itself, from precomputed squared distances when given."""
+    if sq is not None:
+        return gram_from_sq_dists(sq, sigma, log=True)
+    return log_gaussian_gram(a, None, sigma)
+
+
+def conditioning_weights(x, sigma_x, *, sq_x=None):
     """(log K, -2 r) of the conditioning variable, computed without autograd."""
     with torch.no_grad():
-        log_k = log_gaussian_gram(_col(x).detach(), None, sigma_x)
+        log_k = _self_log_gram(_col(x).detach(), sigma_x, sq_x)
         neg_two_r = -2.0 * torch.logsumexp(log_k, dim=1)
     return log_k, neg_two_r
 
@@ -81,12 +88,15 @@ def conditional_cs_core(x, y, y_pred, sigma_x, sigma_y, *, weights=None):
     )
 
 
-def _cs_qmi_terms(x, t, sigma_x, sigma_t):
-    """(log A, log B, log C) of the CS quadratic mutual information (N-powers included)."""
+def _cs_qmi_terms(x, t, sigma_x, sigma_t, *, sq_x=None, sq_t=None):
+    """(log A, log B, log C) of the CS quadratic mutual information (N-powers included).
+
+    ``sq_x`` / ``sq_t`` may pass precomputed ``sq_dists`` of ``x`` / ``t``.
+    """
     x, t = _col(x), _col(t)
     n = x.shape[0]
-    log_k = log_gaussian_gram(x, None, sigma_x)
-    log_q = log_gaussian_gram(t, None, sigma_t)
+    log_k = _self_log_gram(x, sigma_x, sq_x)
+    log_q = _self_log_gram(t, sigma_t, sq_t)
     row_k = torch.logsumexp(log_k, dim=1)
     row_q = torch.logsumexp(log_q, dim=1)
     log_n = math.log(n)
@@ -96,19 +106,20 @@ def _cs_qmi_terms(x, t, sigma_x, sigma_t):
     return log_a, log_b, log_c
 
 
-def cs_qmi_core(x, t, sigma_x, sigma_t):
+def cs_qmi_core(x, t, sigma_x, sigma_t, *, sq_x=None, sq_t=None):
     """CS quadratic mutual information log A + log B - 2 log C (>= 0)."""
-    log_a, log_b, log_c = _cs_qmi_terms(x, t, sigma_x, sigma_t)
+    log_a, log_b, log_c = _cs_qmi_terms(x, t, sigma_x, sigma_t, sq_x=sq_x, sq_t=sq_t)
     return log_a + log_b - 2.0 * log_c
 
 
-def normalized_cs_qmi_core(x, t, sigma_x, sigma_t, *, warn=True):
+def normalized_cs_qmi_core(x, t, sigma_x, sigma_t, *, warn=True, sq_x=None, sq_t=None):
     """I(x;t) / sqrt(I(x;x) I(t;t)), each self-term with the variable's own width.
 
     A zero denominator (constant input) gives 0 with a ``RuntimeWarning``.
     """
-    numerator = cs_qmi_core(x, t, sigma_x, sigma_t)
-    denominator = cs_qmi_core(x, x, sigma_x, sigma_x) * cs_qmi_core(t, t, sigma_t, sigma_t)
+    numerator = cs_qmi_core(x, t, sigma_x, sigma_t, sq_x=sq_x, sq_t=sq_t)
+    denominator = (cs_qmi_core(x, x, sigma_x, sigma_x, sq_x=sq_x, sq_t=sq_x)
+                   * cs_qmi_core(t, t, sigma_t, sigma_t, sq_x=sq_t, sq_t=sq_t))
     if not bool(denominator.detach() > 0):
         if warn:
             warnings.warn(

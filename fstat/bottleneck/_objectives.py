@@ -23,6 +23,7 @@ from ..kernels._gram import log_gaussian_gram
 from ._estimators import (
     _cs_qmi_terms,
     conditional_cs_core,
+    conditioning_weights,
     cs_qmi_core,
     normalized_cs_qmi_core,
 )
@@ -44,10 +45,13 @@ class Batch:
     sigma_x: float | None = None
     sigma_y: float | None = None
     sigma_t: float | None = None
+    sq_x: torch.Tensor | None = None  # detached sq_dists(x), shared by every x-Gram
+    sq_t: torch.Tensor | None = None  # sq_dists(t) (differentiable), shared by t-Grams
 
 
 def cs_prediction(b):
-    return conditional_cs_core(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y)
+    weights = conditioning_weights(b.x, b.sigma_x_pred, sq_x=b.sq_x)
+    return conditional_cs_core(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y, weights=weights)
 
 
 def mse_prediction(b):
@@ -55,11 +59,12 @@ def mse_prediction(b):
 
 
 def cs_qmi_compression(b):
-    return cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t)
+    return cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, sq_x=b.sq_x, sq_t=b.sq_t)
 
 
 def normalized_cs_qmi_compression(b):
-    return normalized_cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, warn=False)
+    return normalized_cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, warn=False, sq_x=b.sq_x,
+                                  sq_t=b.sq_t)
 
 
 def vib_kl(mu, s):
@@ -81,14 +86,14 @@ def nib_compression(b):
     return nib_bound(b.mu, b.scale)
 
 
-def hsic_value(x, t, sigma_x, sigma_t):
+def hsic_value(x, t, sigma_x, sigma_t, *, sq_x=None, sq_t=None):
     """Biased HSIC V-statistic A + B - 2C (= tr(KHQH) / N^2)."""
-    log_a, log_b, log_c = _cs_qmi_terms(x, t, sigma_x, sigma_t)
+    log_a, log_b, log_c = _cs_qmi_terms(x, t, sigma_x, sigma_t, sq_x=sq_x, sq_t=sq_t)
     return log_a.exp() + log_b.exp() - 2.0 * log_c.exp()
 
 
 def hsic_compression(b):
-    return hsic_value(b.x, b.t, b.sigma_x, b.sigma_t)
+    return hsic_value(b.x, b.t, b.sigma_x, b.sigma_t, sq_x=b.sq_x, sq_t=b.sq_t)
 
 
 OBJECTIVES = {

@@ -25,7 +25,8 @@ from .._sklearn_compat import (
 )
 from .._torch import make_generator, parse_dtype, randn, resolve_device
 from .._training import make_optimizer, train_minibatches
-from ._bandwidth import rule_width
+from ..kernels._gram import sq_dists
+from ._bandwidth import width_from_sq_dists
 from ._estimators import cs_mutual_information
 from ._network import build_network
 from ._objectives import OBJECTIVES, Batch, compression_for, needs_t_width
@@ -52,12 +53,11 @@ class _Widths:
         self.warned = False
         self.history = {"sigma_x": [], "sigma_y": [], "sigma_t": []}
 
-    def _resolve(self, spec, data, name, scale=1.0):
+    def _resolve(self, spec, data, sq, name):
         """Return ``(width, degenerate)`` for a float or a rule on ``data``."""
         if not isinstance(spec, str):
             return float(spec), False
-        width, degenerate = rule_width(data, spec, scale=scale, max_samples=2000,
-                                       generator=self.generator)
+        width, degenerate = width_from_sq_dists(sq, data, spec)
         if degenerate and not self.warned:
             self.warned = True
             warnings.warn(
@@ -71,13 +71,16 @@ class _Widths:
     def fill(self, b, *, prediction, compression, t_width):
         est = self.est
         if prediction or (compression and t_width):
-            b.sigma_x, degenerate = self._resolve(est.sigma_x, b.x, "sigma_x")
+            b.sq_x = sq_dists(b.x.detach())
+            b.sigma_x, degenerate = self._resolve(est.sigma_x, b.x, b.sq_x, "sigma_x")
             rule = isinstance(est.sigma_x, str) and not degenerate
             b.sigma_x_pred = b.sigma_x * est.sigma_x_scale if rule else b.sigma_x
         if prediction:
-            b.sigma_y = self._resolve(est.sigma_y, b.y, "sigma_y")[0]
+            sq_y = sq_dists(b.y) if isinstance(est.sigma_y, str) else None
+            b.sigma_y = self._resolve(est.sigma_y, b.y, sq_y, "sigma_y")[0]
         if compression and t_width:
-            b.sigma_t = self._resolve(est.sigma_t, b.t, "sigma_t")[0]
+            b.sq_t = sq_dists(b.t)
+            b.sigma_t = self._resolve(est.sigma_t, b.t, b.sq_t, "sigma_t")[0]
         self.history["sigma_x"].append(b.sigma_x_pred if prediction else b.sigma_x)
         self.history["sigma_y"].append(b.sigma_y)
         self.history["sigma_t"].append(b.sigma_t)
