@@ -20,16 +20,22 @@ cs_divergence, conditional_cs_divergence, cs_mutual_information
     The estimators as functions (numpy in, float out).
 kernel_width
     Median / Silverman / fixed kernel widths with a degenerate-width guard.
+adversarial_rmse, information_plane_path
+    FGSM / PGD / transfer-attack evaluation and beta sweeps of the information plane.
 """
 
+from ._attacks import adversarial_rmse
 from ._bandwidth import kernel_width
 from ._estimators import conditional_cs_divergence, cs_divergence, cs_mutual_information
+from ._plane import information_plane_path
 from ._regressor import CSIBRegressor
 
 __all__ = [
     "CSIBRegressor",
+    "adversarial_rmse",
     "conditional_cs_divergence",
     "cs_divergence",
     "cs_mutual_information",
+    "information_plane_path",
     "kernel_width",
 ]
