@@ -40,7 +40,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor
 
-from fstat.bottleneck import CSIBRegressor, adversarial_rmse, information_plane_path
+from fstat.bottleneck import (
+    CSIBRegressor,
+    adversarial_rmse,
+    cs_mutual_information,
+    information_plane_path,
+)
 from fstat.bottleneck._estimators import conditional_cs_core, cs_qmi_core
 from fstat.datasets import (
     make_bimodal_regression,
@@ -290,8 +295,6 @@ def speed(args):
         print(f"  S2 N={N:6d}: CS-QMI fwd+bwd {tq * 1e3:8.2f} ms   conditional CS "
               f"{tc * 1e3:8.2f} ms")
     # exact float64 CS-QMI vs the O(N^3) numpy reference at N = 2048
-    from fstat.bottleneck import cs_mutual_information
-
     N = 1024 if args.quick else 2048
     rng = np.random.default_rng(0)
     Xn, Tn = rng.standard_normal((N, 16)), rng.standard_normal((N, 8))
@@ -313,6 +316,36 @@ def speed(args):
                     "fstat_s": t_fast, "numpy_s": t_ref, "speedup": t_ref / t_fast})
     print(f"  CS-QMI float64 N={N}: fstat {t_fast:.3f}s  numpy O(N^3) {t_ref:.3f}s  "
           f"speedup {t_ref / t_fast:.1f}x (target >= 2x at N=2048)")
+    # S3: RFF CS-QMI at large n (x, t in R^16), chunked; relative error vs exact at n=4096
+    exact_n = 4096
+    rng = np.random.default_rng(1)
+    Xs = rng.standard_normal((exact_n, 16))
+    Ts = np.tanh(Xs @ rng.standard_normal((16, 16)) / 4) + 0.1 * rng.standard_normal((exact_n, 16))
+    exact = cs_mutual_information(Xs, Ts, sigma_x=5.0, sigma_t=1.0, device=args.device)
+    for D in (256, 1024):
+        approx = cs_mutual_information(Xs, Ts, sigma_x=5.0, sigma_t=1.0, approximation="rff",
+                                       n_components=D, random_state=0, device=args.device)
+        records.append({"workload": "S3 RFF rel. error", "n": exact_n, "D": D,
+                        "exact": exact, "rff": approx, "rel_error": abs(approx - exact) / exact})
+        print(f"  S3 n={exact_n} D={D}: exact {exact:.4f} RFF {approx:.4f} rel. error "
+              f"{abs(approx - exact) / exact:.1%}")
+    sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
+    for n in sizes:
+        for D in ((256,) if device.type == "cpu" else (256, 1024)):
+            Xs = rng.standard_normal((n, 16))
+            Ts = np.tanh(Xs @ rng.standard_normal((16, 16)) / 4) + 0.1 * rng.standard_normal(
+                (n, 16))
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            start = time.perf_counter()
+            value = cs_mutual_information(Xs, Ts, sigma_x=5.0, sigma_t=1.0, approximation="rff",
+                                          n_components=D, random_state=0, device=args.device)
+            sync()
+            seconds = time.perf_counter() - start
+            extra = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+            records.append({"workload": "S3 RFF CS-QMI", "n": n, "D": D, "seconds": seconds,
+                            "value": value, "extra_peak_rss_mb": extra})
+            print(f"  S3 n={n:>8d} D={D:5d}: RFF CS-QMI {seconds:7.2f}s value {value:.4f} "
+                  f"extra peak RSS {extra:.0f} MB (targets: CPU n=1e6 D=256 <= 90 s, <= 1 GiB)")
     # S4: CSIBRegressor vs MLPRegressor fit time, same architecture, 50 epochs, batch 128
     epochs = 10 if args.quick else 50
     X, y = make_heavy_tailed_friedman(2048 if args.quick else 4096, 16, random_state=1)

@@ -42,13 +42,13 @@ class FeatureMap:
             self.W = W.to(device, dtype)
             self.b = (2.0 * math.pi * b).to(device, dtype)
             self.factor = math.sqrt(2.0 / n_components)
-        else:
+        else:  # pool: a tensor or a _Concat of row-aligned tensors
             n = pool.shape[0]
             if n_components >= n:
                 index = torch.arange(n)
             else:
                 index = torch.randperm(n, generator=generator)[:n_components]
-            self.Z = pool[index.to(pool.device)]
+            self.Z = pool[index.to(pool.device)]  # only the landmark rows are materialised
             K = gaussian_gram(self.Z, None, 1.0).to(torch.float64)
             vals, vecs = torch.linalg.eigh(K)
             vals = vals.clamp_min(1e-12 * float(vals.max()))
@@ -58,6 +58,18 @@ class FeatureMap:
         if self.kind == "rff":
             return self.factor * torch.cos(u @ self.W + self.b)
         return gaussian_gram(u, self.Z, 1.0) @ self.normalization
+
+
+class _Concat:
+    """Column-wise concatenation of row-aligned tensors, materialised per row block only."""
+
+    def __init__(self, *parts):
+        self.parts = parts
+        self.shape = (parts[0].shape[0], sum(p.shape[1] for p in parts))
+        self.dtype, self.device = parts[0].dtype, parts[0].device
+
+    def __getitem__(self, index):
+        return torch.cat([p[index] for p in self.parts], dim=1)
 
 
 def _chunks(n, chunk_size):
@@ -142,7 +154,7 @@ def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, norm
         return num / den.sqrt()
     n = x.shape[0]
     u, v = x / sigma_x, t / sigma_t
-    z = torch.cat([u, v], dim=1)
+    z = _Concat(u, v)
     phi_u = _map(kind, u, n_components, generator)
     phi_v = _map(kind, v, n_components, generator)
     phi_z = _map(kind, z, n_components, generator)
@@ -162,10 +174,11 @@ def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, norm
 def approx_conditional_cs(x, y, y_pred, sigma_x, sigma_y, kind, n_components, generator, *,
                           chunk_size=_CHUNK):
     u = x / sigma_x
-    z1 = torch.cat([u, y / sigma_y], dim=1)
-    z2 = torch.cat([u, y_pred / sigma_y], dim=1)
+    z1 = _Concat(u, y / sigma_y)
+    z2 = _Concat(u, y_pred / sigma_y)
     phi_x = _map(kind, u, n_components, generator)
-    phi_z = _map(kind, torch.cat([z1, z2]), n_components, generator)
+    pool = _Concat(torch.cat([u, u]), torch.cat([y, y_pred]) / sigma_y)
+    phi_z = _map(kind, pool, n_components, generator)
     floors = _Floors()
     sx = _column_sum(phi_x, u, chunk_size)
     s1 = _column_sum(phi_z, z1, chunk_size)
