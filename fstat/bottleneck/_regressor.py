@@ -15,6 +15,7 @@ from sklearn.base import (
     RegressorMixin,
     TransformerMixin,
 )
+from sklearn.utils import check_random_state
 
 from .._sklearn_compat import (
     Interval,
@@ -177,7 +178,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
     y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
     sigma_x_, sigma_y_, sigma_t_ : float or None
         Widths (standardised units) averaged over the batches of the last epoch;
-        ``sigma_x_`` is the prediction-term width (None when a term did not run).
+        ``sigma_x_`` is the prediction-term width for ``"cs_ib"`` and the
+        compression-term width otherwise (None when no term used the width).
     noise_std_ : float or None
         Final noise scale (None for ``"vib"``).
     n_iter_ : int
@@ -507,8 +509,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         self.training_time_ = float(seconds)
         if batch_size is None:
             per_epoch = 1
-        else:
-            per_epoch = max(1, n_train // batch_size)
+        else:  # a final remainder of < 2 rows is merged into the previous batch
+            per_epoch = math.ceil(n_train / batch_size) - (1 if n_train % batch_size == 1 else 0)
         for name, values in widths.history.items():
             last = [v for v in values[-per_epoch:] if v is not None]
             setattr(self, name + "_", float(np.mean(last)) if last else None)
@@ -614,9 +616,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         Xs = (X - self.x_mean_) / self.x_scale_
         Ys = (Y - self.y_mean_) / self.y_scale_
         if max_samples is not None and X.shape[0] > max_samples:
-            rng = np.random.RandomState(
-                random_state if not isinstance(random_state, np.random.RandomState)
-                else random_state.randint(2**31 - 1))
+            rng = check_random_state(random_state)
             keep = np.sort(rng.choice(X.shape[0], max_samples, replace=False))
             Xs, Ys, T = Xs[keep], Ys[keep], T[keep]
         options = dict(normalized=normalized, approximation=approximation,
