@@ -332,3 +332,18 @@ def test_cuda_fit_finite_and_cpu_pickle():
     model = CSIBRegressor(**{**FAST, "device": "cuda"}, random_state=0).fit(X, y)
     assert np.all(np.isfinite(model.predict(X)))
     assert next(model.module_.parameters()).device.type == "cpu"
+
+
+def test_cuda_fitted_model_predicts_on_cpu_only_machine(monkeypatch):
+    model, X, _ = _fit()
+    expected = model.predict(X)
+    clone_ = pickle.loads(pickle.dumps(model))
+    clone_.device_ = "cuda:0"  # as if fitted on a GPU (module_ is stored on the CPU)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="predicting on the CPU"):
+        np.testing.assert_array_equal(clone_.predict(X), expected)
+
+
+def test_verbose_progress(capsys):
+    _fit(verbose=1, max_iter=2)
+    assert "CSIBRegressor" in capsys.readouterr().err
