@@ -292,10 +292,16 @@ def test_not_fitted_and_wrong_features():
         model.predict(X[:, :2])
 
 
-def test_approximation_in_training_not_implemented():
-    X, y = _data(40)
-    with pytest.raises(NotImplementedError):
-        CSIBRegressor(**{**FAST, "approximation": "rff"}).fit(X, y)
+@pytest.mark.parametrize("approximation", ["rff", "nystroem"])
+def test_training_with_approximation(approximation):
+    X, y = _data(200)
+    params = {**FAST, "approximation": approximation, "n_components": 64, "beta": 0.1,
+              "sigma_x": "median", "sigma_t": "median", "max_iter": 20}
+    model = CSIBRegressor(**params, random_state=0).fit(X, y)
+    assert np.all(np.isfinite(model.predict(X))) and np.all(np.isfinite(model.loss_curve_))
+    assert model.score(X, y) > 0.3
+    again = CSIBRegressor(**params, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(model.predict(X), again.predict(X))
 
 
 # -------------------------------------------------------------- baselines

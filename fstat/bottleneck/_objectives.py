@@ -10,6 +10,9 @@ registry pickles and each term is testable on its own.
 - ``"nib"``: MSE + the pairwise-distance upper bound on I(x; t) with a trained noise
   width (Kolchinsky, Tracey & Wolpert 2019).
 - ``"hsic"``: MSE + biased HSIC(x, t) = A + B - 2C (fstat's simplified regression variant).
+
+With ``Batch.approximation`` set, the CS terms (conditional CS, CS-QMI) use random
+features / Nyström maps; the HSIC, VIB and NIB terms stay exact.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ..kernels._gram import log_gaussian_gram
+from ._approx import approx_conditional_cs, approx_cs_qmi
 from ._estimators import (
     _cs_qmi_terms,
     conditional_cs_core,
@@ -47,9 +51,16 @@ class Batch:
     sigma_t: float | None = None
     sq_x: torch.Tensor | None = None  # detached sq_dists(x), shared by every x-Gram
     sq_t: torch.Tensor | None = None  # sq_dists(t) (differentiable), shared by t-Grams
+    approximation: str | None = None  # "rff" / "nystroem": CS terms by feature maps
+    n_components: int = 1024
+    generator: torch.Generator | None = None  # fresh random features per batch
 
 
 def cs_prediction(b):
+    if b.approximation is not None:
+        return approx_conditional_cs(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y,
+                                     b.approximation, b.n_components, b.generator,
+                                     chunk_size=None)
     weights = conditioning_weights(b.x, b.sigma_x_pred, sq_x=b.sq_x)
     return conditional_cs_core(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y, weights=weights)
 
@@ -58,11 +69,20 @@ def mse_prediction(b):
     return (b.y - b.y_pred).square().sum(dim=1).mean()
 
 
+def _approx_qmi(b, normalized):
+    return approx_cs_qmi(b.x, b.t, b.sigma_x, b.sigma_t, b.approximation, b.n_components,
+                         b.generator, normalized=normalized, chunk_size=None)
+
+
 def cs_qmi_compression(b):
+    if b.approximation is not None:
+        return _approx_qmi(b, False)
     return cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, sq_x=b.sq_x, sq_t=b.sq_t)
 
 
 def normalized_cs_qmi_compression(b):
+    if b.approximation is not None:
+        return _approx_qmi(b, True)
     return normalized_cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, warn=False, sq_x=b.sq_x,
                                   sq_t=b.sq_t)
 
