@@ -56,7 +56,10 @@ class FeatureMap:
 
     def __call__(self, u):
         if self.kind == "rff":
-            return self.factor * torch.cos(u @ self.W + self.b)
+            h = torch.addmm(self.b, u, self.W)
+            if torch.is_grad_enabled() and u.requires_grad:
+                return self.factor * torch.cos(h)
+            return h.cos_().mul_(self.factor)  # in place: no autograd, fewer temporaries
         return gaussian_gram(u, self.Z, 1.0) @ self.normalization
 
 
@@ -77,12 +80,34 @@ def _chunks(n, chunk_size):
     return [slice(s, min(s + step, n)) for s in range(0, n, step)]
 
 
+class _Features:
+    """Feature blocks of ``u`` under ``phi``; a single block (no chunking) is computed once."""
+
+    def __init__(self, phi, u, chunk_size):
+        self.phi, self.u = phi, u
+        self.parts = _chunks(u.shape[0], chunk_size)
+        self.cached = phi(u[self.parts[0]]) if len(self.parts) == 1 else None
+
+    def blocks(self):
+        if self.cached is not None:
+            yield self.cached
+            return
+        for part in self.parts:
+            yield self.phi(self.u[part])
+
+    def column_sum(self):
+        total = None
+        for block in self.blocks():
+            s = block.sum(dim=0)
+            total = s if total is None else total + s
+        return total
+
+    def row_sums(self, column_sum):
+        return torch.cat([block @ column_sum for block in self.blocks()])
+
+
 def _column_sum(phi, u, chunk_size):
-    total = None
-    for part in _chunks(u.shape[0], chunk_size):
-        s = phi(u[part]).sum(dim=0)
-        total = s if total is None else total + s
-    return total
+    return _Features(phi, u, chunk_size).column_sum()
 
 
 class _Floors:
@@ -134,8 +159,6 @@ def approx_cs_divergence(a, b, sigma, kind, n_components, generator, *, chunk_si
     return aa.log() + bb.log() - 2.0 * ab.log()
 
 
-def _row_sums(phi, u, column_sum, chunk_size):
-    return torch.cat([phi(u[part]) @ column_sum for part in _chunks(u.shape[0], chunk_size)])
 
 
 def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, normalized=False,
@@ -159,11 +182,12 @@ def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, norm
     phi_v = _map(kind, v, n_components, generator)
     phi_z = _map(kind, z, n_components, generator)
     floors = _Floors()
-    su, sv, sz = (_column_sum(p, w, chunk_size) for p, w in ((phi_u, u), (phi_v, v), (phi_z, z)))
+    fu, fv = _Features(phi_u, u, chunk_size), _Features(phi_v, v, chunk_size)
+    su, sv, sz = fu.column_sum(), fv.column_sum(), _column_sum(phi_z, z, chunk_size)
     a_sum = floors.scalar_floor(sz @ sz, float(n))
     b_sum = floors.scalar_floor((su @ su) * (sv @ sv), float(n) ** 2)
-    row_k = floors.rows_floor(_row_sums(phi_u, u, su, chunk_size), 1.0)
-    row_q = floors.rows_floor(_row_sums(phi_v, v, sv, chunk_size), 1.0)
+    row_k = floors.rows_floor(fu.row_sums(su), 1.0)
+    row_q = floors.rows_floor(fv.row_sums(sv), 1.0)
     c_sum = floors.scalar_floor((row_k * row_q).sum(), float(n))
     floors.warn()
     log_n = math.log(n)
@@ -180,15 +204,15 @@ def approx_conditional_cs(x, y, y_pred, sigma_x, sigma_y, kind, n_components, ge
     pool = _Concat(torch.cat([u, u]), torch.cat([y, y_pred]) / sigma_y)
     phi_z = _map(kind, pool, n_components, generator)
     floors = _Floors()
-    sx = _column_sum(phi_x, u, chunk_size)
-    s1 = _column_sum(phi_z, z1, chunk_size)
-    s2 = _column_sum(phi_z, z2, chunk_size)
-    row_k = floors.rows_floor(_row_sums(phi_x, u, sx, chunk_size), 1.0)
+    fx = _Features(phi_x, u, chunk_size)
+    f1, f2 = _Features(phi_z, z1, chunk_size), _Features(phi_z, z2, chunk_size)
+    sx, s1, s2 = fx.column_sum(), f1.column_sum(), f2.column_sum()
+    row_k = floors.rows_floor(fx.row_sums(sx), 1.0)
     log_w = -2.0 * row_k.log()
     diag21 = torch.exp(-0.5 * ((y_pred - y) / sigma_y).square().sum(dim=1))
-    r1 = floors.rows_floor(_row_sums(phi_z, z1, s1, chunk_size), 1.0)
-    r2 = floors.rows_floor(_row_sums(phi_z, z2, s2, chunk_size), 1.0)
-    r21 = floors.rows_floor(_row_sums(phi_z, z2, s1, chunk_size), diag21)
+    r1 = floors.rows_floor(f1.row_sums(s1), 1.0)
+    r2 = floors.rows_floor(f2.row_sums(s2), 1.0)
+    r21 = floors.rows_floor(f2.row_sums(s1), diag21)
     floors.warn()
 
     def log_s(rows):
