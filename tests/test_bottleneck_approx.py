@@ -72,3 +72,38 @@ def test_floors_warn_on_tiny_feature_count():
         value = conditional_cs_divergence(X, y, yp, approximation="rff", n_components=1,
                                           random_state=0)
     assert np.isfinite(value)
+
+
+def test_rff_cs_qmi_weak_dependence_in_higher_dimension():
+    # median-width CS-QMI of a weak dependence is a few hundredths of a nat: the shared
+    # (tensor-product) feature maps keep the relative error small where independent maps
+    # of x, t and [x, t] gave errors above 100%
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((1000, 8))
+    T = np.tanh(X @ rng.standard_normal((8, 8)) / 3) + 0.1 * rng.standard_normal((1000, 8))
+    exact = cs_mutual_information(X, T)
+    assert exact < 0.05
+    with _ignore_floor_warnings():
+        errors = [abs(cs_mutual_information(X, T, approximation="rff", n_components=1024,
+                                            random_state=s) - exact) / exact for s in range(3)]
+    assert np.mean(errors) <= 0.25
+
+
+def test_rff_cs_qmi_constant_t_is_zero():
+    X = np.random.default_rng(2).standard_normal((300, 3))
+    value = cs_mutual_information(X, np.full((300, 2), 0.7), sigma_t=1.0, approximation="rff",
+                                  n_components=256, random_state=0)
+    assert abs(value) < 1e-10
+
+
+def _ignore_floor_warnings():
+    import contextlib
+    import warnings
+
+    @contextlib.contextmanager
+    def ctx():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+
+    return ctx()

@@ -8,6 +8,13 @@ With a feature map ``phi`` (``k_1(u - v) ~ phi(u)^T phi(v)``) full sums become
 streamed passes over row chunks (column sums, then row terms): O(N D d) time and
 O(D + chunk D) memory.
 
+CS-QMI departs from a separate map of the concatenated ``[x, t]``: its joint term uses
+the tensor product of the x- and t-maps, ``sum_ij K_ij Q_ij ~ ||Phi_x^T Phi_t||_F^2``
+(O(N D^2) time, O(D^2) memory), so that all three terms share the same approximate
+kernels. CS-QMI is a small difference of logs; with independent maps the feature noise
+of the three terms does not cancel and errors of several hundred percent were measured
+on weakly dependent 16-dimensional data, against a few percent with shared maps.
+
 Approximate sums can be <= 0; they are floored at their exact lower bounds (kernel
 values are positive and self-terms are 1) -- never ``abs()`` -- and a
 ``RuntimeWarning`` reports the fraction of floored rows when it exceeds 1%.
@@ -177,14 +184,19 @@ def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, norm
         return num / den.sqrt()
     n = x.shape[0]
     u, v = x / sigma_x, t / sigma_t
-    z = _Concat(u, v)
     phi_u = _map(kind, u, n_components, generator)
     phi_v = _map(kind, v, n_components, generator)
-    phi_z = _map(kind, z, n_components, generator)
     floors = _Floors()
     fu, fv = _Features(phi_u, u, chunk_size), _Features(phi_v, v, chunk_size)
-    su, sv, sz = fu.column_sum(), fv.column_sum(), _column_sum(phi_z, z, chunk_size)
-    a_sum = floors.scalar_floor(sz @ sz, float(n))
+    su, sv = fu.column_sum(), fv.column_sum()
+    # A with the tensor product of the two maps: sum_ij K_ij Q_ij ~ ||Phi_u^T Phi_v||_F^2.
+    # A, B and C then use the *same* approximate kernels, so the estimate is the exact
+    # CS-QMI of those kernels (0 for constant t) and the feature noise largely cancels.
+    cross = None
+    for bu, bv in zip(fu.blocks(), fv.blocks()):
+        block = bu.T @ bv
+        cross = block if cross is None else cross + block
+    a_sum = floors.scalar_floor(cross.square().sum(), float(n))
     b_sum = floors.scalar_floor((su @ su) * (sv @ sv), float(n) ** 2)
     row_k = floors.rows_floor(fu.row_sums(su), 1.0)
     row_q = floors.rows_floor(fv.row_sums(sv), 1.0)
