@@ -247,6 +247,53 @@ def _median_time(fn, repeats=5):
     return statistics.median(times)
 
 
+def speed_rff(args):
+    """(S3) RFF CS-QMI: accuracy against exact at n = 4096, time and memory at large n."""
+    records = []
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    # S3: RFF CS-QMI (median widths), chunked. Accuracy at n = 4096 on a strongly
+    # dependent pair (t = x + noise) and a weakly dependent one, then time at large n.
+    exact_n = 4096
+    rng = np.random.default_rng(1)
+    Xs = rng.standard_normal((exact_n, 16))
+    pairs = {"strong (t = x + 0.1 e)": Xs + 0.1 * rng.standard_normal((exact_n, 16)),
+             "weak (t = tanh(xA/4) + 0.1 e)": np.tanh(Xs @ rng.standard_normal((16, 16)) / 4)
+             + 0.1 * rng.standard_normal((exact_n, 16))}
+    for label, Ts in pairs.items():
+        exact = cs_mutual_information(Xs, Ts, device=args.device)
+        for D in ((256, 1024) if device.type == "cpu" else (256, 1024, 4096)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                approx = [cs_mutual_information(Xs, Ts, approximation="rff", n_components=D,
+                                                random_state=s, device=args.device)
+                          for s in range(3)]
+            err = float(np.mean([abs(a - exact) / exact for a in approx]))
+            records.append({"workload": "S3 RFF rel. error", "pair": label, "n": exact_n,
+                            "D": D, "exact": exact, "rff": approx, "mean_rel_error": err})
+            print(f"  S3 {label:30s} n={exact_n} D={D:5d}: exact {exact:.4f} RFF "
+                  f"{np.mean(approx):.4f} ± {np.std(approx):.4f} mean rel. error {err:.1%}")
+    sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
+    for n in sizes:
+        for D in ((256,) if device.type == "cpu" else (256, 1024)):
+            Xs = rng.standard_normal((n, 16))
+            Ts = Xs + 0.1 * rng.standard_normal((n, 16))
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                value = cs_mutual_information(Xs, Ts, approximation="rff", n_components=D,
+                                              random_state=0, device=args.device)
+            sync()
+            seconds = time.perf_counter() - start
+            extra = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+            records.append({"workload": "S3 RFF CS-QMI", "n": n, "D": D, "seconds": seconds,
+                            "value": value, "extra_peak_rss_mb": extra})
+            print(f"  S3 n={n:>8d} D={D:5d}: RFF CS-QMI {seconds:7.2f}s value {value:.4f} "
+                  f"extra peak RSS {extra:.0f} MB (targets: CPU n=1e6 D=256 <= 90 s, <= 1 GiB)")
+    return records
+
+
 def speed(args):
     records = []
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
@@ -316,45 +363,7 @@ def speed(args):
                     "fstat_s": t_fast, "numpy_s": t_ref, "speedup": t_ref / t_fast})
     print(f"  CS-QMI float64 N={N}: fstat {t_fast:.3f}s  numpy O(N^3) {t_ref:.3f}s  "
           f"speedup {t_ref / t_fast:.1f}x (target >= 2x at N=2048)")
-    # S3: RFF CS-QMI (median widths), chunked. Accuracy at n = 4096 on a strongly
-    # dependent pair (t = x + noise) and a weakly dependent one, then time at large n.
-    exact_n = 4096
-    rng = np.random.default_rng(1)
-    Xs = rng.standard_normal((exact_n, 16))
-    pairs = {"strong (t = x + 0.1 e)": Xs + 0.1 * rng.standard_normal((exact_n, 16)),
-             "weak (t = tanh(xA/4) + 0.1 e)": np.tanh(Xs @ rng.standard_normal((16, 16)) / 4)
-             + 0.1 * rng.standard_normal((exact_n, 16))}
-    for label, Ts in pairs.items():
-        exact = cs_mutual_information(Xs, Ts, device=args.device)
-        for D in (256, 1024, 4096):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                approx = [cs_mutual_information(Xs, Ts, approximation="rff", n_components=D,
-                                                random_state=s, device=args.device)
-                          for s in range(3)]
-            err = float(np.mean([abs(a - exact) / exact for a in approx]))
-            records.append({"workload": "S3 RFF rel. error", "pair": label, "n": exact_n,
-                            "D": D, "exact": exact, "rff": approx, "mean_rel_error": err})
-            print(f"  S3 {label:30s} n={exact_n} D={D:5d}: exact {exact:.4f} RFF "
-                  f"{np.mean(approx):.4f} ± {np.std(approx):.4f} mean rel. error {err:.1%}")
-    sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
-    for n in sizes:
-        for D in ((256,) if device.type == "cpu" else (256, 1024)):
-            Xs = rng.standard_normal((n, 16))
-            Ts = Xs + 0.1 * rng.standard_normal((n, 16))
-            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            start = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                value = cs_mutual_information(Xs, Ts, approximation="rff", n_components=D,
-                                              random_state=0, device=args.device)
-            sync()
-            seconds = time.perf_counter() - start
-            extra = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
-            records.append({"workload": "S3 RFF CS-QMI", "n": n, "D": D, "seconds": seconds,
-                            "value": value, "extra_peak_rss_mb": extra})
-            print(f"  S3 n={n:>8d} D={D:5d}: RFF CS-QMI {seconds:7.2f}s value {value:.4f} "
-                  f"extra peak RSS {extra:.0f} MB (targets: CPU n=1e6 D=256 <= 90 s, <= 1 GiB)")
+    records += speed_rff(args)
     # S4: CSIBRegressor vs MLPRegressor fit time, same architecture, 50 epochs, batch 128
     epochs = 10 if args.quick else 50
     X, y = make_heavy_tailed_friedman(2048 if args.quick else 4096, 16, random_state=1)
@@ -381,7 +390,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--only", nargs="+", default=["quality", "robustness", "plane", "speed"])
+    parser.add_argument("--only", nargs="+", default=["quality", "robustness", "plane", "speed"],
+                        help="workloads: quality robustness plane speed (all of S1-S4), or "
+                             "rff (S3 alone)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.device == "auto":
@@ -407,6 +418,8 @@ def main(argv=None):
         out["plane"] = plane(args)
     if "speed" in args.only:
         out["speed"] = speed(args)
+    elif "rff" in args.only:
+        out["speed"] = speed_rff(args)
     path = args.out or os.path.join(
         "benchmarks", "results", f"bottleneck_{socket.gethostname()}_{args.device}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)

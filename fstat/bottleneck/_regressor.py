@@ -207,8 +207,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
     module_ : torch.nn.Module
         The fitted network on the CPU, in eval mode.
     device_ : str
-    x_mean_, x_scale_ : ndarray of shape (n_features_in_,)
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    x_mean_, x_scale_ : ndarray of shape (n_features,)
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
     sigma_x_, sigma_y_, sigma_t_ : float or None
         Widths (standardised units) averaged over the batches of the last epoch;
         ``sigma_x_`` is the prediction-term width for ``"cs_ib"`` and the
