@@ -97,6 +97,22 @@ def run(device):
                 if "cpu" in values else 0.0)
         rows.append(_row(f"CS-QMI + conditional CS fwd+bwd f32 N={N}", diff, cpu_s,
                          values[device + "_s"], diff <= 1e-3 * (1 + abs(values[device][0]))))
+    # 4. RFF CS-QMI at n = 1e6, D = 1024, float32 (GPU target <= 0.5 s); device only
+    if cuda:
+        rng = np.random.default_rng(1)
+        Xb = rng.standard_normal((10**6, 16)).astype(np.float32)
+        Tb = Xb + 0.1 * rng.standard_normal((10**6, 16)).astype(np.float32)
+
+        def rff():
+            value = cs_mutual_information(Xb, Tb, approximation="rff", n_components=1024,
+                                          dtype="float32", device=device, random_state=0)
+            _sync(device)
+            return value
+
+        rff()
+        value, seconds = _timed(rff)
+        rows.append(_row("RFF CS-QMI n=1e6 D=1024 f32 (device only)", 0.0, float("nan"),
+                         seconds, np.isfinite(value)))
     return rows
 
 
