@@ -272,6 +272,7 @@ def run_training(
     verbose: int = 0,
     desc: str | None = None,
     callback: Callable | None = None,
+    validate_initial: bool = True,
 ) -> TrainingResult:
     """Drive ``step`` for up to ``max_iter`` iterations with evaluation and early stopping.
 
@@ -307,6 +308,10 @@ def run_training(
         Progress-bar label.
     callback : callable ``callback(iteration, result) -> bool``, optional
         Called after each flush; returning ``True`` stops training.
+    validate_initial : bool, default=True
+        Evaluate ``validate`` once before training (iteration 0), so the initial weights
+        are a restore candidate. ``False`` scores only trained iterations (then
+        ``validation_scores`` has one entry per evaluation after training began).
 
     Returns
     -------
@@ -332,7 +337,7 @@ def run_training(
     best_state = _snapshot(modules) if modules else None
     best_score = -math.inf
     evaluations_without_gain = 0
-    if validate is not None:
+    if validate is not None and validate_initial:
         score = float(validate())
         result.validation_scores.append(score)
         result.validation_iterations.append(0)

@@ -87,6 +87,27 @@ def test_median_heuristic_equals_numpy_median_of_pdist(n):
     assert median_heuristic(X) == pytest.approx(np.median(pdist(X)), rel=1e-12)
 
 
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 31])
+def test_median_heuristic_odd_and_even_pair_counts(n):
+    # n(n-1)/2 pairs: odd for n in {2, 3, 6, 7, 31}... checked against numpy either way
+    X = np.random.default_rng(n).standard_normal((n, 2))
+    d = pdist(X)
+    expected = np.median(d)
+    assert median_heuristic(X) == pytest.approx(expected, rel=1e-14)
+    if len(d) % 2 == 0:  # the even rule really averages two different middle values
+        s = np.sort(d)
+        assert s[len(d) // 2 - 1] < expected < s[len(d) // 2]
+
+
+def test_median_from_sq_dists_matches_median_heuristic():
+    from fstat.kernels._gram import median_from_sq_dists, sq_dists
+
+    X = np.random.default_rng(3).standard_normal((20, 3))
+    D = sq_dists(torch.as_tensor(X))
+    assert median_from_sq_dists(D) == pytest.approx(np.median(pdist(X)), rel=1e-12)
+    assert median_from_sq_dists(torch.zeros(4, 4)) is None
+
+
 def test_median_heuristic_subsample_deterministic():
     X = np.random.RandomState(0).normal(size=(300, 2))
     a = median_heuristic(X, max_samples=50, random_state=1)

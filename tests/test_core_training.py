@@ -116,6 +116,34 @@ def test_early_stopping_restores_best_weights():
     assert result.best_score == pytest.approx(max(result.validation_scores))
 
 
+def test_validate_initial_false_scores_only_trained_iterations():
+    X, y = _problem()
+    Xv, yv = _problem(seed=1)
+    calls = []
+
+    def run(validate_initial):
+        net = make_mlp(3, (), 1, generator=make_generator(0))
+        opt = make_optimizer(net.parameters(), "adam", learning_rate=0.05)
+
+        def validate():
+            with torch.no_grad():
+                calls.append(validate_initial)
+                return -float(((net(Xv) - yv) ** 2).mean())
+
+        return train_minibatches(
+            net, lambda idx: ((net(X[idx]) - y[idx]) ** 2).mean(), len(X), optimizer=opt,
+            generator=make_generator(0), max_epochs=7, batch_size=50, validate=validate,
+            validate_initial=validate_initial,
+        )
+
+    with_initial, without = run(True), run(False)
+    assert with_initial.validation_iterations == list(range(8))
+    assert without.validation_iterations == list(range(1, 8))
+    assert without.validation_scores == with_initial.validation_scores[1:]
+    assert without.best_iteration >= 1
+    assert calls.count(False) == 7
+
+
 def test_min_iter_delays_early_stopping():
     _, result = _fit(max_epochs=100, early_stopping=True, n_iter_no_change=1, tol=10.0,
                      min_iter=40)

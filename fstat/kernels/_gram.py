@@ -23,6 +23,7 @@ __all__ = [
     "gaussian_gram",
     "log_gaussian_gram",
     "median_heuristic",
+    "median_from_sq_dists",
     "silverman_width",
     "resolve_bandwidth",
 ]
@@ -214,23 +215,60 @@ def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None):
                 stacklevel=2,
             )
             return 1.0
-        D = sq_dists(X.to(torch.float64))
-        iu = torch.triu_indices(n, n, offset=1, device=D.device)
-        dists = D[iu[0], iu[1]].sqrt()
-        median = float(torch.quantile(dists, 0.5)) if dists.numel() <= 2**24 else float(
-            np.median(dists.cpu().numpy())
-        )
-        if median > 0:
+        median = median_from_sq_dists(sq_dists(X.to(torch.float64)))
+        if median is not None:
             return median
-        positive = dists[dists > 0]
-        if positive.numel() > 0:
-            return float(positive.mean())
     warnings.warn(
         "All pairwise distances are zero; the median heuristic falls back to width 1.0.",
         UserWarning,
         stacklevel=2,
     )
     return 1.0
+
+
+def median_from_sq_dists(D):
+    """The median-heuristic width from a precomputed symmetric squared-distance matrix.
+
+    Same rule as :func:`median_heuristic` (pairs ``i < j``, numpy's even-count
+    convention, mean of the positive distances when the median is 0) for callers
+    that already hold ``sq_dists(X)``; returns ``None`` when every distance is 0
+    (the caller chooses the fallback). No autograd.
+
+    Parameters
+    ----------
+    D : torch.Tensor of shape (n, n), n >= 2
+
+    Returns
+    -------
+    float or None
+    """
+    with torch.no_grad():
+        n = D.shape[0]
+        iu = torch.triu_indices(n, n, offset=1, device=D.device)
+        sq = D.detach()[iu[0], iu[1]]
+        median = _median_of_sqrt(sq)
+        if median > 0:
+            return median
+        dists = sq.sqrt()
+        positive = dists[dists > 0]
+        if positive.numel() > 0:
+            return float(positive.mean())
+    return None
+
+
+def _median_of_sqrt(sq):
+    """numpy's median of ``sqrt(sq)`` by order selection (``kthvalue``: O(m), not a sort).
+
+    The square root is monotone, so the middle order statistics of the squared values
+    give those of the distances; an even count averages the two middle distances.
+    """
+    m = sq.numel()
+    k = (m + 1) // 2  # 1-based rank of the lower middle value
+    lower = float(sq.kthvalue(k).values.sqrt())
+    if m % 2:
+        return lower
+    upper = float(sq.kthvalue(k + 1).values.sqrt())
+    return 0.5 * (lower + upper)
 
 
 def silverman_width(X):

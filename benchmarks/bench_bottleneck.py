@@ -1,0 +1,433 @@
+"""Benchmark of fstat.bottleneck: CS-IB vs baselines on the same network and sklearn peers.
+
+Workloads (spec section 8.3):
+
+- quality: test RMSE / MAE / R^2 (and RMSE vs the noiseless mean for simulations) of
+  CS-IB (beta in {0, 1e-2, 1e-1}), the MSE, VIB, NIB and HSIC objectives on the same
+  network (beta picked on the validation split), MLPRegressor(128, 128, 128, 128) and
+  HistGradientBoostingRegressor, 60/20/20 splits with identical test rows for all;
+- robustness: test RMSE under FGSM (eps grid) and PGD (eps = 0.3), HGB by transfer;
+- plane: information-plane coordinates over a beta grid for CS-IB, VIB, NIB, HSIC;
+- speed: (S1) epoch time CS-IB vs MSE objective; (S2) forward+backward of the exact
+  estimators; exact CS-QMI vs the O(N^3) numpy reference; (S4) CSIBRegressor vs
+  MLPRegressor fit time on the same architecture.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/bench_bottleneck.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import socket
+import statistics
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPRegressor
+
+from fstat.bottleneck import (
+    CSIBRegressor,
+    adversarial_rmse,
+    cs_mutual_information,
+    information_plane_path,
+)
+from fstat.bottleneck._estimators import conditional_cs_core, cs_qmi_core
+from fstat.datasets import (
+    make_bimodal_regression,
+    make_heavy_tailed_friedman,
+    make_rotated_digits,
+)
+
+warnings.filterwarnings("ignore", category=ConvergenceWarning)
+warnings.filterwarnings("ignore", message="batch_size=")
+
+
+# ------------------------------------------------------------------ datasets
+def load_datasets(quick, seed):
+    n = 2000 if quick else 4000
+    out = {}
+    X, y, f = make_heavy_tailed_friedman(n, random_state=seed, return_mean=True)
+    out["friedman_t2"] = (X, y, f)
+    X, y, g = make_bimodal_regression(n, random_state=seed, return_mean=True)
+    out["bimodal"] = (X, y, g)
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    out["diabetes"] = (X, y, None)
+    try:
+        import statsmodels.api as sm
+
+        data = sm.datasets.fair.load_pandas().data
+        X = data.drop(columns="affairs").to_numpy(float)
+        y = np.log1p(data["affairs"].to_numpy(float))
+        out["fair"] = (X, y, None)
+    except Exception as exc:  # pragma: no cover - optional
+        print(f"fair data unavailable: {exc}")
+    if not quick:
+        X, y = make_rotated_digits(random_state=seed)
+        out["rotated_digits"] = (X, y, None)
+    return out
+
+
+def split(X, y, m, seed):
+    idx = np.arange(len(y))
+    rest, test = train_test_split(idx, test_size=0.2, random_state=seed)
+    train, val = train_test_split(rest, test_size=0.25, random_state=seed)
+    return train, val, test
+
+
+# ------------------------------------------------------------------ methods
+def csib(objective, beta, epochs, seed, device, **extra):
+    return CSIBRegressor(beta=beta, objective=objective, max_iter=epochs, random_state=seed,
+                         device=device, **extra)
+
+
+def fit_selected(make, betas, X, y, train, val):
+    """Fit on train (internal early stopping on a slice of train), pick beta on val."""
+    best = None
+    for beta in betas:
+        model = make(beta).fit(X[train], y[train])
+        score = np.sqrt(np.mean((model.predict(X[val]) - y[val]) ** 2))
+        if best is None or score < best[0]:
+            best = (score, beta, model)
+    return best[2], best[1]
+
+
+def peak_memory_mb(device):
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def quality(args):
+    records = []
+    epochs = 30 if args.quick else 200
+    base_betas = [1e-3, 1e-2, 1e-1] if not args.quick else [1e-2]
+    for seed in args.seeds:
+        for name, (X, y, m) in load_datasets(args.quick, seed).items():
+            train, val, test = split(X, y, m, seed)
+            methods = {
+                "CS-IB b=0": lambda b, s=seed: csib("cs_ib", 0.0, epochs, s, args.device),
+                "CS-IB b=1e-2": lambda b, s=seed: csib("cs_ib", 1e-2, epochs, s, args.device),
+                "CS-IB b=1e-1": lambda b, s=seed: csib("cs_ib", 1e-1, epochs, s, args.device),
+                "MSE-MLP": lambda b, s=seed: csib("mse", 0.0, epochs, s, args.device,
+                                                  noise_std=0.0),
+                "VIB": lambda b, s=seed: csib("vib", b, epochs, s, args.device),
+                "NIB": lambda b, s=seed: csib("nib", b, epochs, s, args.device),
+                "HSIC": lambda b, s=seed: csib("hsic", b, epochs, s, args.device),
+                "MLPRegressor": lambda b, s=seed: MLPRegressor(
+                    hidden_layer_sizes=(128, 128, 128, 128), early_stopping=True,
+                    random_state=s, max_iter=epochs),
+                "HGB": lambda b, s=seed: HistGradientBoostingRegressor(early_stopping=True,
+                                                                       random_state=s),
+            }
+            for method, make in methods.items():
+                betas = base_betas if method in ("VIB", "NIB", "HSIC") else [None]
+                start = time.perf_counter()
+                model, beta = fit_selected(make, betas, X, y, train, val)
+                seconds = time.perf_counter() - start
+                pred = model.predict(X[test])
+                rec = {
+                    "method": method, "dataset": name, "seed": seed, "beta": beta,
+                    "rmse": float(np.sqrt(np.mean((pred - y[test]) ** 2))),
+                    "mae": float(np.mean(np.abs(pred - y[test]))),
+                    "r2": float(1 - np.sum((pred - y[test]) ** 2)
+                                / np.sum((y[test] - y[test].mean()) ** 2)),
+                    "rmse_rel_sd": float(np.sqrt(np.mean((pred - y[test]) ** 2)) / y.std()),
+                    "rmse_vs_mean": None if m is None else float(
+                        np.sqrt(np.mean((pred - m[test]) ** 2))),
+                    "fit_seconds": seconds, "peak_memory_mb": peak_memory_mb(args.device),
+                }
+                records.append(rec)
+                print(f"  {name:15s} seed={seed} {method:13s} rmse={rec['rmse']:.3f} "
+                      + ("" if m is None else f"rmse_vs_mean={rec['rmse_vs_mean']:.3f} ")
+                      + f"r2={rec['r2']:.3f} fit={seconds:.1f}s", flush=True)
+    return records
+
+
+def summarize_quality(records):
+    print("\nQuality (mean ± sd over seeds; RMSE vs noiseless mean where known)")
+    datasets = sorted({r["dataset"] for r in records})
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    print(f"{'method':14s}" + "".join(f"{d:>22s}" for d in datasets) + f"{'fit s':>9s}")
+    for method in methods:
+        row, secs = f"{method:14s}", []
+        for d in datasets:
+            rs = [r for r in records if r["method"] == method and r["dataset"] == d]
+            vals = [r["rmse_vs_mean"] if r["rmse_vs_mean"] is not None else r["rmse"]
+                    for r in rs]
+            secs += [r["fit_seconds"] for r in rs]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            row += f"{np.mean(vals):>15.3f} ± {sd:<5.3f}"
+        print(row + f"{np.mean(secs):>9.1f}")
+
+
+def robustness(args):
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    train, val, test = split(X, y, None, 0)
+    epochs = 30 if args.quick else 200
+    eps = [0.0, 0.1, 0.3, 0.6] if args.quick else list(np.round(np.arange(13) * 0.05, 2))
+    models = {
+        "CS-IB b=1e-2": csib("cs_ib", 1e-2, epochs, 0, args.device),
+        "MSE-MLP": csib("mse", 0.0, epochs, 0, args.device, noise_std=0.0),
+        "VIB": csib("vib", 1e-2, epochs, 0, args.device),
+        "NIB": csib("nib", 1e-2, epochs, 0, args.device),
+        "HSIC": csib("hsic", 1e-2, epochs, 0, args.device),
+        "MLPRegressor": MLPRegressor(hidden_layer_sizes=(128, 128, 128, 128),
+                                     early_stopping=True, random_state=0, max_iter=epochs),
+        "HGB (transfer)": HistGradientBoostingRegressor(early_stopping=True, random_state=0),
+    }
+    records = []
+    print("\nRobustness (diabetes, test RMSE)")
+    print(f"{'method':16s}" + "".join(f"{'fgsm ' + str(e):>11s}" for e in eps)
+          + f"{'pgd 0.3':>10s}")
+    surrogate = None
+    for name, model in models.items():
+        model.fit(X[train], y[train])
+        if name == "MSE-MLP":
+            surrogate = model
+        kw = {"surrogate": surrogate} if name.startswith("HGB") else {}
+        fgsm = adversarial_rmse(model, X[test], y[test], eps=eps, **kw)
+        pgd = adversarial_rmse(model, X[test], y[test], eps=[0.3], attack="pgd", **kw)
+        records.append({"method": name, "dataset": "diabetes", "seed": 0, "eps": eps,
+                        "fgsm_rmse": fgsm["rmse"].tolist(), "pgd_eps": 0.3,
+                        "pgd_rmse": float(pgd["rmse"][0])})
+        print(f"{name:16s}" + "".join(f"{v:>11.2f}" for v in fgsm["rmse"])
+              + f"{pgd['rmse'][0]:>10.2f}")
+    return records
+
+
+def plane(args):
+    n = 1500 if args.quick else 4000
+    X, y, f = make_heavy_tailed_friedman(n, random_state=0, return_mean=True)
+    train, val, test = split(X, y, f, 0)
+    betas = [0.0, 1e-2, 1.0] if args.quick else [0.0, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    epochs = 20 if args.quick else 100
+    records = []
+    print("\nInformation plane (heavy-tailed Friedman, CS estimates on the test split)")
+    for objective in ("cs_ib", "vib", "nib", "hsic"):
+        path = information_plane_path(
+            csib(objective, 0.0, epochs, 0, args.device), X[train], y[train], betas,
+            X_eval=X[test], y_eval=y[test])
+        for i, beta in enumerate(path["beta"]):
+            rec = {"method": objective, "dataset": "friedman_t2", "seed": 0,
+                   "beta": float(beta), "I_xt": float(path["I_xt"][i]),
+                   "I_yt": float(path["I_yt"][i]), "r": float(path["compression_ratio"][i]),
+                   "rmse": float(path["rmse"][i])}
+            records.append(rec)
+            print(f"  {objective:6s} beta={beta:<7g} I_xt={rec['I_xt']:.4f} "
+                  f"I_yt={rec['I_yt']:.4f} r={rec['r']:+.3f} rmse={rec['rmse']:.3f}")
+    return records
+
+
+def _median_time(fn, repeats=5):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def speed_rff(args):
+    """(S3) RFF CS-QMI: accuracy against exact at n = 4096, time and memory at large n."""
+    records = []
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    # S3: RFF CS-QMI (median widths), chunked. Accuracy at n = 4096 on a strongly
+    # dependent pair (t = x + noise) and a weakly dependent one, then time at large n.
+    exact_n = 4096
+    rng = np.random.default_rng(1)
+    Xs = rng.standard_normal((exact_n, 16))
+    pairs = {"strong (t = x + 0.1 e)": Xs + 0.1 * rng.standard_normal((exact_n, 16)),
+             "weak (t = tanh(xA/4) + 0.1 e)": np.tanh(Xs @ rng.standard_normal((16, 16)) / 4)
+             + 0.1 * rng.standard_normal((exact_n, 16))}
+    for label, Ts in pairs.items():
+        exact = cs_mutual_information(Xs, Ts, device=args.device)
+        for D in ((256, 1024) if device.type == "cpu" else (256, 1024, 4096)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                approx = [cs_mutual_information(Xs, Ts, approximation="rff", n_components=D,
+                                                random_state=s, device=args.device)
+                          for s in range(3)]
+            err = float(np.mean([abs(a - exact) / exact for a in approx]))
+            records.append({"workload": "S3 RFF rel. error", "pair": label, "n": exact_n,
+                            "D": D, "exact": exact, "rff": approx, "mean_rel_error": err})
+            print(f"  S3 {label:30s} n={exact_n} D={D:5d}: exact {exact:.4f} RFF "
+                  f"{np.mean(approx):.4f} ± {np.std(approx):.4f} mean rel. error {err:.1%}")
+    sizes = [10**4, 10**5] if args.quick else [10**4, 10**5, 10**6]
+    for n in sizes:
+        for D in ((256,) if device.type == "cpu" else (256, 1024)):
+            Xs = rng.standard_normal((n, 16))
+            Ts = Xs + 0.1 * rng.standard_normal((n, 16))
+            rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                value = cs_mutual_information(Xs, Ts, approximation="rff", n_components=D,
+                                              random_state=0, device=args.device)
+            sync()
+            seconds = time.perf_counter() - start
+            extra = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+            records.append({"workload": "S3 RFF CS-QMI", "n": n, "D": D, "seconds": seconds,
+                            "value": value, "extra_peak_rss_mb": extra})
+            print(f"  S3 n={n:>8d} D={D:5d}: RFF CS-QMI {seconds:7.2f}s value {value:.4f} "
+                  f"extra peak RSS {extra:.0f} MB (targets: CPU n=1e6 D=256 <= 90 s, <= 1 GiB)")
+    return records
+
+
+def speed(args):
+    records = []
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
+    # S1: epoch time, CS-IB vs MSE objective (same network)
+    n = 65536 if device.type == "cuda" else (2048 if args.quick else 4096)
+    X, y = make_heavy_tailed_friedman(n, 16, random_state=0)
+    for batch in (128, 1024, 4096):
+        if batch > n:
+            continue
+        times = {}
+        for objective in ("cs_ib", "mse"):
+            model = CSIBRegressor(objective=objective, max_iter=2, batch_size=batch,
+                                  early_stopping=False, random_state=0, device=args.device)
+            model.fit(X, y)
+            times[objective] = model.training_time_ / model.n_iter_
+        records.append({"workload": "S1 epoch", "batch": batch, "n": n,
+                        "cs_ib_s": times["cs_ib"], "mse_s": times["mse"],
+                        "ratio": times["cs_ib"] / times["mse"]})
+        print(f"  S1 epoch n={n} batch={batch:5d}: CS-IB {times['cs_ib']:.3f}s  "
+              f"MSE {times['mse']:.3f}s  ratio {times['cs_ib'] / times['mse']:.2f} "
+              "(target <= 2 CPU, <= 3 GPU at batch 128)")
+    # S2: forward + backward of the exact estimators
+    sizes = [128, 1024, 4096, 8192, 16384] if device.type == "cuda" else (
+        [128, 1024] if args.quick else [128, 1024, 2048])
+    gen = torch.Generator().manual_seed(0)
+    dtype = torch.float32
+    for N in sizes:
+        x = torch.randn(N, 16, generator=gen).to(device, dtype)
+        t = torch.randn(N, 128, generator=gen).to(device, dtype).requires_grad_(True)
+        yy = torch.randn(N, 1, generator=gen).to(device, dtype)
+        yp = torch.randn(N, 1, generator=gen).to(device, dtype).requires_grad_(True)
+
+        def qmi(x=x, t=t):
+            cs_qmi_core(x, t, 4.0, 16.0).backward()
+            sync()
+
+        def ccs(x=x, yy=yy, yp=yp):
+            conditional_cs_core(x, yy, yp, 1.0, 1.0).backward()
+            sync()
+
+        tq, tc = _median_time(qmi), _median_time(ccs)
+        records.append({"workload": "S2 fwd+bwd", "N": N, "cs_qmi_s": tq, "cond_cs_s": tc,
+                        "dtype": "float32"})
+        print(f"  S2 N={N:6d}: CS-QMI fwd+bwd {tq * 1e3:8.2f} ms   conditional CS "
+              f"{tc * 1e3:8.2f} ms")
+    # exact float64 CS-QMI vs the O(N^3) numpy reference at N = 2048
+    N = 1024 if args.quick else 2048
+    rng = np.random.default_rng(0)
+    Xn, Tn = rng.standard_normal((N, 16)), rng.standard_normal((N, 8))
+
+    def numpy_reference():
+        def gram(A, s):
+            sq = (A**2).sum(1)
+            return np.exp(-(sq[:, None] + sq[None] - 2 * A @ A.T).clip(0) / (2 * s * s))
+
+        K, Q = gram(Xn, 4.0), gram(Tn, 3.0)
+        ones = np.ones(N)
+        return (np.log(np.trace(K @ Q) / N**2) + np.log(K.sum() * Q.sum() / N**4)
+                - 2 * np.log(ones @ K @ Q @ ones / N**3))
+
+    t_fast = _median_time(lambda: cs_mutual_information(Xn, Tn, sigma_x=4.0, sigma_t=3.0,
+                                                        device=args.device), 3)
+    t_ref = _median_time(numpy_reference, 3)
+    records.append({"workload": "exact CS-QMI float64 vs O(N^3) numpy", "N": N,
+                    "fstat_s": t_fast, "numpy_s": t_ref, "speedup": t_ref / t_fast})
+    print(f"  CS-QMI float64 N={N}: fstat {t_fast:.3f}s  numpy O(N^3) {t_ref:.3f}s  "
+          f"speedup {t_ref / t_fast:.1f}x (target >= 2x at N=2048)")
+    records += speed_rff(args)
+    # S4: CSIBRegressor vs MLPRegressor fit time, same architecture, 50 epochs, batch 128
+    epochs = 10 if args.quick else 50
+    X, y = make_heavy_tailed_friedman(2048 if args.quick else 4096, 16, random_state=1)
+    model = CSIBRegressor(max_iter=epochs, batch_size=128, early_stopping=False,
+                          hidden_layer_sizes=(128, 128), bottleneck_dim=128,
+                          decoder_hidden_sizes=(128,), random_state=0, device=args.device)
+    start = time.perf_counter()
+    model.fit(X, y)
+    t_cs = time.perf_counter() - start
+    mlp = MLPRegressor(hidden_layer_sizes=(128, 128, 128, 128), batch_size=128,
+                       max_iter=epochs, tol=0.0, n_iter_no_change=10**6, random_state=0)
+    start = time.perf_counter()
+    mlp.fit(X, y)
+    t_mlp = time.perf_counter() - start
+    records.append({"workload": "S4 fit", "epochs": epochs, "csib_s": t_cs, "mlp_s": t_mlp,
+                    "ratio": t_cs / t_mlp})
+    print(f"  S4 fit {epochs} epochs: CSIBRegressor {t_cs:.2f}s  MLPRegressor {t_mlp:.2f}s  "
+          f"ratio {t_cs / t_mlp:.2f} (target <= 2)")
+    return records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--only", nargs="+", default=["quality", "robustness", "plane", "speed"],
+                        help="workloads: quality robustness plane speed (all of S1-S4), or "
+                             "rff (S3 alone)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.seeds is None:
+        args.seeds = [0] if args.quick else [0, 1, 2, 3, 4]
+    device_name = (torch.cuda.get_device_name(0) if args.device == "cuda"
+                   else platform.processor() or platform.machine())
+    out = {"meta": {
+        "python": sys.version.split()[0], "torch": torch.__version__,
+        "numpy": np.__version__, "sklearn": sklearn.__version__, "device": args.device,
+        "device_name": device_name, "threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "quick": args.quick,
+        "seeds": args.seeds, "date": datetime.now(timezone.utc).isoformat(),
+    }}
+    print(f"fstat.bottleneck benchmark on {args.device} ({device_name}), quick={args.quick}")
+    if "quality" in args.only:
+        out["quality"] = quality(args)
+        summarize_quality(out["quality"])
+    if "robustness" in args.only:
+        out["robustness"] = robustness(args)
+    if "plane" in args.only:
+        out["plane"] = plane(args)
+    if "speed" in args.only:
+        out["speed"] = speed(args)
+    elif "rff" in args.only:
+        out["speed"] = speed_rff(args)
+    path = args.out or os.path.join(
+        "benchmarks", "results", f"bottleneck_{socket.gethostname()}_{args.device}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(out, fh, indent=1, default=lambda o: None if isinstance(o, float) and
+                  math.isnan(o) else str(o))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Kernel widths for the Cauchy--Schwarz estimators: rules, validation, degenerate guard.
+
+The rules themselves (median of pairwise Euclidean distances with numpy's even-count
+convention, Silverman's rule) live in :mod:`fstat.kernels._gram`; this module adds the
+public :func:`kernel_width`, the degenerate-width fallback of the specification (a rule
+result at or below ``1e-12 * (1 + RMS norm of the centred data)`` becomes 1.0 with a
+``UserWarning``) and the detached per-batch resolution used in training.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import torch
+
+from ..kernels._gram import median_from_sq_dists, median_heuristic, silverman_width
+
+__all__ = ["kernel_width"]
+
+_RULES = ("median", "silverman")
+
+
+def check_width(sigma, name="sigma"):
+    """Validate a width specification; return a rule name or a positive float."""
+    if isinstance(sigma, str):
+        if sigma not in _RULES:
+            raise ValueError(
+                f"{name} must be a positive float, 'median' or 'silverman'; got {name}={sigma!r}."
+            )
+        return sigma
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+        raise ValueError(
+            f"{name} must be a positive float, 'median' or 'silverman'; got {name}={sigma!r}."
+        )
+    value = float(sigma)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0; got {name}={sigma!r}.")
+    return value
+
+
+def _rms_norm(X):
+    X = X.to(torch.float64)
+    centred = X - X.mean(dim=0, keepdim=True)
+    return float(centred.square().sum(dim=1).mean().sqrt())
+
+
+def rule_width(X, rule, *, scale=1.0, max_samples=2000, generator=None, name="sigma"):
+    """Compute ``rule`` on the tensor ``X`` (no autograd) with the degenerate fallback.
+
+    Returns ``(width, degenerate)``; a degenerate result is 1.0 (not scaled) and the
+    caller decides whether to warn (training warns once per fit).
+    """
+    with torch.no_grad():
+        X = X.detach()
+        if X.dim() == 1:
+            X = X[:, None]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if rule == "median":
+                width = median_heuristic(X, max_samples=max_samples, random_state=generator)
+            else:
+                width = silverman_width(X)
+        rule_warned = any(issubclass(w.category, UserWarning) for w in caught)
+        if rule_warned or not width > 1e-12 * (1.0 + _rms_norm(X)):
+            return 1.0, True
+    return float(width) * float(scale), False
+
+
+def resolve_width(sigma, X, *, scale=1.0, max_samples=2000, generator=None, name="sigma",
+                  warn=True):
+    """Resolve a validated width specification on ``X`` to a float (rules times ``scale``)."""
+    if not isinstance(sigma, str):
+        return float(sigma)
+    width, degenerate = rule_width(
+        X, sigma, scale=scale, max_samples=max_samples, generator=generator, name=name
+    )
+    if degenerate and warn:
+        warnings.warn(
+            f"degenerate kernel width for {name} (rule {sigma!r} on data without spread); "
+            "using width 1.0.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return width
+
+
+def kernel_width(X, sigma="median", *, scale=1.0, max_samples=2000, random_state=None):
+    """Resolve a Gaussian-kernel width: a rule on the data, or a validated number.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features) or (n_samples,)
+        Data for the rule; a 1-D array is one column.
+    sigma : {"median", "silverman"} or float, default="median"
+        ``"median"``: median Euclidean distance over pairs ``i < j`` (an even number
+        of pairs averages the two middle values, like :func:`numpy.median`).
+        ``"silverman"``: ``s (4 / ((d + 2) n))^(1 / (d + 4))`` with ``s`` the mean
+        per-column standard deviation (``ddof=1``). A positive finite float is
+        returned unchanged (``scale`` is not applied).
+    scale : float, default=1.0
+        Multiplier applied to rule results.
+    max_samples : int, default=2000
+        Above this many rows the median rule uses a random subset of rows.
+    random_state : None, int or RandomState
+        Draws that subset.
+
+    Returns
+    -------
+    float
+        The width. A degenerate rule result (all rows equal, or a width below
+        ``1e-12 * (1 + RMS norm of the centred data)``) gives 1.0 with a
+        ``UserWarning``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fstat.bottleneck import kernel_width
+    >>> kernel_width(np.array([0.0, 1.0, 3.0]))
+    2.0
+    >>> kernel_width(np.array([0.0, 1.0, 3.0]), 0.5)
+    0.5
+    """
+    sigma = check_width(sigma, "sigma")
+    scale = check_width(scale, "scale")
+    if not isinstance(sigma, str):
+        return sigma
+    from ._estimators import as_column_tensor
+
+    X = as_column_tensor(X, "X", min_samples=1)
+    if max_samples is not None and (not isinstance(max_samples, numbers.Integral)
+                                    or max_samples < 2):
+        raise ValueError(f"max_samples must be an int >= 2 or None; got {max_samples!r}.")
+    generator = None
+    if sigma == "median" and max_samples is not None and X.shape[0] > max_samples:
+        from .._torch import make_generator
+
+        generator = make_generator(random_state)
+    return resolve_width(sigma, X, scale=scale, max_samples=max_samples, generator=generator,
+                         name="sigma")
+
+
+
+def width_from_sq_dists(D, X, rule, *, scale=1.0):
+    """Like :func:`rule_width` but reuses the squared distances ``D = sq_dists(X)``.
+
+    The median comes from ``D`` directly; the degenerate test uses the RMS norm
+    ``sqrt(sum D / (2 n^2))`` of the centred data. Silverman's rule needs ``X``.
+    Returns ``(width, degenerate)``.
+    """
+    if rule != "median":
+        return rule_width(X, rule, scale=scale)
+    with torch.no_grad():
+        D = D.detach()
+        n = D.shape[0]
+        if n < 2:
+            return 1.0, True
+        median = median_from_sq_dists(D)
+        rms = math.sqrt(max(float(D.sum()) / (2.0 * n * n), 0.0))
+        if median is None or not median > 1e-12 * (1.0 + rms):
+            return 1.0, True
+    return float(median) * float(scale), False

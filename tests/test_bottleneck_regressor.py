@@ -1,0 +1,355 @@
+"""CSIBRegressor: API contract, determinism, objectives, bad input, baseline formulas."""
+
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _reference_bottleneck import hsic_ref
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.utils._param_validation import InvalidParameterError
+
+from fstat.bottleneck import CSIBRegressor
+from fstat.bottleneck._objectives import hsic_value, nib_bound, vib_kl
+from fstat.bottleneck._testing import FAST_PARAMS
+
+FAST = dict(FAST_PARAMS["CSIBRegressor"], max_iter=15)
+OBJECTIVES = ["cs_ib", "mse", "vib", "nib", "hsic"]
+
+
+def _data(n=120, p=4, k=None, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] + 0.1 * rng.standard_normal(n)
+    if k is not None:
+        y = np.column_stack([y * (j + 1) for j in range(k)])
+    return X, y
+
+
+def _fit(**params):
+    X, y = _data()
+    return CSIBRegressor(**{**FAST, "random_state": 0, **params}).fit(X, y), X, y
+
+
+# ------------------------------------------------------------------ contract
+def test_clone_is_unfitted_with_equal_params():
+    model, _, _ = _fit()
+    c = clone(model)
+    assert c.get_params() == model.get_params()
+    assert not hasattr(c, "module_")
+
+
+def test_pickle_round_trip():
+    model, X, _ = _fit()
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    np.testing.assert_array_equal(again.transform(X), model.transform(X))
+
+
+def test_determinism():
+    a, X, _ = _fit(random_state=3)
+    b, _, _ = _fit(random_state=3)
+    c, _, _ = _fit(random_state=4)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    assert not np.array_equal(a.predict(X), c.predict(X))
+
+
+@pytest.mark.parametrize("k", [None, 1, 3])
+def test_output_shapes(k):
+    X, y = _data(k=k)
+    model = CSIBRegressor(**FAST, random_state=0).fit(X, y)
+    assert model.predict(X).shape == y.shape
+    assert model.n_outputs_ == (1 if k is None else k)
+    assert model.transform(X).shape == (len(X), FAST["bottleneck_dim"])
+    assert model.transform(X).dtype == np.float64
+
+
+def test_transform_set_output_and_feature_names():
+    X, y = _data()
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    model = CSIBRegressor(**FAST, random_state=0).set_output(transform="pandas")
+    out = model.fit(df, pd.Series(y)).transform(df)
+    assert list(out.columns) == [f"csibregressor{i}" for i in range(FAST["bottleneck_dim"])]
+    assert list(model.feature_names_in_) == list(df.columns)
+    assert isinstance(model.predict(df), np.ndarray)
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(df.rename(columns={"f0": "g0"}))
+
+
+def test_curves_and_early_stopping_bookkeeping():
+    X, y = _data(200)
+    model = CSIBRegressor(**{**FAST, "early_stopping": True, "max_iter": 12}, random_state=0)
+    model.fit(X, y)
+    assert len(model.loss_curve_) == len(model.validation_scores_) == model.n_iter_
+    assert len(model.prediction_loss_curve_) == len(model.compression_curve_) == model.n_iter_
+    assert model.best_epoch_ == int(np.argmin(model.validation_scores_))
+    assert model.best_validation_score_ == min(model.validation_scores_)
+    assert all(np.isfinite(model.loss_curve_))
+    # restored weights give the recorded best validation score
+    no_es = CSIBRegressor(**FAST, random_state=0).fit(X, y)
+    assert no_es.validation_scores_ is None and no_es.best_epoch_ == no_es.n_iter_ - 1
+
+
+def test_early_stopping_stops_on_plateau():
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((150, 3)), rng.standard_normal(150)
+    model = CSIBRegressor(**{**FAST, "early_stopping": True, "max_iter": 200,
+                             "n_iter_no_change": 3, "tol": 10.0}, random_state=0).fit(X, y)
+    assert model.n_iter_ == 4 < 200
+
+
+def test_gridsearch_and_cross_val_score():
+    X, y = _data(100)
+    search = GridSearchCV(CSIBRegressor(**FAST, random_state=0), {"beta": [0.0, 0.1]}, cv=2)
+    search.fit(X, y)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    scores = cross_val_score(CSIBRegressor(**FAST, random_state=0), X, y, cv=2)
+    assert np.all(np.isfinite(scores))
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_every_objective_fits(objective):
+    model, X, y = _fit(objective=objective, beta=0.1)
+    assert np.all(np.isfinite(model.predict(X)))
+    assert np.all(np.isfinite(model.compression_curve_))
+    assert (model.noise_std_ is None) == (objective == "vib")
+    if objective == "nib":
+        assert model.noise_std_ != pytest.approx(0.1)  # trained
+
+
+def test_learned_noise_and_normalized_compression():
+    model, X, _ = _fit(learn_noise_std=True, compression="normalized_cs_qmi", beta=0.5)
+    assert model.noise_std_ != pytest.approx(0.1)
+    assert np.all(np.isfinite(model.predict(X)))
+
+
+def test_beta_zero_skips_compression():
+    model, _, _ = _fit(beta=0.0)
+    assert all(math.isnan(v) for v in model.compression_curve_)
+    assert model.loss_curve_ == pytest.approx(model.prediction_loss_curve_)
+
+
+def test_widths_recorded():
+    model, _, _ = _fit(sigma_x="median", sigma_t="median", sigma_y="median")
+    for name in ("sigma_x_", "sigma_y_", "sigma_t_"):
+        assert np.isfinite(getattr(model, name)) and getattr(model, name) > 0
+    fixed, _, _ = _fit(sigma_x=0.7, sigma_y=2.0)
+    assert fixed.sigma_x_ == 0.7 and fixed.sigma_y_ == 2.0
+
+
+def test_information_plane():
+    model, X, y = _fit()
+    ixt, iyt = model.information_plane(X, y)
+    assert isinstance(ixt, float) and isinstance(iyt, float)
+    assert np.isfinite([ixt, iyt]).all() and ixt >= 0 and iyt >= 0
+    sub = model.information_plane(X, y, max_samples=50, random_state=0)
+    assert sub == model.information_plane(X, y, max_samples=50, random_state=0)
+
+
+def test_methods_do_not_change_state():
+    model, X, y = _fit()
+    before = pickle.dumps(model.__dict__)
+    model.predict(X)
+    model.transform(X)
+    model.score(X, y)
+    model.information_plane(X, y)
+    assert pickle.dumps(model.__dict__) == before
+
+
+def test_pipeline_with_scaler_is_idempotent():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _data()
+    a = make_pipeline(StandardScaler(), CSIBRegressor(**FAST, random_state=0)).fit(X, y)
+    b = CSIBRegressor(**FAST, random_state=0).fit(X, y)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-8)
+
+
+# ----------------------------------------------------------------- bad input
+def test_bad_input():
+    X, y = _data(40)
+    model = CSIBRegressor(**FAST)
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(np.where(X > 2, np.nan, X), y)
+    with pytest.raises(ValueError, match="infinity"):
+        model.fit(X, np.where(y > 1, np.inf, y))
+    with pytest.raises(ValueError, match="1 sample"):
+        model.fit(X[:1], y[:1])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        model.fit(X, y[:-1])
+    with pytest.raises(ValueError, match="[Cc]omplex"):
+        model.fit(X + 1j, y)
+    with pytest.raises(ValueError, match="could not convert"):
+        model.fit(np.full((40, 2), "a"), y)
+    import scipy.sparse as sp
+
+    with pytest.raises(TypeError, match="dense"):
+        model.fit(sp.csr_matrix(X), y)
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        model.fit(X[:, 0], y)
+    with pytest.raises(ValueError, match="requires y"):
+        model.fit(X, None)
+
+
+@pytest.mark.parametrize("param,value", [
+    ("beta", -0.1), ("sigma_x", 0.0), ("sigma_y", np.nan), ("sigma_t", "mean"),
+    ("objective", "kl"), ("approximation", "exact"), ("batch_size", 1), ("dtype", "float16"),
+    ("sigma_x_scale", -1.0), ("validation_fraction", 1.0),
+])
+def test_invalid_parameters(param, value):
+    X, y = _data(40)
+    with pytest.raises(InvalidParameterError, match=param):
+        CSIBRegressor(**{**FAST, param: value}).fit(X, y)
+
+
+def test_bad_hidden_sizes():
+    X, y = _data(40)
+    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+        CSIBRegressor(**{**FAST, "hidden_layer_sizes": (0,)}).fit(X, y)
+
+
+def test_device_errors(monkeypatch):
+    X, y = _data(40)
+    with pytest.raises(ValueError, match="device"):
+        CSIBRegressor(**{**FAST, "device": "tpu"}).fit(X, y)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        CSIBRegressor(**{**FAST, "device": "cuda"}).fit(X, y)
+
+
+@pytest.mark.parametrize("params", [dict(learn_noise_std=True, noise_std=0.0),
+                                    dict(objective="nib", noise_std=0.0)])
+def test_noise_std_must_be_positive(params):
+    X, y = _data(40)
+    with pytest.raises(ValueError, match="noise_std must be > 0"):
+        CSIBRegressor(**{**FAST, **params}).fit(X, y)
+
+
+def test_batch_size_clipped_and_remainder_merged():
+    X, y = _data(30)
+    with pytest.warns(UserWarning, match="clipped to 30"):
+        CSIBRegressor(**{**FAST, "batch_size": 64}).fit(X, y)
+    X, y = _data(65)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = CSIBRegressor(**{**FAST, "batch_size": 32}, random_state=0).fit(X, y)
+    assert np.all(np.isfinite(model.predict(X)))
+
+
+def test_early_stopping_disabled_on_tiny_data():
+    X, y = _data(2)
+    with pytest.warns(UserWarning, match="early stopping is disabled"):
+        model = CSIBRegressor(**{**FAST, "early_stopping": True}).fit(X, y)
+    assert model.validation_scores_ is None
+
+
+def test_constant_column_and_constant_target():
+    X, y = _data(60)
+    X[:, 1] = 3.0
+    model = CSIBRegressor(**FAST, random_state=0).fit(X, np.full(60, 2.5))
+    assert model.x_scale_[1] == 1.0 and model.y_scale_[0] == 1.0
+    assert np.all(np.isfinite(model.predict(X)))
+
+
+def test_degenerate_width_warns_once():
+    X = np.ones((40, 3))
+    y = np.random.default_rng(0).standard_normal(40)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = CSIBRegressor(**{**FAST, "sigma_x": "median"}, random_state=0).fit(X, y)
+    messages = [str(w.message) for w in caught if "degenerate kernel width" in str(w.message)]
+    assert len(messages) == 1
+    assert np.all(np.isfinite(model.predict(X)))
+
+
+def test_cpu_gram_memory_warning():
+    model = CSIBRegressor(batch_size="full")
+    with pytest.warns(UserWarning, match="GiB"):
+        assert model._batch_size(20000, 20, torch.device("cpu"), torch.float32) is None
+
+
+def test_nonfinite_prediction_raises():
+    X, y = _data(60)
+    model = CSIBRegressor(**{**FAST, "dtype": "float32"}, random_state=0).fit(X, y)
+    with pytest.raises(FloatingPointError, match="float64"):
+        model.predict(np.array([[3e38, 3e38, -3e38, 3e38]]))
+
+
+def test_not_fitted_and_wrong_features():
+    X, y = _data(40)
+    with pytest.raises(NotFittedError):
+        CSIBRegressor().predict(X)
+    with pytest.raises(NotFittedError):
+        CSIBRegressor().information_plane(X, y)
+    model, X, _ = _fit()
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X[:, :2])
+
+
+@pytest.mark.parametrize("approximation", ["rff", "nystroem"])
+def test_training_with_approximation(approximation):
+    X, y = _data(200)
+    params = {**FAST, "approximation": approximation, "n_components": 64, "beta": 0.1,
+              "sigma_x": "median", "sigma_t": "median", "max_iter": 20}
+    model = CSIBRegressor(**params, random_state=0).fit(X, y)
+    assert np.all(np.isfinite(model.predict(X))) and np.all(np.isfinite(model.loss_curve_))
+    assert model.score(X, y) > 0.3
+    again = CSIBRegressor(**params, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(model.predict(X), again.predict(X))
+
+
+# -------------------------------------------------------------- baselines
+def test_vib_kl():
+    mu, s = torch.zeros(5, 3), torch.ones(5, 3)
+    assert float(vib_kl(mu, s)) == 0.0
+    rng = np.random.default_rng(0)
+    mu = torch.tensor(rng.standard_normal((1, 2)))
+    s = torch.tensor(rng.uniform(0.5, 1.5, (1, 2)))
+    z = mu.numpy() + s.numpy() * rng.standard_normal((400000, 2))
+    log_q = (-0.5 * ((z - mu.numpy()) / s.numpy()) ** 2 - np.log(s.numpy())).sum(1)
+    log_p = (-0.5 * z**2).sum(1)
+    assert float(vib_kl(mu, s)) == pytest.approx(np.mean(log_q - log_p), rel=0.02)
+
+
+def test_nib_bound_limits():
+    mu = torch.tensor(np.random.default_rng(0).standard_normal((20, 3)))
+    assert float(nib_bound(mu, 1e6)) == pytest.approx(0.0, abs=1e-9)
+    assert float(nib_bound(mu, 1e-6)) == pytest.approx(math.log(20), rel=1e-9)
+
+
+def test_hsic_term_matches_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        X, T = rng.standard_normal((25, 3)), rng.standard_normal((25, 2))
+        value = float(hsic_value(torch.tensor(X), torch.tensor(T), 1.2, 0.7))
+        assert value >= -1e-12
+        assert value == pytest.approx(hsic_ref(X, T, 1.2, 0.7), rel=1e-10)
+
+
+@pytest.mark.gpu
+def test_cuda_fit_finite_and_cpu_pickle():
+    X, y = _data()
+    model = CSIBRegressor(**{**FAST, "device": "cuda"}, random_state=0).fit(X, y)
+    assert np.all(np.isfinite(model.predict(X)))
+    assert next(model.module_.parameters()).device.type == "cpu"
+
+
+def test_cuda_fitted_model_predicts_on_cpu_only_machine(monkeypatch):
+    model, X, _ = _fit()
+    expected = model.predict(X)
+    clone_ = pickle.loads(pickle.dumps(model))
+    clone_.device_ = "cuda:0"  # as if fitted on a GPU (module_ is stored on the CPU)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="predicting on the CPU"):
+        np.testing.assert_array_equal(clone_.predict(X), expected)
+
+
+def test_verbose_progress(capsys):
+    _fit(verbose=1, max_iter=2)
+    assert "CSIBRegressor" in capsys.readouterr().err
