@@ -57,6 +57,11 @@ def _msvr_log_update(ell, lam, lam_prev, gamma, kappa=_KAPPA):
     return a + torch.log(u), clamped
 
 
+def _meco_surrogate(e_data, s, ell):
+    """L_t = mean E(z) + mean exp(s - ell) with ell detached; ∇L_t is the MECO gradient G_t."""
+    return e_data.mean() + torch.exp(s - ell.detach().to(s.dtype)).mean()
+
+
 class _MecoObjective(_Objective):
     def __init__(self, est, energy, m, device):
         super().__init__()
@@ -93,7 +98,7 @@ class _MecoObjective(_Objective):
             if self.msvr:
                 torch._foreach_copy_(list(self._prev[0].parameters()),
                                      [p.detach() for p in self._energy[0].parameters()])
-        loss = e_data.mean() + torch.exp(s - ell.to(s.dtype)).mean()
+        loss = _meco_surrogate(e_data, s, ell)
         monitor = (e_data.detach().mean() + offset).double() + ell
         return loss, monitor
 
