@@ -77,21 +77,23 @@ class _NoiseBase:
     set_params = BaseEstimator.set_params
     __repr__ = BaseEstimator.__repr__
 
+    def _check_fitted(self):
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+
     def score_samples(self, Z):
         """Log-density log q(Z) in nats, shape (n,)."""
-        check_is_fitted(self)
+        self._check_fitted()
         Z = np.asarray(Z, dtype=np.float64)
         with torch.no_grad():
             return self._module()(torch.tensor(Z)).double().numpy()
 
     def sample(self, n_samples=1, random_state=None):
         """Draw ``n_samples`` points, shape (n_samples, d)."""
-        check_is_fitted(self)
+        self._check_fitted()
         with torch.no_grad():
             return self._module().sample(int(n_samples), make_generator(random_state)).numpy()
 
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "n_features_in_")
 
 
 def _t(x):
