@@ -188,12 +188,18 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         dtype = parse_dtype(self.dtype)
         weighted = sample_weight is not None
         if weighted:
-            a = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            try:
+                a = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                         ensure_non_negative=True)
+            except ValueError as exc:
+                raise ValueError(f"invalid sample_weight: {exc}") from None
             if not a.sum() > 0:
                 raise ValueError("sample_weight sums to zero; at least one positive weight "
                                  "is needed.")
             weighted = np.ptp(a) > 0
-        a_full = np.asarray(_check_sample_weight(sample_weight, X, dtype=np.float64))
+            a_full = a
+        else:
+            a_full = np.ones(n)
         self._check_discrete(X)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(0, 2**31 - 1, size=5)
@@ -337,8 +343,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             p.requires_grad_(False)
         self.energy_module_ = energy.to("cpu")
         self._set_log_partition()
-        ref = X[val_idx] if val_idx is not None else X
-        self.offset_ = float(np.quantile(self.score_samples(ref), self.contamination))
+        ref = Z[val_idx] if val_idx is not None else Z
+        ref_scores = -self._working_energy(ref) - self.log_partition_
+        self.offset_ = float(np.quantile(ref_scores, self.contamination))
         if isinstance(energy.core, QuadraticEnergy) and not energy.tilted:
             mu, cov = energy.quadratic_moments()
             self.quadratic_mean_ = self.mean_ + self.scale_ * mu

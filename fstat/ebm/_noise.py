@@ -57,8 +57,8 @@ def _regularise(cov, reg_covar):
 def _warn_singular(Z):
     if Z.shape[0] <= Z.shape[1]:
         warnings.warn(
-            f"n_samples={Z.shape[0]} <= n_features={Z.shape[1]}: the noise covariance is "
-            "singular, regularised; consider noise='diag_gaussian'.",
+            f"n_samples={Z.shape[0]} <= n_features={Z.shape[1]}: noise covariance singular, "
+            "regularised; consider noise='diag_gaussian'.",
             UserWarning,
             stacklevel=3,
         )
@@ -437,9 +437,9 @@ class MixtureNoise(_NoiseBase):
 
     @classmethod
     def _from_mixture(cls, gm):
-        noise = cls(n_components=len(gm.weights_))
-        noise._set_from_mixture(gm)
-        return noise.fit(None)
+        tmp = cls(n_components=len(gm.weights_))
+        tmp._set_from_mixture(gm)
+        return cls(len(tmp.weights_), tmp.weights_, tmp.means_, tmp.covariances_).fit(None)
 
     def _center(self):
         return self.weights_ @ self.means_
