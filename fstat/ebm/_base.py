@@ -269,7 +269,6 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
         def step(t):
             nonlocal first_bad
-            energy.train()
             idx, y = draw(t)
             z = Zt[idx]
             out = energy.raw(torch.cat([z, y]))
@@ -315,6 +314,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                 energy.train()
                 return score
 
+        energy.train()
         eval_every = self.validation_interval
         if self.callback is not None and not self.early_stopping:
             eval_every = 1
