@@ -127,7 +127,8 @@ def test_nce_and_snl_losses_vs_numpy():
 
     ref = (softplus(-(sd - c - log_nu)).mean()
            + (17 / 11) * softplus(sn - c - log_nu).mean())
-    got = _nce_loss(torch.tensor(sd), torch.tensor(sn), torch.tensor(c, dtype=torch.float64), log_nu)
+    c_t = torch.tensor(c, dtype=torch.float64)
+    got = _nce_loss(torch.tensor(sd), torch.tensor(sn), c_t, log_nu)
     assert abs(float(got) - ref) < 1e-12
     e = rs.normal(size=11)
     nu = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)

@@ -140,8 +140,9 @@ class CompositionalEBM(_BaseEnergyDensity):
         E = f - log q (model starts at p = q); "auto": True except for "quadratic".
     confinement : float, default=0.0
         Adds ``confinement * ||z||^2 / 2`` to the energy.
-    noise : str, GaussianMixture, fstat noise or object with score_samples/sample, default="gaussian"
-        One of "gaussian", "diag_gaussian", "student_t", "gmm", "uniform".
+    noise : str, GaussianMixture, noise object or density, default="gaussian"
+        A density is any object with score_samples and sample. Strings: one of
+        "gaussian", "diag_gaussian", "student_t", "gmm", "uniform".
     noise_scale : float or "auto", default="auto"
         Dilation of the fitted noise (1.0 tilted, 1.5 untilted).
     noise_params : dict, default=None

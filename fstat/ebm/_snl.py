@@ -58,8 +58,9 @@ class SNLDensity(_BaseEnergyDensity):
         E = f - log q (model starts at p = q); "auto": True except for "quadratic".
     confinement : float, default=0.0
         Adds ``confinement * ||z||^2 / 2`` to the energy.
-    noise : str, GaussianMixture, fstat noise or object with score_samples/sample, default="gaussian"
-        One of "gaussian", "diag_gaussian", "student_t", "gmm", "uniform".
+    noise : str, GaussianMixture, noise object or density, default="gaussian"
+        A density is any object with score_samples and sample. Strings: one of
+        "gaussian", "diag_gaussian", "student_t", "gmm", "uniform".
     noise_scale : float or "auto", default="auto"
         Dilation of the fitted noise (1.0 tilted, 1.5 untilted).
     noise_params : dict, default=None
@@ -135,8 +136,8 @@ class SNLDensity(_BaseEnergyDensity):
 
     def __init__(self, energy_model="mlp", *, hidden_layer_sizes=(64, 64), activation="silu",
                  tilt="auto", confinement=0.0, noise="gaussian", noise_scale="auto",
-                 noise_params=None, standardize=True, optimizer="adam", learning_rate=1e-3, momentum=0.9,
-                 weight_decay=0.0, batch_size="auto", n_noise=256, max_iter=5000,
+                 noise_params=None, standardize=True, optimizer="adam", learning_rate=1e-3,
+                 momentum=0.9, weight_decay=0.0, batch_size="auto", n_noise=256, max_iter=5000,
                  early_stopping=False, validation_fraction=0.1, validation_interval=100,
                  n_iter_no_change=10, tol=1e-4, logz_method="auto", n_logz_samples=None,
                  logz_params=None, contamination=0.01, device="auto", dtype="float32",
