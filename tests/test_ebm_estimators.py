@@ -292,3 +292,18 @@ def test_fixed_noise_is_not_refitted(X):
                               "noise_scale": 2.0}).fit(X)
     assert np.all(est.noise_.high_ - est.noise_.low_ > 2 * 1.9 * np.ptp(
         (X - est.mean_) / est.scale_, axis=0))
+
+
+def test_msvr_momentum_correction(X):
+    p = dict(energy_model="quadratic", inner_estimator="msvr", learning_rate=1e-2, max_iter=60,
+             dtype="float64", device="cpu", random_state=0)
+    # with momentum = 0 the STORM direction is the plain gradient: identical to SGD
+    a = CompositionalEBM(optimizer="momentum", momentum=0.0, **p).fit(X)
+    b = CompositionalEBM(optimizer="sgd", momentum=0.0, **p).fit(X)
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    c = CompositionalEBM(optimizer="momentum", momentum=0.5, **p).fit(X)
+    d = CompositionalEBM(optimizer="momentum", momentum=0.5,
+                         **{**p, "inner_estimator": "ma"}).fit(X)
+    assert np.all(np.isfinite(c.score_samples(X)))
+    assert not np.allclose(c.score_samples(X), d.score_samples(X))
+    assert c.n_inner_clamped_ >= 0 and len(c.loss_curve_) == 60

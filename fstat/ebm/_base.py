@@ -251,7 +251,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         tilted = energy.tilted
         objective = self._make_objective(energy, B, m, dtype, device)
         groups = objective.param_groups(energy, self.learning_rate)
-        optimizer = make_optimizer(groups, self.optimizer, learning_rate=self.learning_rate,
+        optimizer = make_optimizer(groups, objective.optimizer_name(self.optimizer),
+                                   learning_rate=self.learning_rate,
                                    weight_decay=self.weight_decay, momentum=self.momentum)
         if self.optimizer == "adam":
             for g in optimizer.param_groups:
@@ -282,7 +283,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                 s = -e_noise - lq_y
                 s_data = -e_data - lq_data[idx]
                 offset = torch.zeros((), dtype=dtype, device=device)
-            loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, idx)
+            loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, z)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             objective.before_step(t)
@@ -530,6 +531,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
 class _Objective(torch.nn.Module):
     """Training objective: extra parameters (e.g. c, ν̃), state, loss and monitor."""
+
+    def optimizer_name(self, name):
+        return name
 
     def param_groups(self, energy, learning_rate):
         return [{"params": [p for p in energy.parameters() if p.requires_grad]}]

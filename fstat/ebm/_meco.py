@@ -73,10 +73,36 @@ class _MecoObjective(_Objective):
         self.n_clamped = torch.zeros((), dtype=torch.long, device=device)
         self.msvr = est.inner_estimator == "msvr"
         self._energy = [energy]  # not a submodule (avoid double snapshot)
+        self.storm_momentum = self.msvr and est.optimizer == "momentum"
         if self.msvr:
             self._prev = [copy.deepcopy(energy)]
+            for p in self._prev[0].parameters():
+                p.requires_grad_(False)
+        self._velocity = None
+        self._grad_prev = None
 
-    def loss(self, t, e_data, s, s_data, offset, y, idx):
+    def optimizer_name(self, name):
+        # MSVR + momentum: the corrected direction v_t is formed here and applied by plain SGD
+        return "sgd" if self.storm_momentum else name
+
+    def _previous_gradient(self, z, y, ell):
+        """Gradient of the surrogate at w_{t-1} on the same z, y and ell (STORM correction)."""
+        prev = self._prev[0]
+        params = list(prev.parameters())
+        with torch.enable_grad():
+            for p in params:
+                p.requires_grad_(True)
+            out = prev.raw(torch.cat([z, y]))
+            B = z.shape[0]
+            s = -out[B:] if prev.tilted else -out[B:] - prev.noise(y)
+            grads = torch.autograd.grad(_meco_surrogate(out[:B], s, ell), params,
+                                        allow_unused=True)
+            for p in params:
+                p.requires_grad_(False)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads,
+                                                                        strict=True)]
+
+    def loss(self, t, e_data, s, s_data, offset, y, z):
         gamma = _gamma_at(t, self.est.gamma, self.est.gamma_schedule, self.est.max_iter)
         with torch.no_grad():
             s64 = s.detach().double()
@@ -95,12 +121,29 @@ class _MecoObjective(_Objective):
             self.n_resets += bad.long()
             ell = torch.where(bad, lam, ell)
             self.ell = ell
+            if self.storm_momentum and t > 0:
+                self._grad_prev = self._previous_gradient(z.detach(), y.detach(), ell)
             if self.msvr:
                 torch._foreach_copy_(list(self._prev[0].parameters()),
                                      [p.detach() for p in self._energy[0].parameters()])
         loss = _meco_surrogate(e_data, s, ell)
         monitor = (e_data.detach().mean() + offset).double() + ell
         return loss, monitor
+
+    def before_step(self, t):
+        if not self.storm_momentum:
+            return
+        params = [p for p in self._energy[0].parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        if self._velocity is None or self._grad_prev is None:
+            velocity = [g.clone() for g in grads]
+        else:  # v_t = G_t + (1 - β)(v_{t-1} - G'_t), 1 - β = momentum
+            mom = float(self.est.momentum)
+            velocity = [g + mom * (v - gp) for g, v, gp in
+                        zip(grads, self._velocity, self._grad_prev, strict=True)]
+        for p, v in zip(params, velocity, strict=True):
+            p.grad = v.clone()
+        self._velocity = velocity
 
     def info(self):
         return {"log_u": float(self.ell)}

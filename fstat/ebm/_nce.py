@@ -29,7 +29,7 @@ class _NceObjective(_Objective):
     def param_groups(self, energy, learning_rate):
         return [{"params": [p for p in energy.parameters() if p.requires_grad] + [self.c]}]
 
-    def loss(self, t, e_data, s, s_data, offset, y, idx):
+    def loss(self, t, e_data, s, s_data, offset, y, z):
         if t == 0:
             with torch.no_grad():
                 self.c.fill_(torch.logsumexp(s.detach().double(), 0) - self.log_m)
