@@ -281,3 +281,32 @@ def test_profiled_nce_gradient_vanishes_along_midpoint():
     grads = [abs(gaussian_mean_landscape(R / 2, R).nce_grad_theta) for R in (4, 6, 8, 10)]
     assert all(a > b for a, b in zip(grads, grads[1:]))
     assert grads[-1] < 1e-3
+
+
+def test_meco_overflow_guard_resets_to_minibatch_value():
+    from types import SimpleNamespace
+
+    from fstat.ebm._meco import _MecoObjective
+
+    core, energy, noise, z, y = _quadratic_setup(seed=8)
+    est = SimpleNamespace(gamma=1e-25, gamma_schedule="constant", max_iter=10,
+                          inner_estimator="ma", optimizer="adam", momentum=0.9)
+    obj = _MecoObjective(est, energy, len(y), "cpu")
+    e = torch.zeros(3, dtype=torch.float64)
+    s0 = torch.zeros(len(y), dtype=torch.float64)
+    obj.loss(0, e, s0, s0, torch.tensor(0.0), y, z)
+    assert float(obj.ell) == pytest.approx(0.0, abs=1e-12)
+    s1 = s0.clone()
+    s1[0] = 80.0  # with γ = 1e-25, u stays stale by > e^50: reset to the minibatch value
+    obj.loss(1, e, s1, s1, torch.tensor(0.0), y, z)
+    assert int(obj.n_resets) == 1
+    assert float(obj.ell) == pytest.approx(float(torch.logsumexp(s1, 0) - math.log(len(y))))
+    s2 = s0 + 1.0  # no reset: ordinary moving average
+    obj.loss(2, e, s2, s2, torch.tensor(0.0), y, z)
+    assert int(obj.n_resets) == 1
+    lam1 = float(torch.logsumexp(s1, 0)) - math.log(len(y))
+    assert float(obj.ell) == pytest.approx(lam1 + math.log1p(-1e-25), abs=1e-12)
+    fitted = SimpleNamespace()
+    with pytest.warns(UserWarning, match="overflow guard triggered 1 time"):
+        obj.finish(fitted)
+    assert fitted.n_inner_resets_ == 1 and fitted.n_inner_clamped_ == 0
