@@ -40,7 +40,6 @@ from ._noise import (
     _NoiseBase,
 )
 from ._partition import (
-    _default_bounds,
     _WeightAccumulator,
     estimate_log_partition,
     warn_if_degenerate,
@@ -524,10 +523,6 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                     log_h += 0.5 * (float(acc.double().mean()) - 0.6)
         return self.mean_ + self.scale_ * z.cpu().numpy()
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        return state
-
 
 class _Objective(torch.nn.Module):
     """Training objective: extra parameters (e.g. c, ν̃), state, loss and monitor."""
@@ -546,7 +541,3 @@ class _Objective(torch.nn.Module):
 
     def finish(self, estimator):
         pass
-
-
-def _grid_bounds(estimator):
-    return _default_bounds(estimator.noise_, estimator._data_range_)
