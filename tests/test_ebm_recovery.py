@@ -120,3 +120,23 @@ def test_importance_sampling_degenerates_in_16d():
     assert est.ess < 0.01 * est.n_samples
     with pytest.warns(PartitionEstimateWarning, match="ais"):
         warn_if_degenerate(est)
+
+
+def test_sir_samples_look_like_held_out_data():
+    """Spec test 20: samples are as typical as held-out data under a KDE of the training set."""
+    from sklearn.neighbors import KernelDensity
+
+    X = make_toy_density("moons", 4000, random_state=0)
+    X_hold = make_toy_density("moons", 2000, random_state=1)
+    est = CompositionalEBM(learning_rate=2e-3, max_iter=4000, device="cpu",
+                           random_state=0).fit(X)
+    mu, sd = X.mean(0), X.std(0)
+    kde = KernelDensity(bandwidth=0.1).fit((X - mu) / sd)
+
+    def typical(A):
+        return float(np.mean(kde.score_samples((A - mu) / sd)))
+
+    samples = est.sample(2000, random_state=0)
+    raw = est.noise_.sample(2000, random_state=0) * est.scale_ + est.mean_
+    assert abs(typical(samples) - typical(X_hold)) <= 0.4
+    assert typical(samples) >= typical(raw) + 2.0
