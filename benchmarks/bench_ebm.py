@@ -1,0 +1,198 @@
+"""Benchmark of fstat.ebm against scikit-learn KernelDensity / GaussianMixture (and zuko NSF).
+
+Usage: ``PYTHONPATH=. python benchmarks/bench_ebm.py [--device cpu|cuda] [--quick]``
+
+Workloads: the three 2-D toys (true density known), the 5-D Gaussian (closed-form MLE), the
+digits OOD split (PCA-8). Methods: CompositionalEBM ("ma", "msvr"), NCEDensity, SNLDensity,
+KernelDensity (bandwidth by 3-fold CV over 10 log-spaced values; sklearn's score is a sum, we
+report the mean), GaussianMixture (n_components by 3-fold CV from {1, 2, 4, 8}), and a zuko
+neural spline flow when zuko is importable. Prints a table and writes
+``benchmarks/results/bench_ebm_<device>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import warnings
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV
+from sklearn.neighbors import KernelDensity
+
+from fstat.datasets import load_digits_ood, make_toy_density
+from fstat.ebm import CompositionalEBM, NCEDensity, SNLDensity
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _kde_cv(X):
+    grid = {"bandwidth": np.logspace(-1.5, 0.5, 10) * X.std(0).mean()}
+    return GridSearchCV(KernelDensity(), grid, cv=3).fit(X).best_estimator_
+
+
+def _gmm_cv(X):
+    grid = {"n_components": [1, 2, 4, 8]}
+    return GridSearchCV(GaussianMixture(covariance_type="full", random_state=0), grid,
+                        cv=3).fit(X).best_estimator_
+
+
+def _zuko_fit(X, n_iter, device):
+    import torch
+    import zuko
+
+    Xt = torch.tensor((X - X.mean(0)) / X.std(0), dtype=torch.float32, device=device)
+    log_jac = float(np.log(X.std(0)).sum())
+    torch.manual_seed(0)  # benchmark script (not library code): zuko draws from torch's RNG
+    flow = zuko.flows.NSF(X.shape[1], transforms=3, hidden_features=(64, 64)).to(device)
+    opt = torch.optim.Adam(flow.parameters(), lr=1e-3)
+    gen = torch.Generator(device=device).manual_seed(0)
+    for _ in range(n_iter):
+        idx = torch.randint(0, len(Xt), (256,), generator=gen, device=device)
+        loss = -flow().log_prob(Xt[idx]).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def score_samples(Z):
+        with torch.no_grad():
+            Zt = torch.tensor((Z - X.mean(0)) / X.std(0), dtype=torch.float32, device=device)
+            return flow().log_prob(Zt).double().cpu().numpy() - log_jac
+
+    return score_samples
+
+
+def _ebm_methods(energy, n_iter, lr, device):
+    common = dict(energy_model=energy, learning_rate=lr, max_iter=n_iter, device=device,
+                  random_state=0)
+    if energy == "quadratic":
+        common["dtype"] = "float64"
+    return {
+        "MECO-ma": CompositionalEBM(**common),
+        "MECO-msvr": CompositionalEBM(inner_estimator="msvr", **common),
+        "NCE": NCEDensity(**common),
+        "SNL": SNLDensity(**common),
+    }
+
+
+def _run_workload(name, X, X_test, *, truth=None, X_ood=None, energy="mlp", n_iter, lr,
+                  device, zuko_ok):
+    rows = []
+    truth_ll = float(np.mean(truth(X_test))) if truth is not None else None
+    for label, est in _ebm_methods(energy, n_iter, lr, device).items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, fit_s = _timed(lambda est=est: est.fit(X))
+        ll = est.score(X_test)
+        row = {"workload": name, "method": label, "test_loglik": ll, "fit_s": fit_s,
+               "ms_per_iter": 1e3 * fit_s / max(est.n_iter_, 1),
+               "logz_se": est.log_partition_se_, "logz_ess": est.log_partition_ess_}
+        if X_ood is not None:
+            y = np.r_[np.ones(len(X_test)), np.zeros(len(X_ood))]
+            row["auroc"] = roc_auc_score(y, -est.ood_score(np.r_[X_test, X_ood]))
+        rows.append(row)
+    for label, maker in (("KDE-CV", _kde_cv), ("GMM-CV", _gmm_cv)):
+        est, fit_s = _timed(lambda maker=maker: maker(X))
+        row = {"workload": name, "method": label, "test_loglik": float(np.mean(
+            est.score_samples(X_test))), "fit_s": fit_s}
+        if X_ood is not None:
+            y = np.r_[np.ones(len(X_test)), np.zeros(len(X_ood))]
+            row["auroc"] = roc_auc_score(y, est.score_samples(np.r_[X_test, X_ood]))
+        rows.append(row)
+    if zuko_ok and energy == "mlp":
+        score, fit_s = _timed(lambda: _zuko_fit(X, n_iter, device))
+        row = {"workload": name, "method": "zuko-NSF", "test_loglik": float(np.mean(
+            score(X_test))), "fit_s": fit_s, "ms_per_iter": 1e3 * fit_s / n_iter}
+        if X_ood is not None:
+            y = np.r_[np.ones(len(X_test)), np.zeros(len(X_ood))]
+            row["auroc"] = roc_auc_score(y, score(np.r_[X_test, X_ood]))
+        rows.append(row)
+    for row in rows:
+        if truth_ll is not None:
+            row["gap_to_truth"] = truth_ll - row["test_loglik"]
+    return rows
+
+
+def _score_timing(X, device):
+    est = CompositionalEBM(hidden_layer_sizes=(64, 64), max_iter=50, device=device,
+                           random_state=0).fit(X)
+    kde = KernelDensity(bandwidth=0.2).fit(X[:5000])
+    big = make_toy_density("moons", 100_000, random_state=9)
+    _, t_ebm = _timed(lambda: est.score_samples(big))
+    _, t_kde = _timed(lambda: kde.score_samples(big))
+    return {"workload": "score_samples 1e5 pts", "method": "MECO (64,64) vs KDE(n=5000)",
+            "ebm_s": t_ebm, "kde_s": t_kde, "speedup": t_kde / t_ebm}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        import zuko  # noqa: F401
+
+        zuko_ok = True
+    except ImportError as exc:
+        zuko_ok = False
+        print(f"zuko not available ({exc}); the flow peer is skipped.")
+    n = 2000 if args.quick else 5000
+    toy_iter = 1500 if args.quick else 10_000
+    rows = []
+    for toy in ("eight_gaussians", "moons", "rings"):
+        X, logp = make_toy_density(toy, n, random_state=0, return_log_density=True)
+        X_test = make_toy_density(toy, n, random_state=1)
+        rows += _run_workload(toy, X, X_test, truth=logp, n_iter=toy_iter, lr=2e-3 if not
+                              args.quick else 5e-3, device=args.device, zuko_ok=zuko_ok)
+        print(f"done {toy}", flush=True)
+    X, logp = make_toy_density("gaussian", 2000, random_state=0, return_log_density=True)
+    X_test = make_toy_density("gaussian", 2000, random_state=0)  # same law, train = test set
+    rows += _run_workload("gaussian-5d (train)", X, X_test, truth=logp, energy="quadratic",
+                          n_iter=3000, lr=1e-2, device=args.device, zuko_ok=False)
+    S = np.cov(X.T, bias=True)
+    mle = -(2.5 * (1 + math.log(2 * math.pi)) + 0.5 * np.linalg.slogdet(S)[1])
+    for row in rows[-6:]:
+        row["gap_to_mle"] = mle - row["test_loglik"]
+    digits = load_digits_ood(n_components=8)
+    rows += _run_workload("digits-ood (PCA-8)", digits.X_train, digits.X_test,
+                          X_ood=digits.X_ood, n_iter=1500 if args.quick else 3000, lr=1e-3,
+                          device=args.device, zuko_ok=zuko_ok)
+    X = make_toy_density("moons", 5000, random_state=0)
+    timing = _score_timing(X, args.device)
+
+    keys = ["test_loglik", "gap_to_truth", "gap_to_mle", "auroc", "fit_s", "ms_per_iter",
+            "logz_se", "logz_ess"]
+    print(f"\n{'workload':22s} {'method':10s} " + " ".join(f"{k:>12s}" for k in keys))
+    for row in rows:
+        cells = []
+        for k in keys:
+            v = row.get(k)
+            cells.append(f"{v:12.4g}" if isinstance(v, (int, float)) else f"{'':>12s}")
+        print(f"{row['workload']:22s} {row['method']:10s} " + " ".join(cells))
+    print(f"\nscore_samples on 1e5 points: EBM {timing['ebm_s']:.3f} s, KDE(n=5000) "
+          f"{timing['kde_s']:.3f} s, ratio KDE/EBM {timing['speedup']:.1f}x")
+    for name in {r["workload"] for r in rows}:
+        sub = [r for r in rows if r["workload"] == name]
+        best_peer = max(r["test_loglik"] for r in sub if r["method"] in ("KDE-CV", "GMM-CV"))
+        meco = next(r for r in sub if r["method"] == "MECO-ma")
+        nce = next(r for r in sub if r["method"] == "NCE")
+        print(f"{name:22s} MECO-ma - best(KDE,GMM) = {meco['test_loglik'] - best_peer:+.3f} "
+              f"nats; MECO-ma / NCE time per iter = {meco['ms_per_iter'] / nce['ms_per_iter']:.2f}")
+    os.makedirs("benchmarks/results", exist_ok=True)
+    path = f"benchmarks/results/bench_ebm_{args.device.replace(':', '')}.json"
+    with open(path, "w") as fh:
+        json.dump({"rows": rows, "score_timing": timing, "quick": args.quick}, fh, indent=1)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,543 @@
+"""Shared machinery of the three energy-based density estimators.
+
+:class:`_BaseEnergyDensity` owns parameters, validation, standardisation, noise fitting,
+module building, the training-loop driver (:func:`fstat._training.run_training` with a
+per-iteration closure), log Z evaluation, sampling, OOD scores and pickling. Subclasses
+supply only the objective through :meth:`_make_objective`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, DensityMixin, clone
+from sklearn.mixture import GaussianMixture
+from sklearn.utils import check_random_state
+
+from .._sklearn_compat import (
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+from .._torch import parse_dtype, resolve_device
+from .._training import make_optimizer, run_training
+from ._energies import EnergyModel, QuadraticEnergy, build_core
+from ._noise import (
+    DiagonalGaussianNoise,
+    GaussianNoise,
+    MixtureNoise,
+    StudentTNoise,
+    UniformNoise,
+    _DensityAdapter,
+    _NoiseBase,
+)
+from ._partition import (
+    _WeightAccumulator,
+    estimate_log_partition,
+    warn_if_degenerate,
+)
+from ._sampling import mala_step, sir, value_and_grad
+
+_CHUNK = 65536
+_NOISES = {
+    "gaussian": GaussianNoise,
+    "diag_gaussian": DiagonalGaussianNoise,
+    "student_t": StudentTNoise,
+    "gmm": MixtureNoise,
+    "uniform": UniformNoise,
+}
+
+
+def _check_tensor_input(X):
+    if isinstance(X, torch.Tensor):
+        if X.device.type != "cpu" or X.requires_grad:
+            raise TypeError("X is a CUDA tensor or requires grad; convert to a CPU numpy array "
+                            "first (X.detach().cpu().numpy()).")
+        return X.detach().numpy()
+    return X
+
+
+class _BaseEnergyDensity(DensityMixin, BaseEstimator):
+    """Base class; not for direct use."""
+
+    _parameter_constraints: dict = {
+        "energy_model": [StrOptions({"mlp", "quadratic"}), callable],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions({"silu", "softplus", "tanh", "elu"})],
+        "tilt": [StrOptions({"auto"}), "boolean"],
+        "confinement": [Interval(Real, 0, None, closed="left")],
+        "noise": [StrOptions(set(_NOISES)), GaussianMixture, _NoiseBase, object],
+        "noise_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "noise_params": [dict, None],
+        "standardize": ["boolean"],
+        "optimizer": [StrOptions({"sgd", "momentum", "adam"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "n_noise": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "validation_interval": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "logz_method": [StrOptions({"auto", "is", "ais", "grid", "exact"})],
+        "n_logz_samples": [Interval(Integral, 1, None, closed="left"), None],
+        "logz_params": [dict, None],
+        "contamination": [Interval(Real, 0, 0.5, closed="right")],
+        "device": [StrOptions({"auto", "cpu", "cuda"}), str],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "callback": [callable, None],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------- fit steps
+    def _resolved_tilt(self):
+        if self.tilt == "auto":
+            return self.energy_model != "quadratic"
+        return bool(self.tilt)
+
+    def _standardise(self, X, a):
+        d = X.shape[1]
+        if not self.standardize:
+            return np.zeros(d), np.ones(d)
+        w = a / a.sum()
+        mean = w @ X
+        scale = np.sqrt(w @ (X - mean) ** 2)
+        for k in np.flatnonzero(~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))):
+            warnings.warn(f"feature {k} is constant; scale set to 1; density degenerate.",
+                          UserWarning, stacklevel=3)
+            scale[k] = 1.0
+        return mean, scale
+
+    def _check_discrete(self, X):
+        n = X.shape[0]
+        integer = np.all(X == np.round(X))
+        dup = n - len(np.unique(X, axis=0)) > 0.1 * n
+        if integer or dup:
+            warnings.warn("discrete data: dequantize (add uniform noise) first; a continuous "
+                          "density on discrete values is degenerate.", UserWarning,
+                          stacklevel=3)
+
+    def _fit_noise(self, Z, a, rng):
+        noise, params = self.noise, dict(self.noise_params or {})
+        d = Z.shape[1]
+        uniform_weights = a is None
+        sw = None if uniform_weights else a
+        if isinstance(noise, str):
+            cls = _NOISES[noise]
+            if noise == "gmm":
+                params.setdefault("random_state", rng.randint(2**31 - 1))
+            if noise == "uniform" and d > 3:
+                warnings.warn(f"noise='uniform' with d={d} > 3: importance weights degenerate "
+                              "in high dimension.", UserWarning, stacklevel=3)
+            base = cls(**params).fit(Z, sw)
+        elif isinstance(noise, GaussianMixture):
+            gm = noise
+            if not hasattr(gm, "means_"):
+                gm = clone(gm).fit(Z)
+            base = MixtureNoise._from_mixture(gm)
+        elif isinstance(noise, _NoiseBase) and not isinstance(noise, _DensityAdapter):
+            base = clone(noise).fit(Z, sw)
+        else:
+            base = _DensityAdapter(noise).fit(Z)
+        if base.n_features_in_ != d:
+            raise ValueError(f"noise has {base.n_features_in_} features; X has {d}.")
+        s = (1.0 if self._resolved_tilt() else 1.5) if self.noise_scale == "auto" \
+            else float(self.noise_scale)
+        return base.dilated(s) if s != 1.0 else base
+
+    def _build_energy(self, d, noise_obj, rng, generator):
+        tilted = self._resolved_tilt()
+        core = build_core(self.energy_model, d, hidden_layer_sizes=self.hidden_layer_sizes,
+                          activation=self.activation, generator=generator, dtype=None,
+                          seed=rng.randint(2**31 - 1))
+        soft = tilted and isinstance(noise_obj, (StudentTNoise, _DensityAdapter)) \
+            and self.energy_model != "quadratic"
+        if not tilted and self.energy_model != "quadratic" and self.confinement == 0:
+            warnings.warn("tilt=False with a non-quadratic energy and confinement=0: Z may be "
+                          "infinite; use tilt or confinement.", UserWarning, stacklevel=3)
+        return EnergyModel(core, noise_obj._module(), tilted=tilted, soft_bound=soft,
+                           confinement=self.confinement)
+
+    # ------------------------------------------------------------------- fit
+    def _fit(self, X, y=None, sample_weight=None):
+        X = _check_tensor_input(X)
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        n, d = X.shape
+        device = resolve_device(self.device)
+        self.device_ = str(device)
+        dtype = parse_dtype(self.dtype)
+        weighted = sample_weight is not None
+        if weighted:
+            try:
+                a = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                         ensure_non_negative=True)
+            except ValueError as exc:
+                raise ValueError(f"invalid sample_weight: {exc}") from None
+            if not a.sum() > 0:
+                raise ValueError("sample_weight sums to zero; at least one positive weight "
+                                 "is needed.")
+            weighted = np.ptp(a) > 0
+            a_full = a
+        else:
+            a_full = np.ones(n)
+        self._check_discrete(X)
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(0, 2**31 - 1, size=5)
+        init_gen = torch.Generator().manual_seed(int(seeds[0]))
+
+        self.mean_, self.scale_ = self._standardise(X, a_full)
+        Z = (X - self.mean_) / self.scale_
+        log_scale = float(np.log(self.scale_).sum())
+
+        val_idx = None
+        train_idx = np.arange(n)
+        if self.early_stopping:
+            n_val = int(round(self.validation_fraction * n))
+            if n_val < 2 or n - n_val < 2:
+                raise ValueError(f"validation_fraction too small (or too large): "
+                                 f"validation_fraction={self.validation_fraction} gives "
+                                 f"{n_val} validation rows of {n}; at least 2 are needed.")
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seeds[2])))
+            val_idx = np.sort(perm[:n_val].numpy())
+            train_idx = np.sort(perm[n_val:].numpy())
+        Ztr, atr = Z[train_idx], a_full[train_idx]
+        self._data_range_ = (Ztr.min(0), Ztr.max(0))
+
+        self.noise_ = self._fit_noise(Ztr, atr if weighted else None,
+                                      np.random.RandomState(seeds[3]))
+        energy = self._build_energy(d, self.noise_, np.random.RandomState(seeds[1]), init_gen)
+        energy = energy.to(device=device, dtype=dtype)
+
+        n_tr = len(train_idx)
+        if self.batch_size == "auto":
+            B = min(256, n_tr)
+        else:
+            B = int(self.batch_size)
+            if B > n_tr:
+                warnings.warn(f"batch_size={B} > n_samples={n_tr}; clipped to {n_tr}.",
+                              UserWarning, stacklevel=3)
+                B = n_tr
+        m = int(self.n_noise)
+
+        loop_gen = torch.Generator(device=device)
+        loop_gen.manual_seed(int(seeds[4]))
+        Zt = torch.tensor(Ztr, dtype=dtype, device=device)
+        with torch.no_grad():
+            lq_data = self.noise_._module().to(device)(
+                torch.tensor(Ztr, dtype=torch.float64, device=device)).to(dtype)
+        probs = None
+        if weighted:
+            probs = torch.tensor(atr / atr.sum(), dtype=torch.float64, device=device)
+        tilted = energy.tilted
+        objective = self._make_objective(energy, B, m, dtype, device)
+        groups = objective.param_groups(energy, self.learning_rate)
+        optimizer = make_optimizer(groups, objective.optimizer_name(self.optimizer),
+                                   learning_rate=self.learning_rate,
+                                   weight_decay=self.weight_decay, momentum=self.momentum)
+        if self.optimizer == "adam":
+            for g in optimizer.param_groups:
+                g["betas"] = (self.momentum, 0.999)
+        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        stop = [False]
+
+        def draw(t):
+            if probs is None:
+                idx = torch.randint(0, n_tr, (B,), generator=loop_gen, device=device)
+            else:
+                idx = torch.multinomial(probs, B, replacement=True, generator=loop_gen)
+            y = energy.noise.sample(m, loop_gen).to(dtype)
+            return idx, y
+
+        def step(t):
+            nonlocal first_bad
+            idx, y = draw(t)
+            z = Zt[idx]
+            out = energy.raw(torch.cat([z, y]))
+            e_data, e_noise = out[:B], out[B:]
+            if tilted:
+                s = -e_noise
+                s_data = -e_data
+                offset = -lq_data[idx].mean()
+            else:
+                lq_y = energy.noise(y)
+                s = -e_noise - lq_y
+                s_data = -e_data - lq_data[idx]
+                offset = torch.zeros((), dtype=dtype, device=device)
+            loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, z)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            objective.before_step(t)
+            optimizer.step()
+            monitor = monitor.double() + log_scale
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(monitor),
+                                    torch.full_like(first_bad, t), first_bad)
+            if self.callback is not None:
+                info = {"loss": float(monitor), **objective.info()}
+                if self.callback(t, energy, info):
+                    stop[0] = True
+            return monitor
+
+        validate = None
+        if self.early_stopping:
+            Zv = torch.tensor(Z[val_idx], dtype=torch.float64, device=device)
+            val_gen = torch.Generator(device=device)
+            val_gen.manual_seed(int(seeds[2]))
+            n_val_logz = min(self.n_logz_samples or 100_000, 8192)
+
+            def validate():
+                energy.eval()
+                with torch.no_grad():
+                    e64 = copy.deepcopy(energy).double()
+                    acc = _WeightAccumulator()
+                    acc.add(e64.log_weight(e64.noise.sample(n_val_logz, val_gen)))
+                    logz = acc.result("is").log_z
+                    score = float(-e64(Zv).mean()) - logz - log_scale
+                energy.train()
+                return score
+
+        energy.train()
+        eval_every = self.validation_interval
+        if self.callback is not None and not self.early_stopping:
+            eval_every = 1
+        try:
+            result = run_training(
+                step, max_iter=self.max_iter, model=[energy, objective],
+                validate=validate, eval_every=eval_every, early_stopping=self.early_stopping,
+                n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
+                desc=type(self).__name__, callback=lambda it, res: stop[0],
+            )
+        except FloatingPointError:
+            t = int(first_bad)
+            raise ValueError(
+                f"non-finite value at iteration {t}; lower learning_rate or increase "
+                "noise_scale.") from None
+        energy.eval()
+        self.n_iter_ = result.n_iter
+        self.loss_curve_ = list(result.loss_curve)
+        self.validation_scores_ = list(result.validation_scores or [])
+        self.best_iter_ = (result.best_iteration if result.best_iteration is not None
+                           else result.n_iter)
+        self.train_log_partition_ = objective.train_log_partition() + log_scale
+        objective.finish(self)
+
+        for p in energy.parameters():
+            p.requires_grad_(False)
+        self.energy_module_ = energy.to("cpu")
+        self._set_log_partition()
+        ref = Z[val_idx] if val_idx is not None else Z
+        ref_scores = -self._working_energy(ref) - self.log_partition_
+        self.offset_ = float(np.quantile(ref_scores, self.contamination))
+        if isinstance(energy.core, QuadraticEnergy) and not energy.tilted:
+            mu, cov = energy.quadratic_moments()
+            self.quadratic_mean_ = self.mean_ + self.scale_ * mu
+            self.quadratic_covariance_ = cov * np.outer(self.scale_, self.scale_)
+        return self
+
+    def _logz_method(self):
+        if self.logz_method != "auto":
+            return self.logz_method
+        em = self.energy_module_
+        return "exact" if isinstance(em.core, QuadraticEnergy) and not em.tilted else "is"
+
+    def _set_log_partition(self):
+        method = self._logz_method()
+        params = dict(self.logz_params or {})
+        n = self.n_logz_samples if method in ("is", "ais") else None
+        rs = check_random_state(self.random_state)
+        est = estimate_log_partition(self, method, n, random_state=rs.randint(2**31 - 1),
+                                     **params)
+        warn_if_degenerate(est)
+        self.log_partition_ = est.log_z
+        self.log_partition_se_ = est.se
+        self.log_partition_ess_ = est.ess
+        self.log_partition_method_ = est.method
+
+    # ---------------------------------------------------------- evaluation
+    def _eval_device(self):
+        dev = getattr(self, "device_", "cpu")
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            warnings.warn(f"model was fitted on {dev}, which is not available; evaluating on "
+                          "CPU.", UserWarning, stacklevel=3)
+            return "cpu"
+        return dev
+
+    def _energy64(self, device=None):
+        energy = copy.deepcopy(self.energy_module_)
+        energy.noise = self.noise_._module()
+        return energy.to(device or self._eval_device(), torch.float64).eval()
+
+    def _validate_eval(self, X):
+        check_is_fitted(self)
+        X = _check_tensor_input(X)
+        return validate_data(self, X, dtype=np.float64, reset=False)
+
+    def _working_energy(self, Z):
+        energy = self._energy64()
+        dev = next(energy.buffers()).device
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(Z), _CHUNK):
+                z = torch.tensor(Z[start:start + _CHUNK], dtype=torch.float64, device=dev)
+                out.append(energy(z).cpu().numpy())
+        values = np.concatenate(out) if out else np.zeros(0)
+        n_nan = int(np.isnan(values).sum())
+        if n_nan:
+            raise ValueError(f"energy is NaN for {n_nan} row(s).")
+        n_inf = int(np.isposinf(values).sum())
+        if n_inf:
+            warnings.warn(f"energy is +inf for {n_inf} row(s) (outside the model support or "
+                          "astronomical inputs); their log-density is -inf.", UserWarning,
+                          stacklevel=3)
+        return values
+
+    def energy(self, X):
+        """Unnormalised energies E(z(x)) (no Jacobian term), shape (n_samples,).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        X = self._validate_eval(X)
+        return self._working_energy((X - self.mean_) / self.scale_)
+
+    def score_samples(self, X):
+        """Normalised log-density log p(x) in nats (user units), shape (n_samples,).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``-energy(X) - log_partition_``.
+        """
+        return -self.energy(X) - self.log_partition_
+
+    def score(self, X, y=None):
+        """Mean log-likelihood (nats per sample) of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def ood_score(self, X):
+        """Out-of-distribution score ``-score_samples(X)`` (higher = more anomalous)."""
+        return -self.score_samples(X)
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``; negative values flag outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def log_partition(self, method=None, n_samples=None, random_state=None, **kwargs):
+        """Re-estimate log Z (user units) without changing the fitted attributes.
+
+        Parameters
+        ----------
+        method : {"is", "ais", "grid", "exact"}, default=None
+            None: the fitted ``log_partition_method_``.
+        n_samples : int, default=None
+        random_state : int, RandomState or None, default=None
+        **kwargs
+            Passed to :func:`estimate_log_partition`.
+
+        Returns
+        -------
+        LogPartitionEstimate
+        """
+        check_is_fitted(self)
+        return estimate_log_partition(self, method or self.log_partition_method_, n_samples,
+                                      random_state=random_state, **kwargs)
+
+    def sample(self, n_samples=1, random_state=None, *, n_proposals=None, n_mcmc_steps=0):
+        """Draw samples by sampling-importance-resampling (+ optional MALA steps).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState or None, default=None
+        n_proposals : int, default=None
+            Proposals from the noise; default max(20 * n_samples, 10 000).
+        n_mcmc_steps : int, default=0
+            MALA steps at β = 1 started from the SIR points.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer >= 1; got n_samples={n_samples!r}.")
+        n_prop = int(n_proposals or max(20 * n_samples, 10_000))
+        energy = self._energy64()
+        dev = next(energy.buffers()).device
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(int(check_random_state(random_state).randint(2**31 - 1)))
+        z, ess = sir(energy.log_weight, energy.noise, int(n_samples), n_prop, gen)
+        if ess < n_samples:
+            warnings.warn(f"SIR effective sample size {ess:.1f} < n_samples={n_samples}: the "
+                          "samples contain duplicates; increase n_proposals or use "
+                          "n_mcmc_steps.", UserWarning, stacklevel=2)
+        if n_mcmc_steps:
+            for p in energy.parameters():
+                p.requires_grad_(False)
+
+            def log_f(x):
+                return -energy(x)
+
+            value, grad = value_and_grad(log_f, z)
+            log_h = math.log(0.1)
+            for k in range(int(n_mcmc_steps)):
+                z, value, grad, acc = mala_step(z, value, grad, log_f, math.exp(log_h), gen)
+                if k < n_mcmc_steps // 2:
+                    log_h += 0.5 * (float(acc.double().mean()) - 0.6)
+        return self.mean_ + self.scale_ * z.cpu().numpy()
+
+
+class _Objective(torch.nn.Module):
+    """Training objective: extra parameters (e.g. c, ν̃), state, loss and monitor."""
+
+    def optimizer_name(self, name):
+        return name
+
+    def param_groups(self, energy, learning_rate):
+        return [{"params": [p for p in energy.parameters() if p.requires_grad]}]
+
+    def before_step(self, t):
+        pass
+
+    def info(self):
+        return {}
+
+    def finish(self, estimator):
+        pass

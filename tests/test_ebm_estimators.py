@@ -1,0 +1,309 @@
+"""Estimator contract of CompositionalEBM, NCEDensity and SNLDensity: identities, determinism,
+pickling, composition with sklearn, and every bad-input row of the spec."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.neighbors import KernelDensity
+from sklearn.utils._param_validation import InvalidParameterError
+
+from fstat.datasets import make_toy_density
+from fstat.ebm import (
+    CompositionalEBM,
+    GaussianNoise,
+    NCEDensity,
+    PartitionEstimateWarning,
+    SNLDensity,
+    UniformNoise,
+)
+
+CLASSES = [CompositionalEBM, NCEDensity, SNLDensity]
+FAST = dict(hidden_layer_sizes=(16,), max_iter=40, n_noise=64, n_logz_samples=4000,
+            device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return make_toy_density("gaussian", 300, n_features=2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(X):
+    return {cls.__name__: cls(**FAST).fit(X) for cls in CLASSES}
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_score_identities(cls, X, fitted):
+    est = fitted[cls.__name__]
+    ss = est.score_samples(X)
+    np.testing.assert_allclose(ss, -est.energy(X) - est.log_partition_, atol=1e-12)
+    assert est.score(X) == pytest.approx(ss.mean(), abs=1e-12)
+    np.testing.assert_allclose(est.ood_score(X), -ss)
+    np.testing.assert_allclose(est.decision_function(X), ss - est.offset_)
+    assert np.mean(est.decision_function(X) < 0) == pytest.approx(0.01, abs=0.01)
+    assert len(est.loss_curve_) == est.n_iter_ == 40
+    assert est.log_partition_method_ == "is" and est.log_partition_ess_ > 100
+    assert np.isfinite(est.train_log_partition_)
+    # batch invariance of float64 evaluation
+    np.testing.assert_allclose(est.score_samples(X[:7]), ss[:7], atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_determinism_clone_pickle(cls, X, fitted):
+    est = fitted[cls.__name__]
+    again = cls(**FAST).fit(X)
+    assert np.array_equal(again.score_samples(X), est.score_samples(X))
+    cloned = clone(est)
+    assert not hasattr(cloned, "log_partition_")
+    assert cloned.get_params() == est.get_params()
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(loaded.score_samples(X), est.score_samples(X), atol=1e-12)
+    ones = cls(**FAST).fit(X, sample_weight=np.ones(len(X)))
+    assert np.array_equal(ones.score_samples(X), est.score_samples(X))
+
+
+def test_standardisation_equivariance():
+    rs = np.random.RandomState(1)
+    X = make_toy_density("gaussian", 400, n_features=2, random_state=1)
+    a, b = np.array([3.0, 0.2]), np.array([-5.0, 10.0])
+    params = dict(hidden_layer_sizes=(16,), max_iter=200, dtype="float64", device="cpu",
+                  random_state=3, n_logz_samples=20000)
+    m1 = CompositionalEBM(**params).fit(X)
+    m2 = CompositionalEBM(**params).fit(X * a + b)
+    Xe = rs.normal(size=(50, 2)) + X.mean(0)
+    np.testing.assert_allclose(m2.score_samples(Xe * a + b),
+                               m1.score_samples(Xe) - np.log(a).sum(), atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_quadratic_energy_exact_log_partition(cls, X):
+    est = cls(energy_model="quadratic", learning_rate=1e-2, max_iter=300, device="cpu",
+              random_state=0).fit(X)
+    assert est.log_partition_method_ == "exact" and est.log_partition_se_ == 0
+    is_est = est.log_partition("is", 200_000, random_state=0)
+    assert abs(is_est.log_z - est.log_partition_) < max(0.01, 5 * is_est.se)
+    from scipy.stats import multivariate_normal
+
+    ref = multivariate_normal(est.quadratic_mean_, est.quadratic_covariance_).logpdf(X)
+    np.testing.assert_allclose(est.score_samples(X), ref, atol=1e-8)
+
+
+def test_grid_and_ais_log_partition_methods(X):
+    est = CompositionalEBM(**{**FAST, "logz_method": "grid"}).fit(X)
+    assert est.log_partition_method_ == "grid"
+    is_est = est.log_partition("is", 100_000, random_state=1)
+    assert abs(is_est.log_z - est.log_partition_) < max(0.01, 5 * is_est.se)
+    ais = est.log_partition("ais", 200, n_temperatures=50, random_state=2)
+    assert abs(ais.log_z - est.log_partition_) < max(0.05, 5 * ais.se)
+
+
+def test_sampling_and_callback(X):
+    seen = []
+
+    def callback(t, module, info):
+        seen.append((t, info["log_u"]))
+        return t == 9
+
+    est = CompositionalEBM(**{**FAST, "callback": callback}).fit(X)
+    assert est.n_iter_ == 10 and len(seen) == 10
+    S = est.sample(200, random_state=0)
+    assert S.shape == (200, 2) and np.all(np.isfinite(S))
+    assert np.array_equal(S, est.sample(200, random_state=0))
+    S2 = est.sample(50, random_state=0, n_mcmc_steps=4)
+    assert S2.shape == (50, 2)
+    with pytest.raises(ValueError, match="n_samples"):
+        est.sample(0)
+    with pytest.warns(UserWarning, match="duplicates"):
+        est.sample(5000, n_proposals=5000, random_state=0)
+
+
+def test_early_stopping_records_validation(X):
+    est = SNLDensity(**{**FAST, "early_stopping": True, "validation_interval": 10,
+                        "max_iter": 60}).fit(X)
+    assert len(est.validation_scores_) >= 2 and est.best_iter_ <= est.n_iter_
+
+
+@pytest.mark.parametrize("noise", ["diag_gaussian", "student_t", "gmm", "uniform",
+                                   GaussianMixture(2, random_state=0),
+                                   KernelDensity(bandwidth=0.5)],
+                         ids=["diag", "t", "gmm", "uniform", "GaussianMixture", "kde"])
+def test_noise_options_fit(noise, X):
+    est = NCEDensity(**{**FAST, "noise": noise, "max_iter": 10, "n_logz_samples": 2000,
+                        "noise_params": {"n_components": 2} if noise == "gmm" else None})
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PartitionEstimateWarning)
+            est.fit(X)
+    assert np.all(np.isfinite(est.score_samples(X)))
+
+
+def test_composition_with_sklearn(X):
+    est = CompositionalEBM(**FAST)
+    scores = cross_val_score(est, X, cv=KFold(3))
+    manual = [clone(est).fit(X[tr]).score(X[te]) for tr, te in KFold(3).split(X)]
+    np.testing.assert_allclose(scores, manual, atol=1e-12)
+    grid = GridSearchCV(est, {"learning_rate": [1e-3, 1e-2]}, cv=3).fit(X)
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    df = pd.DataFrame(X, columns=["a", "b"])
+    fitted = CompositionalEBM(**FAST).fit(df)
+    assert list(fitted.feature_names_in_) == ["a", "b"]
+    with pytest.raises(ValueError, match="feature names"):
+        fitted.score_samples(df[["b", "a"]])
+
+
+# ------------------------------------------------------------------ bad input (spec §4)
+def test_bad_input_rows(X):
+    est = CompositionalEBM(**FAST)
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(np.where(np.arange(X.size).reshape(X.shape) == 3, np.nan, X))
+    with pytest.raises(TypeError):
+        est.fit(sparse.csr_matrix(X))
+    with pytest.raises(ValueError, match="1 sample"):
+        est.fit(X[:1])
+    with pytest.raises(NotFittedError):
+        est.score_samples(X)
+    with pytest.raises(InvalidParameterError, match="gamma"):
+        CompositionalEBM(gamma=0.0).fit(X)
+    with pytest.raises(InvalidParameterError, match="learning_rate"):
+        NCEDensity(learning_rate=-1).fit(X)
+    with pytest.raises(TypeError, match="convert to a CPU numpy array"):
+        est.fit(torch.tensor(X, requires_grad=True))
+    for weight, match in [(-np.ones(len(X)), "sample_weight"),
+                          (np.ones(3), "sample_weight"),
+                          (np.zeros(len(X)), "sample_weight")]:
+        with pytest.raises(ValueError, match=match):
+            est.fit(X, sample_weight=weight)
+    fitted = clone(est).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        fitted.score_samples(np.ones((3, 3)))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda(X):
+    with pytest.raises(ValueError, match="CUDA"):
+        CompositionalEBM(**{**FAST, "device": "cuda"}).fit(X)
+
+
+def test_warning_rows(X):
+    p = {**FAST, "max_iter": 5}
+    Xc = np.c_[X, np.ones(len(X))]
+    with pytest.warns(UserWarning, match="feature 2 is constant"):
+        CompositionalEBM(**p).fit(Xc)
+    with pytest.warns(UserWarning, match="discrete data"):
+        CompositionalEBM(**p).fit(np.round(X * 3))
+    with pytest.warns(UserWarning, match="covariance singular"):
+        CompositionalEBM(**p).fit(np.random.RandomState(0).normal(size=(3, 4)))
+    with pytest.warns(UserWarning, match="clipped"):
+        CompositionalEBM(**{**p, "batch_size": 1000}).fit(X)
+    with pytest.warns(UserWarning, match="uniform"):
+        CompositionalEBM(**{**p, "noise": "uniform"}).fit(
+            np.random.RandomState(0).normal(size=(50, 4)))
+    with pytest.warns(UserWarning, match="reduced"):
+        CompositionalEBM(**{**p, "noise": "gmm", "noise_params": {"n_components": 8}}).fit(X[:5])
+    with pytest.warns(UserWarning, match="Z may be infinite"):
+        CompositionalEBM(**{**p, "tilt": False, "confinement": 0.0,
+                            "logz_method": "grid"}).fit(X)
+    with pytest.warns(PartitionEstimateWarning, match="effective sample size"):
+        CompositionalEBM(**{**p, "energy_model": "quadratic", "logz_method": "is",
+                            "n_logz_samples": 50}).fit(X)
+
+
+class _NoSample:
+    def fit(self, X):
+        return self
+
+    def score_samples(self, X):
+        return np.zeros(len(X))
+
+
+class _NanEnergy(torch.nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(d))
+
+    def forward(self, z):
+        return z @ self.w + float("nan")
+
+
+class _WideEnergy(torch.nn.Module):
+    def __init__(self, d):
+        super().__init__()
+
+    def forward(self, z):
+        return torch.zeros(z.shape[0], 2, dtype=z.dtype)
+
+
+def test_error_rows(X):
+    p = {**FAST, "max_iter": 5}
+    with pytest.raises(TypeError, match="sample"):
+        CompositionalEBM(**{**p, "noise": _NoSample()}).fit(X)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        CompositionalEBM(**{**p, "energy_model": lambda d: 3}).fit(X)
+    with pytest.raises(ValueError, match="output shape"):
+        CompositionalEBM(**{**p, "energy_model": _WideEnergy}).fit(X)
+    with pytest.raises(ValueError, match="BatchNorm couples"):
+        CompositionalEBM(**{**p, "energy_model": lambda d: torch.nn.Sequential(
+            torch.nn.Linear(d, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))}).fit(X)
+    with pytest.raises(ValueError, match="d <= 2"):
+        CompositionalEBM(**{**p, "logz_method": "grid"}).fit(
+            np.random.RandomState(0).normal(size=(50, 3)))
+    with pytest.raises(ValueError, match="exact"):
+        CompositionalEBM(**{**p, "logz_method": "exact"}).fit(X)
+    with pytest.raises(ValueError, match="adapter"):
+        CompositionalEBM(**{**p, "logz_method": "ais", "noise": KernelDensity()}).fit(X)
+    with pytest.raises(ValueError, match="validation_fraction too small"):
+        CompositionalEBM(**{**p, "early_stopping": True, "validation_fraction": 0.01}).fit(X[:20])
+    with pytest.raises(ValueError, match="non-finite value at iteration 0"):
+        CompositionalEBM(**{**p, "energy_model": _NanEnergy}).fit(X)
+    with pytest.raises(ValueError, match="n_samples must be None"):
+        CompositionalEBM(**p).fit(X).log_partition("grid", 100)
+
+
+def test_infinite_and_nan_energy_at_evaluation(X):
+    est = CompositionalEBM(**{**FAST, "noise": "uniform", "max_iter": 5}).fit(X)
+    far = np.array([[1e3, 1e3], [0.0, 0.0]]) + X.mean(0)
+    with pytest.warns(UserWarning, match="1 row"):
+        ss = est.score_samples(far)
+    assert np.isneginf(ss[0]) and np.isfinite(ss[1])
+    broken = clone(est).fit(X)
+    with torch.no_grad():
+        for p in broken.energy_module_.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(ValueError, match="NaN for 2 row"):
+        broken.energy(far)
+
+
+def test_fixed_noise_is_not_refitted(X):
+    q = GaussianNoise(mean=[0.0, 0.0], covariance=[[1.0, 0.0], [0.0, 1.0]])
+    est = CompositionalEBM(**{**FAST, "noise": q, "max_iter": 5}).fit(X)
+    np.testing.assert_array_equal(est.noise_.mean_, [0.0, 0.0])
+    assert not hasattr(q, "mean_")
+    est = CompositionalEBM(**{**FAST, "noise": UniformNoise(margin=0.5), "max_iter": 5,
+                              "noise_scale": 2.0}).fit(X)
+    assert np.all(est.noise_.high_ - est.noise_.low_ > 2 * 1.9 * np.ptp(
+        (X - est.mean_) / est.scale_, axis=0))
+
+
+def test_msvr_momentum_correction(X):
+    p = dict(energy_model="quadratic", inner_estimator="msvr", learning_rate=1e-2, max_iter=60,
+             dtype="float64", device="cpu", random_state=0)
+    # with momentum = 0 the STORM direction is the plain gradient: identical to SGD
+    a = CompositionalEBM(optimizer="momentum", momentum=0.0, **p).fit(X)
+    b = CompositionalEBM(optimizer="sgd", momentum=0.0, **p).fit(X)
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    c = CompositionalEBM(optimizer="momentum", momentum=0.5, **p).fit(X)
+    d = CompositionalEBM(optimizer="momentum", momentum=0.5,
+                         **{**p, "inner_estimator": "ma"}).fit(X)
+    assert np.all(np.isfinite(c.score_samples(X)))
+    assert not np.allclose(c.score_samples(X), d.score_samples(X))
+    assert c.n_inner_clamped_ >= 0 and len(c.loss_curve_) == 60

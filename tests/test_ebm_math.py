@@ -1,0 +1,312 @@
+"""Exact tests of the ebm mathematical core against slow numpy references and closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.special import logsumexp
+
+from fstat.ebm import (
+    DiagonalGaussianNoise,
+    GaussianNoise,
+    MixtureNoise,
+    StudentTNoise,
+    UniformNoise,
+    estimate_log_partition,
+    gaussian_mean_landscape,
+)
+from fstat.ebm._energies import EnergyModel, QuadraticEnergy
+from fstat.ebm._meco import _ema_log_update, _gamma_at, _meco_surrogate, _msvr_log_update
+from fstat.ebm._nce import _nce_loss
+from fstat.ebm._partition import log_weight_stats
+from fstat.ebm._snl import _snl_loss
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "inv_sqrt"])
+@pytest.mark.parametrize("gamma", [1.0, 0.3, 0.01])
+def test_ema_log_update_matches_linear_space(schedule, gamma):
+    rs = np.random.RandomState(0)
+    lam = rs.normal(scale=2.0, size=200)
+    u = math.exp(lam[0])
+    ell = torch.tensor(lam[0], dtype=torch.float64)
+    for t in range(1, 200):
+        g = _gamma_at(t, gamma, schedule, 200)
+        u = (1 - g) * u + g * math.exp(lam[t])
+        ell = _ema_log_update(ell, torch.tensor(lam[t], dtype=torch.float64), g)
+        assert abs(float(ell) - math.log(u)) < 1e-10
+
+
+def test_gamma_schedules():
+    assert _gamma_at(0, 0.1, "cosine", 100) == pytest.approx(1.0)
+    assert _gamma_at(100, 0.1, "cosine", 100) == pytest.approx(0.1)
+    assert _gamma_at(3, 0.1, "inv_sqrt", 100) == pytest.approx(0.5)
+    assert _gamma_at(10_000, 0.1, "inv_sqrt", 100) == 0.1
+
+
+def test_msvr_log_update_matches_linear_space_and_clamp():
+    rs = np.random.RandomState(1)
+    n_clamped_ref, n_clamped = 0, 0
+    for _ in range(200):
+        ell, lam, lamp = rs.normal(scale=1.5, size=3)
+        gamma = rs.uniform(0.01, 1.0)
+        u = (1 - gamma) * math.exp(ell) + math.exp(lam) - (1 - gamma) * math.exp(lamp)
+        floor = 1e-3 * math.exp(lam)
+        if u <= floor:
+            u, n_clamped_ref = floor, n_clamped_ref + 1
+        out, clamped = _msvr_log_update(torch.tensor(ell), torch.tensor(lam), torch.tensor(lamp),
+                                        gamma)
+        n_clamped += int(clamped)
+        assert abs(float(out) - math.log(u)) < 1e-10
+    assert n_clamped == n_clamped_ref > 0
+
+
+def _quadratic_setup(seed=0, d=3, B=7, m=9):
+    g = torch.Generator().manual_seed(seed)
+    core = QuadraticEnergy(d)
+    with torch.no_grad():
+        core.log_diag.copy_(0.3 * torch.randn(d, generator=g, dtype=torch.float64))
+        core.lower.copy_(0.3 * torch.randn(d, d, generator=g, dtype=torch.float64))
+        core.b.copy_(torch.randn(d, generator=g, dtype=torch.float64))
+    noise = GaussianNoise(mean=np.zeros(d), covariance=2.0 * np.eye(d)).fit(None)
+    energy = EnergyModel(core, noise._module(), tilted=False)
+    z = torch.randn(B, d, generator=g, dtype=torch.float64)
+    y = torch.randn(m, d, generator=g, dtype=torch.float64) * math.sqrt(2.0)
+    return core, energy, noise, z, y
+
+
+def _numpy_energy_grads(core, x):
+    """Per-row E(x) and its gradient w.r.t. (log_diag, lower, b) for E = ½|Lᵀx|² - bᵀx."""
+    L = core.cholesky().detach().numpy()
+    ld = core.log_diag.detach().numpy()
+    b = core.b.detach().numpy()
+    mask = np.tril(np.ones_like(L), -1)
+    E, g_ld, g_low, g_b = [], [], [], []
+    for row in x:
+        v = L.T @ row
+        E.append(0.5 * v @ v - b @ row)
+        outer = np.outer(row, v)  # ∂/∂L of ½ xᵀLLᵀx
+        g_ld.append(np.diag(outer) * np.exp(ld))
+        g_low.append(outer * mask)
+        g_b.append(-row)
+    return np.array(E), np.array(g_ld), np.array(g_low), np.array(g_b)
+
+
+def test_surrogate_gradient_is_meco_gradient_and_snis_at_gamma_one():
+    core, energy, noise, z, y = _quadratic_setup()
+    e_data = energy.raw(z)
+    s = energy.log_weight(y)
+    ell = torch.tensor(0.37, dtype=torch.float64)
+    loss = _meco_surrogate(e_data, s, ell)
+    grads = torch.autograd.grad(loss, [core.log_diag, core.lower, core.b])
+    _, gz_ld, gz_low, gz_b = _numpy_energy_grads(core, z.numpy())
+    Ey, gy_ld, gy_low, gy_b = _numpy_energy_grads(core, y.numpy())
+    s_np = -Ey - noise.score_samples(y.numpy())
+    w = np.exp(s_np) / math.exp(0.37) / len(y)
+    for got, gz, gy in zip(grads, (gz_ld, gz_low, gz_b), (gy_ld, gy_low, gy_b), strict=True):
+        ref = gz.mean(0) - np.tensordot(w, gy, axes=1)
+        np.testing.assert_allclose(got.numpy(), ref, atol=1e-10, rtol=1e-10)
+    # gamma = 1: ell = logmeanexp(s) (detached) gives the SNIS gradient
+    lam = _ema_log_update(None, torch.logsumexp(s.detach(), 0) - math.log(len(y)), 1.0)
+    g1 = torch.autograd.grad(_meco_surrogate(energy.raw(z), energy.log_weight(y), lam),
+                             [core.log_diag, core.lower, core.b])
+    snis = energy.raw(z).mean() + torch.logsumexp(energy.log_weight(y), 0) - math.log(len(y))
+    g2 = torch.autograd.grad(snis, [core.log_diag, core.lower, core.b])
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-10, rtol=1e-10)
+
+
+def test_nce_and_snl_losses_vs_numpy():
+    rs = np.random.RandomState(2)
+    sd, sn = rs.normal(size=11), rs.normal(size=17)
+    c, log_nu = 0.4, math.log(17 / 11)
+
+    def softplus(x):
+        return np.log1p(np.exp(x))
+
+    ref = (softplus(-(sd - c - log_nu)).mean()
+           + (17 / 11) * softplus(sn - c - log_nu).mean())
+    c_t = torch.tensor(c, dtype=torch.float64)
+    got = _nce_loss(torch.tensor(sd), torch.tensor(sn), c_t, log_nu)
+    assert abs(float(got) - ref) < 1e-12
+    e = rs.normal(size=11)
+    nu = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)
+    got = _snl_loss(torch.tensor(e), torch.tensor(sn), nu)
+    assert abs(float(got.detach()) - (e.mean() + 0.2 + np.exp(sn - 0.2).mean() - 1)) < 1e-12
+    lam = torch.tensor(logsumexp(sn) - math.log(len(sn)), requires_grad=True)
+    (g,) = torch.autograd.grad(_snl_loss(torch.tensor(e), torch.tensor(sn), lam), [lam])
+    assert abs(float(g)) < 1e-12
+
+
+def test_importance_sampling_statistics():
+    rs = np.random.RandomState(3)
+    s = rs.normal(scale=0.7, size=5000)
+    log_z, se, ess = log_weight_stats(torch.tensor(s))
+    assert abs(log_z - np.log(np.mean(np.exp(s)))) < 1e-10
+    M = len(s)
+    w = np.exp(s)
+    chi2 = np.mean((w / w.mean() - 1) ** 2)
+    assert abs(ess - M / (1 + chi2)) < 1e-8 * M
+    assert abs(se - math.sqrt(chi2 / M)) < 1e-12
+    assert abs(se**2 - (1 / ess - 1 / M)) < 1e-12
+    log_z2, se2, ess2 = log_weight_stats(torch.tensor(s + 1000.0))
+    assert log_z2 - log_z == pytest.approx(1000.0, abs=1e-9)
+    assert se2 == pytest.approx(se, rel=1e-12) and ess2 == pytest.approx(ess, rel=1e-12)
+
+
+def test_ais_with_one_temperature_equals_is():
+    core, energy, noise, _, _ = _quadratic_setup(seed=4)
+    a = estimate_log_partition(core, "is", 3000, noise=noise, random_state=7)
+    b = estimate_log_partition(core, "ais", 3000, noise=noise, n_temperatures=1, random_state=7)
+    assert a.log_z == pytest.approx(b.log_z, abs=1e-12)
+    assert a.ess == pytest.approx(b.ess, rel=1e-12) and b.method == "ais"
+
+
+def test_grid_and_exact_log_partition_of_quadratic_energy():
+    core, energy, noise, _, _ = _quadratic_setup(seed=5, d=2)
+    exact = estimate_log_partition(core, "exact", noise=noise)
+    grid = estimate_log_partition(core, "grid", noise=noise, bounds=[(-12, 12), (-12, 12)],
+                                  grid_size=512)
+    assert abs(grid.log_z - exact.log_z) < 1e-3
+    assert grid.se == 0 and grid.ess == math.inf
+    L = core.cholesky().detach().numpy()
+    P = L @ L.T
+    b = core.b.detach().numpy()
+    mvn = stats.multivariate_normal(np.linalg.solve(P, b), np.linalg.inv(P))
+    x = np.array([[0.3, -0.8]])
+    E = float(core(torch.tensor(x))[0].detach())
+    assert abs(exact.log_z - (-mvn.logpdf(x[0]) - E)) < 1e-10
+    with pytest.raises(ValueError, match="n_samples must be None"):
+        estimate_log_partition(core, "grid", 10, noise=noise)
+
+
+def test_tilted_zero_energy_has_log_z_zero_and_full_ess():
+    noise = GaussianNoise().fit(np.random.RandomState(0).normal(size=(100, 3)))
+
+    class Zero(torch.nn.Module):
+        def forward(self, z):
+            return torch.zeros(z.shape[0], dtype=z.dtype)
+
+    energy = EnergyModel(Zero(), noise._module(), tilted=True)
+    est = estimate_log_partition(energy, "is", 5000, noise=noise, random_state=0)
+    assert abs(est.log_z) < 1e-12 and est.ess == pytest.approx(5000, rel=1e-12)
+
+
+def _torch_sample(noise, n, seed=0):
+    return noise.sample(n, random_state=seed)
+
+
+def test_noise_log_densities_vs_scipy():
+    rs = np.random.RandomState(6)
+    Z = rs.normal(size=(400, 3)) @ np.array([[1.0, 0.4, 0], [0, 1.0, 0.2], [0, 0, 0.5]])
+    pts = rs.normal(size=(20, 3))
+    g = GaussianNoise().fit(Z)
+    np.testing.assert_allclose(g.mean_, Z.mean(0), atol=1e-12)
+    C = np.cov(Z.T, bias=True)
+    np.testing.assert_allclose(g.covariance_, C + 1e-6 * (1 + np.trace(C) / 3) * np.eye(3))
+    np.testing.assert_allclose(g.score_samples(pts),
+                               stats.multivariate_normal(g.mean_, g.covariance_).logpdf(pts),
+                               atol=1e-10)
+    dg = DiagonalGaussianNoise().fit(Z)
+    np.testing.assert_allclose(
+        dg.score_samples(pts),
+        stats.multivariate_normal(dg.mean_, np.diag(dg.variance_)).logpdf(pts), atol=1e-10)
+    t = StudentTNoise(df=5.0).fit(Z)
+    ref = stats.multivariate_t(t.mean_, t.covariance_ * 3 / 5, df=5.0).logpdf(pts)
+    np.testing.assert_allclose(t.score_samples(pts), ref, atol=1e-10)
+    u = UniformNoise().fit(Z)
+    inside = u.sample(5, random_state=0)
+    ref = stats.uniform(u.low_, u.high_ - u.low_).logpdf(inside).sum(1)
+    np.testing.assert_allclose(u.score_samples(inside), ref, atol=1e-12)
+    assert np.isneginf(u.score_samples(u.high_[None] + 1.0))[0]
+    mx = MixtureNoise(n_components=2, random_state=0).fit(Z)
+    ref = logsumexp([np.log(w) + stats.multivariate_normal(mu, c).logpdf(pts)
+                     for w, mu, c in zip(mx.weights_, mx.means_, mx.covariances_, strict=True)],
+                    axis=0)
+    np.testing.assert_allclose(mx.score_samples(pts), ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("noise", [
+    GaussianNoise(mean=[1.0, -1.0], covariance=[[2.0, 0.5], [0.5, 1.0]]),
+    StudentTNoise(df=6.0, mean=[1.0, -1.0], covariance=[[2.0, 0.5], [0.5, 1.0]]),
+    UniformNoise(low=[0.0, -2.0], high=[1.0, 3.0]),
+    MixtureNoise(2, weights=[0.3, 0.7], means=[[0.0, 0.0], [2.0, 1.0]],
+                 covariances=[np.eye(2), 0.5 * np.eye(2)]),
+], ids=["gaussian", "student_t", "uniform", "mixture"])
+def test_noise_sample_moments_and_dilation(noise):
+    noise = noise.fit(None)
+    X = noise.sample(100_000, random_state=0)
+    if isinstance(noise, UniformNoise):
+        mean = 0.5 * (noise.low_ + noise.high_)
+        cov = np.diag((noise.high_ - noise.low_) ** 2 / 12)
+    elif isinstance(noise, MixtureNoise):
+        mean = noise.weights_ @ noise.means_
+        cov = sum(w * (c + np.outer(m - mean, m - mean)) for w, m, c in
+                  zip(noise.weights_, noise.means_, noise.covariances_, strict=True))
+    else:
+        mean, cov = noise.mean_, noise.covariance_
+    se = np.sqrt(np.diag(cov) / len(X))
+    assert np.all(np.abs(X.mean(0) - mean) < 5 * se)
+    var_se = np.sqrt(np.var((X - mean) ** 2, axis=0) / len(X))
+    assert np.all(np.abs(X.var(0) - np.diag(cov)) < 5 * var_se)
+    s = 1.7
+    dil = noise.dilated(s)
+    c = noise._center()
+    y = noise.sample(50, random_state=1)
+    np.testing.assert_allclose(dil.score_samples(c + s * (y - c)),
+                               noise.score_samples(y) - 2 * math.log(s), atol=1e-10)
+
+
+def test_landscape_identities():
+    c0 = 0.5 * math.log(2 * math.pi)
+    for R, nu in [(3.0, 1.0), (2.0, 0.5)]:
+        out = gaussian_mean_landscape(0.0, R, c=c0, noise_ratio=nu)
+        assert out.nce_loss == pytest.approx(math.log(1 + nu) + nu * math.log(1 + 1 / nu),
+                                             abs=1e-6)
+        assert out.nce_grad_theta == pytest.approx(-nu * R / (1 + nu), abs=1e-6)
+        assert abs(out.nce_grad_c) < 1e-6
+        assert out.mle_grad == 0.0 - R
+    out = gaussian_mean_landscape(1.3, 4.0, c=0.2)
+    assert out.mle_grad == 1.3 - 4.0
+    assert out.mle_loss == pytest.approx(((4 - 1.3) ** 2 + 1) / 2 + c0)
+    # finite-difference check of the NCE gradients
+    h = 1e-5
+    fd = (gaussian_mean_landscape(1.3 + h, 4.0, c=0.2).nce_loss
+          - gaussian_mean_landscape(1.3 - h, 4.0, c=0.2).nce_loss) / (2 * h)
+    assert out.nce_grad_theta == pytest.approx(fd, abs=1e-6)
+
+
+def test_profiled_nce_gradient_vanishes_along_midpoint():
+    grads = [abs(gaussian_mean_landscape(R / 2, R).nce_grad_theta) for R in (4, 6, 8, 10)]
+    assert all(a > b for a, b in zip(grads, grads[1:]))
+    assert grads[-1] < 1e-3
+
+
+def test_meco_overflow_guard_resets_to_minibatch_value():
+    from types import SimpleNamespace
+
+    from fstat.ebm._meco import _MecoObjective
+
+    core, energy, noise, z, y = _quadratic_setup(seed=8)
+    est = SimpleNamespace(gamma=1e-25, gamma_schedule="constant", max_iter=10,
+                          inner_estimator="ma", optimizer="adam", momentum=0.9)
+    obj = _MecoObjective(est, energy, len(y), "cpu")
+    e = torch.zeros(3, dtype=torch.float64)
+    s0 = torch.zeros(len(y), dtype=torch.float64)
+    obj.loss(0, e, s0, s0, torch.tensor(0.0), y, z)
+    assert float(obj.ell) == pytest.approx(0.0, abs=1e-12)
+    s1 = s0.clone()
+    s1[0] = 80.0  # with γ = 1e-25, u stays stale by > e^50: reset to the minibatch value
+    obj.loss(1, e, s1, s1, torch.tensor(0.0), y, z)
+    assert int(obj.n_resets) == 1
+    assert float(obj.ell) == pytest.approx(float(torch.logsumexp(s1, 0) - math.log(len(y))))
+    s2 = s0 + 1.0  # no reset: ordinary moving average
+    obj.loss(2, e, s2, s2, torch.tensor(0.0), y, z)
+    assert int(obj.n_resets) == 1
+    lam1 = float(torch.logsumexp(s1, 0)) - math.log(len(y))
+    assert float(obj.ell) == pytest.approx(lam1 + math.log1p(-1e-25), abs=1e-12)
+    fitted = SimpleNamespace()
+    with pytest.warns(UserWarning, match="overflow guard triggered 1 time"):
+        obj.finish(fitted)
+    assert fitted.n_inner_resets_ == 1 and fitted.n_inner_clamped_ == 0
