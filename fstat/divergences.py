@@ -70,6 +70,8 @@ __all__ = [
 ]
 
 _LOG2 = math.log(2.0)
+# log 2 = _LOG2 + _LOG2_LO (double-double), used where 2t - log 2 cancels (JS near its domain end)
+_LOG2_LO = 2.3190468138462996e-17
 _INF = math.inf
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +193,6 @@ class FDivergence:
     _conjugate: Callable = field(default=None, repr=False)
     _conjugate_derivative: Callable = field(default=None, repr=False)
     _conjugate_second_derivative: Callable = field(default=None, repr=False)
-    _reduce_args: tuple = ()
 
     # -- basic attributes ---------------------------------------------------------------------
     @property
@@ -211,12 +212,12 @@ class FDivergence:
 
     def __repr__(self):
         return (
-            f"FDivergence(name={self.name!r}, f0={self.f0!r}, "
-            f"domain_closed={self.domain_closed})"
+            f"FDivergence(name={self.name!r}, f0={self.f0!r}, domain_closed={self.domain_closed})"
         )
 
     def __reduce__(self):
-        return (get_divergence, self._reduce_args or (self.name,))
+        # pickled by name: built-ins and alpha members are rebuilt, registered ones looked up
+        return (get_divergence, (self.name,))
 
     # -- f and g ------------------------------------------------------------------------------
     def f(self, t):
@@ -234,7 +235,8 @@ class FDivergence:
         def compute(t, ops):
             pos = t > 0
             val = self._f(ops.where(pos, t, 1.0), ops)
-            out = ops.where(pos, val, ops.where(t == 0, self.f0, _INF))
+            edge = ops.where(t == 0, ops.full_like(t, self.f0), ops.full_like(t, _INF))
+            out = ops.where(pos, val, edge)
             return ops.where(ops.isnan(t), t, out)
 
         return _evaluate(compute, t)
@@ -257,8 +259,11 @@ class FDivergence:
         def compute(s, ops):
             pos = s > 0
             val = self._g(ops.where(pos, s, 1.0), ops)
-            at_zero = self._g0 if not math.isnan(self._g0) else self._g(s, ops)
-            out = ops.where(pos, val, ops.where(s == 0, at_zero, _INF))
+            if math.isnan(self._g0):  # registered divergence: s f(1/s) as evaluated at 0
+                at_zero = self._g(s, ops)
+            else:
+                at_zero = ops.full_like(s, self._g0)
+            out = ops.where(pos, val, ops.where(s == 0, at_zero, ops.full_like(s, _INF)))
             return ops.where(ops.isnan(s), s, out)
 
         return _evaluate(compute, s)
@@ -412,7 +417,7 @@ def _check_propensity(e, ops):
 # --------------------------------------------------------------------------------------------
 
 
-def _builtin(name, f0, domain_closed, g0, f, g, rad, drad, conj, dconj, ddconj, reduce_args=()):
+def _builtin(name, f0, domain_closed, g0, f, g, rad, drad, conj, dconj, ddconj):
     return FDivergence(
         name=name,
         f0=float(f0),
@@ -425,7 +430,6 @@ def _builtin(name, f0, domain_closed, g0, f, g, rad, drad, conj, dconj, ddconj, 
         _conjugate=conj,
         _conjugate_derivative=dconj,
         _conjugate_second_derivative=ddconj,
-        _reduce_args=reduce_args,
     )
 
 
@@ -444,26 +448,41 @@ def _js_f(t, ops):
 
 
 def _js_radius(e, ops):
-    # 1/2 [e log e - (1 + e) log((1 + e) / 2)] = 1/2[e log e - (1+e) log1p(-(1-e)/2)];
-    # equal to 1/2 [e log e - (1 + e) log(1 + e)] + log 2 but without the O(1) cancellation.
-    return 0.5 * (e * ops.log(e) - (1.0 + e) * ops.log1p(-0.5 * (1.0 - e)))
+    # B(e) = g(e) + (1 - e) f(0) = 1/2 [e log e - (1 + e) log(1 + e)] + log 2, summed as two
+    # non-negative terms: g(e) = 1/2 [e log(2e / (1 + e)) - log((1 + e) / 2)] (log1p forms,
+    # O((1 - e)^2) without O(1) cancellation) plus (1 - e) log(2) / 2.
+    delta = 1.0 - e
+    g = 0.5 * (e * ops.log1p(-delta / (1.0 + e)) - ops.log1p(-0.5 * delta))
+    return g + 0.5 * _LOG2 * delta
+
+
+def _js_shifted(t, ops):
+    # 2t - log 2 with log 2 in double-double: 2t - _LOG2 is exact (Sterbenz) near the domain end
+    return (2.0 * t - _LOG2) - _LOG2_LO
 
 
 def _js_conjugate(t, ops):
-    near_end = t > 0.25
-    # -1/2 log(2 - e^{2t}): spec form -1/2 log1p(-expm1(2t)) (accurate near 0 and for t -> -inf),
-    # switched to -1/2 [log 2 + log(-expm1(2t - log 2))] near the domain end (no cancellation).
-    small = -0.5 * ops.log1p(-ops.expm1(2.0 * ops.where(near_end, 0.0, t)))
-    large = -0.5 * (_LOG2 + ops.log(-ops.expm1(2.0 * ops.where(near_end, t, 0.3) - _LOG2)))
-    return ops.where(near_end, large, small)
+    # g*(t) = -1/2 log(2 - e^{2t}) in three algebraically equal forms, each free of cancellation
+    # (in value and in its autograd derivative) on its range:
+    #   t < -1:          -1/2 [log 2 + log1p(-e^{2t} / 2)]
+    #   -1 <= t <= 1/4:  -1/2 log1p(-expm1(2t))             (spec §5; exact near t = 0)
+    #   t > 1/4:         -1/2 [log 2 + log(-expm1(2t - log 2))]   (near the end (log 2) / 2)
+    low, high = t < -1.0, t > 0.25
+    mid_t = ops.where(low | high, 0.0, t)
+    mid = -0.5 * ops.log1p(-ops.expm1(2.0 * mid_t))
+    low_val = -0.5 * (_LOG2 + ops.log1p(-0.5 * ops.exp(2.0 * ops.where(low, t, -2.0))))
+    high_t = ops.where(high, t, 0.3)
+    high_val = -0.5 * (_LOG2 + ops.log(-ops.expm1(_js_shifted(high_t, ops))))
+    return ops.where(low, low_val, ops.where(high, high_val, mid))
 
 
 def _js_dconj(t, ops):
-    return ops.exp(2.0 * t) / (-2.0 * ops.expm1(2.0 * t - _LOG2))
+    # e^{2t} / (2 - e^{2t}) with 2 - e^{2t} = -2 expm1(2t - log 2)
+    return ops.exp(2.0 * t) / (-2.0 * ops.expm1(_js_shifted(t, ops)))
 
 
 def _js_ddconj(t, ops):
-    den = -2.0 * ops.expm1(2.0 * t - _LOG2)
+    den = -2.0 * ops.expm1(_js_shifted(t, ops))
     return 4.0 * ops.exp(2.0 * t) / (den * den)
 
 
@@ -646,7 +665,6 @@ def _alpha_divergence(alpha):
         conj=conj,
         dconj=dconj,
         ddconj=ddconj,
-        reduce_args=("alpha", a),
     )
 
 
@@ -804,7 +822,14 @@ def _numeric_conjugate(g, t):
         tt = t[start : start + 2048]
         phi = grid_s[None, :] * tt[:, None] - grid_g[None, :]
         phi = np.where(np.isnan(phi), -np.inf, phi)
-        k = np.argmax(phi, axis=1)
+        # s t - g(s) cancels for large s (g(s) ~ s f(0)): pick the grid point by a lower bound
+        # that subtracts the rounding error of that difference, so noise cannot win
+        noise = (
+            8.0
+            * np.finfo(np.float64).eps
+            * (np.abs(grid_s[None, :] * tt[:, None]) + np.abs(grid_g[None, :]))
+        )
+        k = np.argmax(np.where(np.isnan(noise), -np.inf, phi - noise), axis=1)
         a = np.maximum(_LOG_S_GRID[k] - step, -_LOG_S_MAX)
         b = np.minimum(_LOG_S_GRID[k] + step, _LOG_S_MAX)
         for _ in range(90):
