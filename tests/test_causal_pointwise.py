@@ -109,10 +109,10 @@ def test_worst_case_law_reproduces_the_bound(divergence, support):
         d = info[side]
         ratio, phantom = d["ratio"], d["phantom_mass"]
         assert np.all(ratio >= -1e-12)
-        assert np.dot(wn, ratio) + phantom == pytest.approx(1.0, abs=1e-8)
+        assert np.dot(wn, ratio) + phantom == pytest.approx(1.0, abs=1e-6)
         top = sign * (y.max() if support is None else (support[1] if sign > 0 else support[0]))
         mean_q = np.dot(wn * ratio, sign * y) + phantom * top
-        assert mean_q == pytest.approx(value, abs=1e-7)
+        assert mean_q == pytest.approx(value, abs=1e-6)
         assert d["converged"] and d["binding"]
         if divergence != "tv":  # the ball binds: D_f(P || Q*) = eta
             q = np.concatenate([wn * ratio, [phantom]])
@@ -302,12 +302,12 @@ def test_dual_risk_is_neyman_orthogonal(divergence):
 def test_dual_risk_per_sample_and_surrogate():
     y = np.array([0.0, 1.0, 3.0])
     lam = np.ones((3, 2))
-    u = np.full((3, 2), 1.0)
+    u = np.full((3, 2), 1.5)
     a = np.array([0, 1, 1])
     e = np.array([0.5, 0.4, 0.6])
     per = dual_risk(y, a, e, lam, u, divergence="kl", reduce=None, debiased=False)
     assert np.isinf(per[2]) and np.all(np.isfinite(per[:2]))
-    expected0 = 1.0 * (-np.log(0.5) + (-1.0 - np.log(1.0))) + 1.0
+    expected0 = 1.0 * (-np.log(0.5) + (-1.0 - np.log(1.5))) + 1.5
     assert per[0] == pytest.approx(expected0)
     smooth = dual_risk(y, a, e, lam, u, divergence="kl", reduce=None, surrogate=(1e-3, 1e3))
     assert np.all(np.isfinite(smooth))

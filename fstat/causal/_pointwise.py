@@ -112,7 +112,8 @@ class _Dual:
         self.n_eval = 0
 
     def feasible(self, lam, u):
-        return lam > 0 and u + lam * self.f0 >= self.hi
+        # tolerance: points computed on the boundary as u = hi - lam f0 must count as feasible
+        return lam > 0 and u + lam * self.f0 >= self.hi - 1e-13 * (1.0 + abs(self.hi))
 
     def value(self, lam, u):
         if not self.feasible(lam, u):
@@ -174,9 +175,10 @@ def _newton(dual):
         if not np.all(np.isfinite(step)) or decrement2 < 0:
             return lam, u, False, it
         if decrement2 / 2.0 < 1e-14 * (1.0 + abs(value)):
-            return lam, u, True, it
-        if lam < 1e-12:
-            return lam, u, True, it
+            # a huge Hessian (atoms at the domain edge) can fake a small decrement: check KKT
+            return lam, u, bool(np.max(np.abs(grad)) < 1e-8), it
+        if lam < 1e-12:  # non-binding balls are detected up front: this is a failure
+            return lam, u, False, it
         if (
             can_be_active
             and not boundary_checked
