@@ -43,10 +43,14 @@ from ..divergences import (
 )
 from ._aggregate import aggregate_bounds
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning, UnboundedOutcomeWarning
+from ._inference import AveragedBounds
+from ._marginal import MarginalDivergenceBounds
 from ._pointwise import manski_bounds, pointwise_bounds
 from ._risk import dual_risk
 
 __all__ = [
+    "AveragedBounds",
+    "MarginalDivergenceBounds",
     "DomainViolationWarning",
     "InvertedBoundsWarning",
     "UnboundedOutcomeWarning",

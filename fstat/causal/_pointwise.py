@@ -185,7 +185,8 @@ def _newton(dual):
             and (u + step[1]) + (lam + step[0]) * f0 < hi
         ):
             boundary_checked = True
-            b_lam, b_u = dual.boundary_min()
+            with np.errstate(all="ignore"):
+                b_lam, b_u = dual.boundary_min()
             with np.errstate(all="ignore"):
                 f_u = 1.0 - float(np.dot(dual.w, dual.ratio(b_lam, b_u)))
             if f_u >= -1e-10:  # KKT with a non-negative multiplier: global optimum

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..divergences import get_divergence
 from .._validation import check_sample_weight, check_treatment
+from ..divergences import get_divergence
 
 __all__ = ["dual_risk", "surrogate_conjugate"]
 
