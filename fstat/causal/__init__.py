@@ -42,6 +42,7 @@ from ..divergences import (
     radius_derivative,
 )
 from ._aggregate import aggregate_bounds
+from ._conditional import ConditionalDivergenceBounds
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning, UnboundedOutcomeWarning
 from ._inference import AveragedBounds
 from ._marginal import MarginalDivergenceBounds
@@ -49,6 +50,7 @@ from ._pointwise import manski_bounds, pointwise_bounds
 from ._risk import dual_risk
 
 __all__ = [
+    "ConditionalDivergenceBounds",
     "AveragedBounds",
     "MarginalDivergenceBounds",
     "DomainViolationWarning",
