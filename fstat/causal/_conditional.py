@@ -207,23 +207,23 @@ class ConditionalDivergenceBounds(BaseEstimator):
     # ------------------------------------------------------------------------------------------
     # input handling
     # ------------------------------------------------------------------------------------------
-    def _covariates(self, X, y, treatment, *, reset):
-        """Validated covariates, y (or None) and treatment (or None when not resolvable)."""
+    def _covariates(self, X, y, treatment, *, reset, need_y=True, need_treatment=True):
+        """Validated covariates, y (or None) and treatment (or None when not needed/resolvable)."""
+        if reset and (treatment is None) == (self.treatment_col is None):
+            raise ValueError(
+                "pass treatment= to fit or set treatment_col, not both/neither. With "
+                "metadata routing, use set_fit_request(treatment=True)."
+            )
+        if need_y:
+            Xv, y = validate_data(self, X, y, reset=reset, y_numeric=True)
+        else:
+            Xv = validate_data(self, X, reset=reset)
         if reset:
-            if (treatment is None) == (self.treatment_col is None):
-                raise ValueError(
-                    "pass treatment= to fit or set treatment_col, not both/neither. With "
-                    "metadata routing, use set_fit_request(treatment=True)."
-                )
             col = None if treatment is not None else column_index(X, self.treatment_col)
         else:
             col = self.treatment_col_
-        if y is None:
-            Xv = validate_data(self, X, reset=reset)
-        else:
-            Xv, y = validate_data(self, X, y, reset=reset, y_numeric=True)
         if col is not None:
-            if treatment is None:
+            if treatment is None and need_treatment:
                 treatment = Xv[:, col]
             cov, idx = split_treatment(Xv, col)
         else:
@@ -236,7 +236,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
                 "no covariates are left after removing the treatment column; use "
                 "MarginalDivergenceBounds for bounds without covariates."
             )
-        a = None if treatment is None else check_treatment(treatment, n_samples=Xv.shape[0])
+        a = None
+        if need_treatment and treatment is not None:
+            a = check_treatment(treatment, n_samples=Xv.shape[0])
         return cov, y, a
 
     def _folds(self, a, n):
@@ -612,7 +614,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
 
     def _check_X(self, X):
         check_is_fitted(self)
-        cov, _, _ = self._covariates(X, None, None, reset=False)
+        cov, _, _ = self._covariates(X, None, None, reset=False, need_y=False,
+                                     need_treatment=False)
         return cov
 
     def _aggregate(self, lower, upper):
@@ -682,7 +685,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
             return self.averaged_bounds_
         if X is None:
             raise ValueError("method='plugin' needs X.")
-        cov, y, a = self._covariates(X, y, treatment, reset=False)
+        cov, y, a = self._covariates(X, y, treatment, reset=False, need_y=False,
+                                     need_treatment=False)
         if method == "plugin":
             b = self._bounds_all(cov).mean(axis=0)
             return b

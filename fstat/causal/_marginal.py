@@ -154,18 +154,22 @@ class MarginalDivergenceBounds(BaseEstimator):
                     "X is None, so pass treatment= (a binary 0/1 vector) to fit."
                 )
             y = check_array_finite(y, "y", ensure_2d=False)
+            if reset:
+                for attr in ("n_features_in_", "feature_names_in_", "treatment_col_"):
+                    self.__dict__.pop(attr, None)
             return y, check_treatment(treatment, n_samples=y.size)
         if (treatment is None) == (self.treatment_col is None):
             raise ValueError(
                 "pass treatment= to fit or set treatment_col, not both/neither."
             )
-        col = None if treatment is not None else column_index(X, self.treatment_col)
-        if y is None:
-            X = validate_data(self, X, reset=reset)
-        else:
-            X, y = validate_data(self, X, y, reset=reset, y_numeric=True)
+        X_in = X
+        X, y = validate_data(self, X, y, reset=reset, y_numeric=True)
         if treatment is None:
+            col = column_index(X_in, self.treatment_col) if reset else self.treatment_col_
             treatment = X[:, col]
+            self.treatment_col_ = col
+        elif reset:
+            self.treatment_col_ = None
         return y, check_treatment(treatment, n_samples=X.shape[0])
 
     @_fit_context(prefer_skip_nested_validation=True)
