@@ -35,6 +35,7 @@ def test_reexports_are_the_registry_functions():
         assert getattr(causal, name) is getattr(fdiv, name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("divergence", FIVE)
 @pytest.mark.parametrize("declared", [False, True])
 def test_solver_matches_primal_and_nested_references(divergence, declared):

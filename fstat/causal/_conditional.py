@@ -427,7 +427,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
     def _train_dual(self, data, layout, names, declared, hidden, dtype, device):
         n_folds = layout["n_folds"]
         g = self._group_tensors(data, layout, device, dtype)
-        gens = [group_generator(self._seeds[2], k, d)
+        gens = [group_generator(self._seeds[2], k, names[d])
                 for d, k in zip(layout["divergence"], layout["fold"])]
         net = BatchedMLP(len(gens), g["x"].shape[2], hidden, 4, gens,
                          activation=self.activation, dtype=dtype, device=device)
@@ -527,9 +527,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
         weights = torch.cat([g["w"], torch.as_tensor(data["w"], dtype=torch.float64,
                                                      device=device)])
         if isinstance(self.pseudo_outcome_model, str):
+            keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
+            keys += [(int(k), "outcome-mean") for k in range(n_folds)]
             fitted = fit_batched_regression(inputs, targets, arms, weights,
-                                            seed=self._seeds[2] + 7, dtype=dtype, device=device,
-                                            activation="relu")
+                                            seed=self._seeds[2] + 7, keys=keys, dtype=dtype,
+                                            device=device, activation="relu")
             self.pseudo_outcome_models_ = fitted
             self.outcome_models_ = "shared with pseudo_outcome_models_ (last K groups)"
         else:

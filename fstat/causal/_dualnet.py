@@ -19,11 +19,17 @@ __all__ = ["BatchedMLP", "group_generator", "train_full_batch"]
 _ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh, "elu": torch.nn.functional.elu}
 
 
+def _key(key):
+    if isinstance(key, str):  # stable across processes (unlike hash())
+        return sum((i + 1) * 131 ** (i % 7) * ord(c) for i, c in enumerate(key))
+    return int(key)
+
+
 def group_generator(seed, *keys):
-    """A CPU generator seeded from a base seed and integer keys (fold, divergence, ...)."""
+    """A CPU generator seeded from a base seed and keys (fold index, divergence name, ...)."""
     value = int(seed) % (2**61 - 1)
     for key in keys:
-        value = (value * 1_000_003 + int(key) + 1) % (2**61 - 1)
+        value = (value * 1_000_003 + _key(key) + 1) % (2**61 - 1)
     gen = torch.Generator(device="cpu")
     gen.manual_seed(value)
     return gen

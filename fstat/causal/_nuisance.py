@@ -70,16 +70,16 @@ def positive_class_proba(model, X):
     return np.asarray(proba[:, classes.index(1)], dtype=np.float64)
 
 
-def fit_batched_regression(inputs, targets, arms, weights, *, seed, hidden=(32, 32),
+def fit_batched_regression(inputs, targets, arms, weights, *, seed, keys, hidden=(32, 32),
                            max_iter=300, learning_rate=3e-3, weight_decay=1e-4, dtype, device,
                            activation="relu"):
     """One small MLP per group with two arm heads; squared error on the observed arm.
 
     ``inputs`` (G, L, d), ``targets`` (G, L), ``arms`` (G, L) int, ``weights`` (G, L) (zero for
-    padding). Targets are standardised per group. Returns a CPU state dict with the scalers.
+    padding); ``keys`` seed each group's initialisation. Targets are standardised per group. Returns a CPU state dict with the scalers.
     """
     n_groups = inputs.shape[0]
-    gens = [group_generator(seed, g) for g in range(n_groups)]
+    gens = [group_generator(seed, *key) for key in keys]
     net = BatchedMLP(n_groups, inputs.shape[2], hidden, 2, gens, activation=activation,
                      dtype=dtype, device=device)
     wsum = weights.sum(dim=1, keepdim=True).clamp_min(1e-300)
