@@ -1,7 +1,6 @@
 """sklearn compatibility of the causal estimators (common checks on binarising subclasses)."""
 
 import numpy as np
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fstat.causal import ConditionalDivergenceBounds, MarginalDivergenceBounds
