@@ -81,6 +81,7 @@ def test_cv_list_and_manski_containment(data):
     est.fit(X, y, treatment=a)
     for (tr, te), (ftr, fte) in zip(folds, est.folds_):
         np.testing.assert_array_equal(te, fte)
+        np.testing.assert_array_equal(tr, ftr)
     b = est.predict_outcome_bounds(np.eye(4), 1)
     m = est.predict_manski(np.eye(4), arm=1)
     assert np.all(b[:, 0] <= m[:, 0] + 0.3) and np.all(b[:, 1] >= m[:, 1] - 0.3)
@@ -163,3 +164,29 @@ def test_bad_input(data):
 
     with pytest.raises(NotFittedError):
         ConditionalDivergenceBounds().predict(X)
+
+
+def test_bounds_display(data):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fstat.causal import BoundsDisplay, MarginalDivergenceBounds
+
+    X, y, a, truth = data
+    est = _fit(data, divergences=("kl",))
+    fig, ax = plt.subplots()
+    disp = BoundsDisplay.from_estimator(est, X, feature="propensity", arm=1, ax=ax,
+                                        truth=truth.mu1)
+    assert disp.ax_ is ax and disp.band_ is not None and disp.manski_band_ is not None
+    assert disp.truth_line_ is not None
+    disp = BoundsDisplay.from_estimator(est, X, feature=0, kind="individual")
+    assert disp.figure_ is not None
+    disp = BoundsDisplay.from_predictions(np.arange(5.0), np.zeros(5), np.ones(5))
+    assert disp.manski_band_ is None
+    marg = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(X, y, treatment=a)
+    with pytest.raises(ValueError, match="do not vary"):
+        BoundsDisplay.from_estimator(marg, X)
+    plt.close("all")

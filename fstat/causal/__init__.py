@@ -43,6 +43,7 @@ from ..divergences import (
 )
 from ._aggregate import aggregate_bounds
 from ._conditional import ConditionalDivergenceBounds
+from ._display import BoundsDisplay
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning, UnboundedOutcomeWarning
 from ._inference import AveragedBounds
 from ._marginal import MarginalDivergenceBounds
@@ -50,6 +51,7 @@ from ._pointwise import manski_bounds, pointwise_bounds
 from ._risk import dual_risk
 
 __all__ = [
+    "BoundsDisplay",
     "ConditionalDivergenceBounds",
     "AveragedBounds",
     "MarginalDivergenceBounds",

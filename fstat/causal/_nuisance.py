@@ -76,7 +76,8 @@ def fit_batched_regression(inputs, targets, arms, weights, *, seed, keys, hidden
     """One small MLP per group with two arm heads; squared error on the observed arm.
 
     ``inputs`` (G, L, d), ``targets`` (G, L), ``arms`` (G, L) int, ``weights`` (G, L) (zero for
-    padding); ``keys`` seed each group's initialisation. Targets are standardised per group. Returns a CPU state dict with the scalers.
+    padding); ``keys`` seed each group's initialisation. Targets are standardised per group.
+    Returns a CPU state dict with the scalers.
     """
     n_groups = inputs.shape[0]
     gens = [group_generator(seed, *key) for key in keys]
