@@ -197,8 +197,8 @@ class MarginalDivergenceBounds(BaseEstimator):
         arm_weight = np.array([w[a == 0].sum(), w[a == 1].sum()])
         if np.any(arm_weight <= 0):
             raise ValueError(
-                "both treatment arms need samples with positive weight; found arm totals "
-                f"{arm_weight.tolist()}."
+                "both treatment arms need samples with positive weight (the treatment has only "
+                f"one class); found arm totals {arm_weight.tolist()}."
             )
         e = arm_weight / arm_weight.sum()
         support = None if source == "sample" else (lo, hi)
