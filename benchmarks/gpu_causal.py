@@ -28,10 +28,10 @@ def run(device):
 
     rows = []
     _fit(device, 500, 5)  # warm-up
-    cpu_est, cpu_pred, cpu_s = _fit("cpu", 2000, 200)
-    dev_est, dev_pred, dev_s = _fit(device, 2000, 200)
+    cpu_est, cpu_pred, cpu_s = _fit("cpu", 2000, 100)
+    dev_est, dev_pred, dev_s = _fit(device, 2000, 100)
     diff = float(np.max(np.abs(cpu_pred - dev_pred)))
-    rows.append({"check": "conditional fit n=2000 (kl, chi2), 200 steps", "max_abs_diff": diff,
+    rows.append({"check": "conditional fit n=2000 (kl, chi2), 100 steps", "max_abs_diff": diff,
                  "cpu_seconds": cpu_s, "device_seconds": dev_s, "ok": diff < 1e-2})
     loaded = pickle.loads(pickle.dumps(dev_est))
     diff = float(np.max(np.abs(loaded.predict(np.eye(4)) - dev_est.predict(np.eye(4)))))
