@@ -22,6 +22,7 @@ def data():
     return X + np.random.default_rng(0).normal(scale=0.1, size=X.shape), y, a
 
 
+@pytest.mark.slow
 def test_metadata_routing_grid_search(data):
     X, y, a = data
     with sklearn.config_context(enable_metadata_routing=True):
@@ -39,6 +40,7 @@ def test_pipeline_with_routed_treatment(data):
     assert pipe.predict(X).shape == (300, 2)
 
 
+@pytest.mark.slow
 def test_n_jobs_does_not_change_results(data):
     X, y, a = data
     one = ConditionalDivergenceBounds(**TINY, n_jobs=1).fit(X, y, treatment=a).predict(X)
