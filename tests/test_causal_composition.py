@@ -50,7 +50,7 @@ def test_n_jobs_does_not_change_results(data):
 
 def test_float32_and_float64_agree(data):
     """The dual networks agree across dtypes (with a deterministic Ridge pseudo-outcome model;
-    the default MLP pseudo-outcome regression is not yet this stable, see the report)."""
+    the default MLP pseudo-outcome regression is not yet this stable across dtypes)."""
     X, y, a = data
     params = {**TINY, "max_iter": 30}
     p32 = ConditionalDivergenceBounds(**params, dtype="float32").fit(X, y, treatment=a)

@@ -529,12 +529,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
         if isinstance(self.pseudo_outcome_model, str):
             keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
             keys += [(int(k), "outcome-mean") for k in range(n_folds)]
-            # float64 regardless of `dtype`: in float32 the 300 Adam steps of this small
-            # regression amplified rounding into visible differences of the plug-in bound
             fitted = fit_batched_regression(inputs, targets, arms, weights,
-                                            seed=self._seeds[2] + 7, keys=keys,
-                                            dtype=torch.float64, device=device,
-                                            activation="relu")
+                                            seed=self._seeds[2] + 7, keys=keys, dtype=dtype,
+                                            device=device, activation="relu")
             self.pseudo_outcome_models_ = fitted
             self.outcome_models_ = "shared with pseudo_outcome_models_ (last K groups)"
         else:
