@@ -1,0 +1,152 @@
+"""Validation shared by the causal estimators: treatment extraction and outcome support."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .._validation import check_array_finite, check_treatment
+from ..divergences import get_divergence
+from ._aggregate import AGGREGATIONS
+from ._exceptions import UnboundedOutcomeWarning
+
+__all__ = [
+    "check_divergences",
+    "check_outcome_bounds",
+    "resolve_treatment",
+    "split_treatment",
+]
+
+_UNBOUNDED_MESSAGE = (
+    "outcome_bounds=None: every admissible f-divergence has f(0) < inf, so for outcomes with "
+    "unbounded support the population upper bound is +inf; these estimates are driven by the "
+    "observed sample range and grow with n. Pass outcome_bounds=(lo, hi) or 'observed'."
+)
+
+
+def check_divergences(divergences, aggregation, k):
+    """Canonical divergence names (tuple) after checking admissibility and aggregation/k."""
+    if isinstance(divergences, str):
+        divergences = (divergences,)
+    try:
+        names = tuple(get_divergence(d).name for d in divergences)
+    except TypeError as exc:
+        raise ValueError(f"divergences must be a sequence of names; got {divergences!r}.") from exc
+    if not names:
+        raise ValueError("divergences must name at least one divergence.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"divergences contains duplicates: {names}.")
+    for name in names:
+        if not math.isfinite(get_divergence(name).f0):
+            raise ValueError(
+                f"divergence {name!r} has f(0) = inf: its radius is infinite, so it gives no "
+                "bound. Use 'kl', 'hellinger', 'chi2', 'tv' or 'js'."
+            )
+    if aggregation is not None and aggregation not in AGGREGATIONS:
+        raise ValueError(
+            f"aggregation must be one of {AGGREGATIONS} or None; got aggregation={aggregation!r}."
+        )
+    if aggregation == "kth" and (
+        k is None or isinstance(k, bool) or not isinstance(k, numbers.Integral)
+        or not 1 <= k <= len(names)
+    ):
+        raise ValueError(
+            f"aggregation='kth' needs an integer k in [1, {len(names)}]; got k={k!r}."
+        )
+    return names
+
+
+def resolve_treatment(X, treatment, treatment_col, *, n_samples):
+    """Return ``(treatment (n,) int64, treatment column index or None)``.
+
+    ``treatment`` given: X holds only covariates. Otherwise ``treatment_col`` (an int index or
+    a DataFrame column name) selects the treatment column of X.
+    """
+    if (treatment is None) == (treatment_col is None):
+        raise ValueError(
+            "pass treatment= to fit or set treatment_col, not both/neither "
+            f"(got treatment={'given' if treatment is not None else None}, "
+            f"treatment_col={treatment_col!r}). With metadata routing, request it with "
+            "set_fit_request(treatment=True) / set_score_request(treatment=True)."
+        )
+    if treatment is not None:
+        return check_treatment(treatment, n_samples=n_samples), None
+    col = column_index(X, treatment_col)
+    return check_treatment(_column(X, col), "treatment column", n_samples=n_samples), col
+
+
+def column_index(X, treatment_col):
+    columns = getattr(X, "columns", None)
+    n_features = X.shape[1] if hasattr(X, "shape") and len(X.shape) == 2 else None
+    if isinstance(treatment_col, numbers.Integral) and not isinstance(treatment_col, bool):
+        if n_features is None or not -n_features <= treatment_col < n_features:
+            raise ValueError(
+                f"treatment_col={treatment_col!r} is not a column index of X with "
+                f"n_features={n_features}."
+            )
+        return int(treatment_col) % n_features
+    if columns is None:
+        raise ValueError(
+            f"treatment_col={treatment_col!r} is a name but X has no column names; pass a "
+            "DataFrame or an integer index."
+        )
+    names = [str(c) for c in columns]
+    if str(treatment_col) not in names:
+        raise ValueError(
+            f"treatment_col={treatment_col!r} is not a column of X; available columns: "
+            f"{names[:20]}."
+        )
+    return names.index(str(treatment_col))
+
+
+def _column(X, col):
+    if hasattr(X, "iloc"):
+        return np.asarray(X.iloc[:, col])
+    return np.asarray(X)[:, col]
+
+
+def split_treatment(X_array, col):
+    """Covariates (all columns but ``col``) and their indices."""
+    idx = np.array([j for j in range(X_array.shape[1]) if j != col], dtype=np.int64)
+    return X_array[:, idx], idx
+
+
+def check_outcome_y(y):
+    return check_array_finite(y, "y", ensure_2d=False)
+
+
+def check_outcome_bounds(outcome_bounds, y, weights=None, *, warn=True):
+    """Return ``(lo, hi, source)`` with source in {"declared", "observed", "sample"}."""
+    pos = y if weights is None else y[weights > 0]
+    if outcome_bounds is None:
+        if warn:
+            warnings.warn(_UNBOUNDED_MESSAGE, UnboundedOutcomeWarning, stacklevel=3)
+        return float(pos.min()), float(pos.max()), "sample"
+    if isinstance(outcome_bounds, str):
+        if outcome_bounds != "observed":
+            raise ValueError(
+                "outcome_bounds must be None, 'observed' or a pair (lo, hi); got "
+                f"outcome_bounds={outcome_bounds!r}."
+            )
+        return float(pos.min()), float(pos.max()), "observed"
+    try:
+        lo, hi = (float(v) for v in outcome_bounds)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "outcome_bounds must be None, 'observed' or a pair (lo, hi); got "
+            f"outcome_bounds={outcome_bounds!r}."
+        ) from exc
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(
+            f"outcome_bounds must be finite with lo < hi; got outcome_bounds={outcome_bounds!r}."
+        )
+    outside = (y < lo) | (y > hi)
+    if np.any(outside):
+        raise ValueError(
+            f"{int(outside.sum())} value(s) of y lie outside outcome_bounds=({lo!r}, {hi!r}); "
+            f"y ranges over [{y.min()!r}, {y.max()!r}]."
+        )
+    return lo, hi, "declared"

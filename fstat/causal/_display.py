@@ -1,0 +1,159 @@
+"""``BoundsDisplay``: bound bands against a covariate or the propensity (matplotlib, lazy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BoundsDisplay"]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise ImportError("BoundsDisplay needs matplotlib: pip install matplotlib") from exc
+    return plt
+
+
+def _binned(x, values, n_bins):
+    """Sort by x; per-quantile-bin median x and medians of each value column."""
+    order = np.argsort(x, kind="stable")
+    chunks = np.array_split(order, max(1, min(n_bins, x.size)))
+    centers = np.array([np.median(x[c]) for c in chunks])
+    meds = [np.array([np.median(v[c]) for c in chunks]) for v in values]
+    return centers, meds
+
+
+class BoundsDisplay:
+    """Bound band (and Manski band, truth) against a covariate or the propensity.
+
+    Parameters
+    ----------
+    x : array-like of shape (n,)
+    lower, upper : array-like of shape (n,)
+    manski_lower, manski_upper : array-like of shape (n,), optional
+    truth : array-like of shape (n,), optional
+    xlabel, ylabel : str, optional
+
+    Attributes
+    ----------
+    ax_, figure_, band_, manski_band_, truth_line_
+        Set by :meth:`plot`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fstat.causal import BoundsDisplay
+    >>> x = np.linspace(0, 1, 50)
+    >>> disp = BoundsDisplay(x, x - 1, x + 1, truth=x).plot()  # doctest: +SKIP
+    """
+
+    def __init__(self, x, lower, upper, *, manski_lower=None, manski_upper=None, truth=None,
+                 xlabel=None, ylabel=None, kind="band", n_bins=20):
+        self.x = np.asarray(x, dtype=float)
+        self.lower = np.asarray(lower, dtype=float)
+        self.upper = np.asarray(upper, dtype=float)
+        self.manski_lower = None if manski_lower is None else np.asarray(manski_lower, float)
+        self.manski_upper = None if manski_upper is None else np.asarray(manski_upper, float)
+        self.truth = None if truth is None else np.asarray(truth, float)
+        self.xlabel = xlabel
+        self.ylabel = ylabel
+        self.kind = kind
+        self.n_bins = n_bins
+
+    @classmethod
+    def from_predictions(cls, x, lower, upper, *, manski_lower=None, manski_upper=None,
+                         truth=None, xlabel=None, ylabel=None, kind="band", n_bins=20, ax=None,
+                         **kwargs):
+        """Build and plot from arrays."""
+        disp = cls(x, lower, upper, manski_lower=manski_lower, manski_upper=manski_upper,
+                   truth=truth, xlabel=xlabel, ylabel=ylabel, kind=kind, n_bins=n_bins)
+        return disp.plot(ax=ax, **kwargs)
+
+    @classmethod
+    def from_estimator(cls, estimator, X, *, feature="propensity", arm=None, divergence=None,
+                       show_manski=True, truth=None, kind="band", n_bins=20, ax=None, **kwargs):
+        """Plot a fitted ConditionalDivergenceBounds' bounds against a feature or propensity.
+
+        ``arm=None`` plots CATE bounds; 0/1 the bounds on that arm's interventional mean.
+        """
+        from ._conditional import ConditionalDivergenceBounds
+
+        if not isinstance(estimator, ConditionalDivergenceBounds):
+            raise ValueError(
+                "BoundsDisplay.from_estimator needs a fitted ConditionalDivergenceBounds; the "
+                f"bounds of {type(estimator).__name__} do not vary with x."
+            )
+        if kind not in ("band", "individual"):
+            raise ValueError(f"kind must be 'band' or 'individual'; got kind={kind!r}.")
+        if arm is None:
+            if divergence is not None:
+                raise ValueError("divergence= applies to arm bounds (arm=0 or 1).")
+            bounds = estimator.predict(X)
+            manski = estimator.predict_manski(X) if show_manski else None
+            ylabel = "CATE bounds"
+        else:
+            bounds = estimator.predict_outcome_bounds(X, arm, divergence=divergence)
+            manski = estimator.predict_manski(X, arm=arm) if show_manski else None
+            ylabel = f"bounds on E[Y | do(A={arm}), x]"
+        if bounds.ndim != 2:
+            raise ValueError("aggregation=None gives several intervals per row; pass divergence=.")
+        if isinstance(feature, str) and feature == "propensity":
+            x, xlabel = estimator.predict_propensity(X), "estimated propensity e(x)"
+        elif isinstance(feature, str):
+            if not hasattr(X, "columns"):
+                raise ValueError(f"feature={feature!r} is a name but X has no columns.")
+            x, xlabel = np.asarray(X[feature], dtype=float), feature
+        else:
+            x, xlabel = np.asarray(X)[:, int(feature)].astype(float), f"x[{int(feature)}]"
+        disp = cls(x, bounds[:, 0], bounds[:, 1],
+                   manski_lower=None if manski is None else manski[:, 0],
+                   manski_upper=None if manski is None else manski[:, 1], truth=truth,
+                   xlabel=xlabel, ylabel=ylabel, kind=kind, n_bins=n_bins)
+        disp._effect = arm is None
+        return disp.plot(ax=ax, **kwargs)
+
+    def plot(self, ax=None, *, band_kwargs=None, manski_kwargs=None, truth_kwargs=None):
+        """Draw the display; returns self with ``ax_``, ``figure_`` and artists set."""
+        plt = _pyplot()
+        if ax is None:
+            _, ax = plt.subplots()
+        band_kwargs = {"alpha": 0.5, "color": "tab:blue", "label": "f-divergence bounds",
+                       **(band_kwargs or {})}
+        manski_kwargs = {"alpha": 0.2, "color": "tab:gray", "label": "Manski",
+                         **(manski_kwargs or {})}
+        truth_kwargs = {"ls": "--", "color": "tab:red", "label": "truth", **(truth_kwargs or {})}
+        self.manski_band_ = self.truth_line_ = None
+        if self.kind == "individual":
+            order = np.argsort(self.x)
+            self.band_ = ax.vlines(self.x[order], self.lower[order], self.upper[order],
+                                   colors=band_kwargs["color"], alpha=band_kwargs["alpha"],
+                                   label=band_kwargs["label"])
+            if self.manski_lower is not None:
+                self.manski_band_ = ax.vlines(self.x[order], self.manski_lower[order],
+                                              self.manski_upper[order],
+                                              colors=manski_kwargs["color"],
+                                              alpha=manski_kwargs["alpha"],
+                                              label=manski_kwargs["label"])
+            if self.truth is not None:
+                (self.truth_line_,) = ax.plot(self.x[order], self.truth[order], **truth_kwargs)
+        else:
+            cols = [self.lower, self.upper]
+            if self.manski_lower is not None:
+                cols += [self.manski_lower, self.manski_upper]
+            if self.truth is not None:
+                cols.append(self.truth)
+            xc, meds = _binned(self.x, cols, self.n_bins)
+            if self.manski_lower is not None:
+                self.manski_band_ = ax.fill_between(xc, meds[2], meds[3], **manski_kwargs)
+            self.band_ = ax.fill_between(xc, meds[0], meds[1], **band_kwargs)
+            if self.truth is not None:
+                (self.truth_line_,) = ax.plot(xc, meds[-1], **truth_kwargs)
+        if getattr(self, "_effect", False):
+            ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_xlabel(self.xlabel or "x")
+        ax.set_ylabel(self.ylabel or "bounds")
+        ax.legend(loc="best")
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self

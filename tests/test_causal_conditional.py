@@ -1,0 +1,192 @@
+"""ConditionalDivergenceBounds: batching, symmetry, determinism, accuracy, bad input."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from fstat.causal import (
+    ConditionalDivergenceBounds,
+    UnboundedOutcomeWarning,
+)
+from fstat.datasets import make_confounded_discrete
+
+FAST = dict(max_iter=40, hidden_layer_sizes=(8,), device="cpu", random_state=0,
+            propensity_model=LogisticRegression(C=1e6), outcome_bounds=(0, 4))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_confounded_discrete(400, random_state=0, return_truth=True)
+
+
+def _fit(data, **kw):
+    X, y, a, _ = data
+    params = {**FAST, **kw}
+    return ConditionalDivergenceBounds(**params).fit(X, y, treatment=a)
+
+
+def test_groups_are_independent_of_the_batch(data):
+    """A divergence's networks do not depend on which other divergences share the batch."""
+    X = np.eye(4)
+    both = _fit(data, divergences=("kl", "chi2"), dtype="float64")
+    alone = _fit(data, divergences=("chi2",), dtype="float64")
+    np.testing.assert_allclose(both.predict_outcome_bounds(X, 1, divergence="chi2"),
+                               alone.predict_outcome_bounds(X, 1, divergence="chi2"),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(both.loss_curve_[:, :, 1], alone.loss_curve_[:, :, 0],
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_refit_on_negated_outcome_swaps_bounds(data):
+    X, y, a, _ = data
+    params = {**FAST, "divergences": ("kl", "hellinger"), "dtype": "float64"}
+    pos = ConditionalDivergenceBounds(**params).fit(X, y, treatment=a)
+    params["outcome_bounds"] = (-4, 0)
+    neg = ConditionalDivergenceBounds(**params).fit(X, -y, treatment=a)
+    for arm in (0, 1):
+        b = pos.predict_outcome_bounds(np.eye(4), arm, divergence="all")
+        nb = neg.predict_outcome_bounds(np.eye(4), arm, divergence="all")
+        np.testing.assert_allclose(nb[..., 0], -b[..., 1], atol=1e-5)
+        np.testing.assert_allclose(nb[..., 1], -b[..., 0], atol=1e-5)
+
+
+def test_determinism_pickle_and_attributes(data):
+    X = data[0]
+    est = _fit(data, divergences=("kl",))
+    again = _fit(data, divergences=("kl",))
+    np.testing.assert_array_equal(est.predict(X), again.predict(X))
+    other = _fit(data, divergences=("kl",), random_state=1)
+    assert not all(np.array_equal(f[1], g[1]) for f, g in zip(est.folds_, other.folds_))
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    assert est.loss_curve_.shape == (40, 2, 1, 2)
+    assert est.domain_violation_fraction_.shape == (2, 1, 2)
+    assert est.device_ == "cpu" and est.support_source_ == "declared"
+    assert est.predict_propensity(X).shape == (400,)
+    for value in est.dual_state_["state_dict"].values():
+        assert value.device.type == "cpu"
+    # prediction does not depend on batch composition
+    np.testing.assert_allclose(est.predict(X[:7]), est.predict(X)[:7], atol=1e-7)
+    np.testing.assert_allclose(est.predict(X[::-1])[::-1], est.predict(X), atol=1e-7)
+
+
+def test_cv_list_and_manski_containment(data):
+    X, y, a, _ = data
+    idx = np.arange(400)
+    folds = [(idx[idx % 2 == 0], idx[idx % 2 == 1]), (idx[idx % 2 == 1], idx[idx % 2 == 0])]
+    est = ConditionalDivergenceBounds(("kl",), **{**FAST, "max_iter": 200}, cv=folds)
+    est.fit(X, y, treatment=a)
+    for (tr, te), (ftr, fte) in zip(folds, est.folds_):
+        np.testing.assert_array_equal(te, fte)
+        np.testing.assert_array_equal(tr, ftr)
+    b = est.predict_outcome_bounds(np.eye(4), 1)
+    m = est.predict_manski(np.eye(4), arm=1)
+    assert np.all(b[:, 0] <= m[:, 0] + 0.3) and np.all(b[:, 1] >= m[:, 1] - 0.3)
+    assert np.all((b >= -0.5) & (b <= 4.5))
+    text = est.summary().as_text()
+    assert "manski" in text and "std err" in text
+    assert np.isfinite(est.score(X, y, treatment=a))
+
+
+@pytest.mark.slow
+def test_accuracy_against_exact_population_bounds():
+    X, y, a, truth = make_confounded_discrete(3000, random_state=1, return_truth=True)
+    est = ConditionalDivergenceBounds(("kl", "chi2"), outcome_bounds=(0, 4), max_iter=300,
+                                      hidden_layer_sizes=(32, 32), device="cpu",
+                                      random_state=0).fit(X, y, treatment=a)
+    for name in ("kl", "chi2"):
+        pop = truth.population_bounds(name)
+        est_b = np.stack([est.predict_outcome_bounds(np.eye(4), arm, divergence=name)
+                          for arm in (0, 1)])
+        err = np.abs(est_b - pop)
+        assert err.max() <= 0.35 and err.mean() <= 0.12, (name, err)
+    assert est.domain_violation_fraction_.max() == 0.0
+
+
+def test_unbounded_warning_and_sample_support(data):
+    X, y, a, _ = data
+    with pytest.warns(UnboundedOutcomeWarning):
+        est = ConditionalDivergenceBounds(("kl",), **{**FAST, "outcome_bounds": None}).fit(
+            X, y, treatment=a)
+    assert est.support_source_ == "sample"
+    assert np.all(np.isfinite(est.predict(X)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnboundedOutcomeWarning)
+        ConditionalDivergenceBounds(("kl",), **{**FAST, "outcome_bounds": "observed"}).fit(
+            X, y, treatment=a)
+
+
+def test_treatment_column_and_grid_search(data):
+    from sklearn.model_selection import GridSearchCV
+
+    X, y, a, _ = data
+    Xa = np.column_stack([a, X])
+    est = ConditionalDivergenceBounds(("kl",), **FAST, treatment_col=0)
+    by_col = est.fit(Xa, y).predict(Xa)
+    by_arg = ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=a).predict(X)
+    np.testing.assert_allclose(by_col, by_arg, atol=1e-12)
+    grid = GridSearchCV(ConditionalDivergenceBounds(("kl",), **{**FAST, "max_iter": 20},
+                                                    treatment_col=0),
+                        {"learning_rate": [1e-3, 3e-3]}, cv=2).fit(Xa, y)
+    assert np.isfinite(grid.best_score_)
+
+
+def test_bad_input(data):
+    X, y, a, _ = data
+    est = ConditionalDivergenceBounds(("kl",), **FAST)
+    with pytest.raises(ValueError, match="not both/neither"):
+        est.fit(X, y)
+    with pytest.raises(ValueError, match="binary"):
+        est.fit(X, y, treatment=a + 2)
+    with pytest.raises(ValueError, match="outside outcome_bounds"):
+        ConditionalDivergenceBounds(("kl",), **{**FAST, "outcome_bounds": (0, 3)}).fit(
+            X, y, treatment=a)
+    with pytest.raises(ValueError, match="covariates"):
+        ConditionalDivergenceBounds(("kl",), **FAST, treatment_col=0).fit(a[:, None], y)
+    with pytest.raises(ValueError, match="cuda|CUDA"):
+        if not __import__("torch").cuda.is_available():
+            ConditionalDivergenceBounds(("kl",), **{**FAST, "device": "cuda"}).fit(
+                X, y, treatment=a)
+        else:
+            raise ValueError("cuda available")
+    with pytest.raises(ValueError):
+        ConditionalDivergenceBounds(("kl",), **{**FAST, "propensity_clip": 0.7}).fit(
+            X, y, treatment=a)
+    with pytest.raises(ValueError, match="fewer folds"):
+        ConditionalDivergenceBounds(("kl",), **FAST, cv=5).fit(X[:12], y[:12],
+                                                               treatment=a[:12])
+    with pytest.raises(ValueError, match="arm"):
+        _fit(data, divergences=("kl",)).predict_outcome_bounds(X, arm=2)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ConditionalDivergenceBounds().predict(X)
+
+
+def test_bounds_display(data):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fstat.causal import BoundsDisplay, MarginalDivergenceBounds
+
+    X, y, a, truth = data
+    est = _fit(data, divergences=("kl",))
+    fig, ax = plt.subplots()
+    disp = BoundsDisplay.from_estimator(est, X, feature="propensity", arm=1, ax=ax,
+                                        truth=truth.mu1)
+    assert disp.ax_ is ax and disp.band_ is not None and disp.manski_band_ is not None
+    assert disp.truth_line_ is not None
+    disp = BoundsDisplay.from_estimator(est, X, feature=0, kind="individual")
+    assert disp.figure_ is not None
+    disp = BoundsDisplay.from_predictions(np.arange(5.0), np.zeros(5), np.ones(5))
+    assert disp.manski_band_ is None
+    marg = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(X, y, treatment=a)
+    with pytest.raises(ValueError, match="do not vary"):
+        BoundsDisplay.from_estimator(marg, X)
+    plt.close("all")

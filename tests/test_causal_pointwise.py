@@ -1,0 +1,317 @@
+"""Exact pointwise solver, Manski bounds, aggregation and the dual risk."""
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from fstat import divergences as fdiv
+from fstat.causal import (
+    InvertedBoundsWarning,
+    aggregate_bounds,
+    dual_risk,
+    manski_bounds,
+    pointwise_bounds,
+)
+from fstat.divergences import get_divergence
+from tests._reference_causal import divergence_value, nested_dual_upper, primal_upper
+
+FIVE = ("kl", "hellinger", "chi2", "tv", "js")
+
+
+def _law(seed, n=6):
+    rng = np.random.default_rng(seed)
+    y = np.sort(rng.choice(np.arange(24.0), size=n, replace=False)) * 0.25
+    w = rng.dirichlet(np.ones(n))
+    return y, w
+
+
+def test_reexports_are_the_registry_functions():
+    import fstat.causal as causal
+
+    for name in ("radius", "radius_derivative", "conjugate", "conjugate_derivative",
+                 "conjugate_domain"):
+        assert getattr(causal, name) is getattr(fdiv, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("divergence", FIVE)
+@pytest.mark.parametrize("declared", [False, True])
+def test_solver_matches_primal_and_nested_references(divergence, declared):
+    for seed, e in zip(range(2), (0.1, 0.6)):
+        y, w = _law(seed)
+        lo, hi = (y.min() - 1.0, y.max() + 1.5) if declared else (None, None)
+        support = (lo, hi) if declared else None
+        eta = float(get_divergence(divergence).radius(e))
+        lower, upper = pointwise_bounds(y, e, divergence=divergence, weights=w, support=support)
+        r1_up = primal_upper(y, w, eta, divergence, lo=lo, hi=hi)
+        r1_lo = -primal_upper(-y, w, eta, divergence, lo=None if hi is None else -hi,
+                              hi=None if lo is None else -lo)
+        assert upper == pytest.approx(r1_up, abs=1e-4)
+        assert lower == pytest.approx(r1_lo, abs=1e-4)
+        r2_up = nested_dual_upper(y, w, eta, divergence, hi=hi)
+        assert upper == pytest.approx(r2_up, abs=1e-7)
+
+
+@pytest.mark.parametrize("divergence", ["kl", "tv"])
+@pytest.mark.parametrize("support", [None, (-1.0, 7.0)])
+def test_closed_forms_match_iterative_solvers(divergence, support):
+    y, w = _law(4, n=12)
+    for e in (0.05, 0.3, 0.7, 0.95):
+        closed = pointwise_bounds(y, e, divergence=divergence, weights=w, support=support,
+                                  method="closed_form")
+        other = "newton" if divergence == "kl" else "nested"
+        iterative = pointwise_bounds(y, e, divergence=divergence, weights=w, support=support,
+                                     method=other)
+        np.testing.assert_allclose(closed, iterative, atol=1e-8)
+        nested = pointwise_bounds(y, e, divergence=divergence, weights=w, support=support,
+                                  method="nested")
+        np.testing.assert_allclose(closed, nested, atol=1e-8)
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_containment_monotonicity_and_symmetry(divergence):
+    y, w = _law(5, n=8)
+    support = (y.min() - 0.5, y.max() + 0.5)
+    previous = None
+    for e in (0.95, 0.8, 0.5, 0.3, 0.1, 0.02):
+        lower, upper = pointwise_bounds(y, e, divergence=divergence, weights=w, support=support)
+        m_lo, m_hi = manski_bounds(y, e, weights=w, support=support)
+        assert support[0] - 1e-9 <= lower <= m_lo + 1e-9
+        assert m_hi - 1e-9 <= upper <= support[1] + 1e-9
+        if previous is not None:  # monotone in eta (eta grows as e falls)
+            assert lower <= previous[0] + 1e-10 and upper >= previous[1] - 1e-10
+        previous = (lower, upper)
+        lo_neg, up_neg = pointwise_bounds(-y, e, divergence=divergence, weights=w,
+                                          support=(-support[1], -support[0]))
+        assert lower == -up_neg and upper == -lo_neg  # bit-for-bit
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_affine_equivariance(divergence):
+    y, w = _law(6, n=7)
+    base = np.array(pointwise_bounds(y, 0.4, divergence=divergence, weights=w,
+                                     support=(-1.0, 6.0)))
+    for alpha, beta in ((3.0, -2.0), (0.01, 5.0), (250.0, 1e3)):
+        moved = pointwise_bounds(alpha * y + beta, 0.4, divergence=divergence, weights=w,
+                                 support=(alpha * -1.0 + beta, alpha * 6.0 + beta))
+        np.testing.assert_allclose(moved, alpha * base + beta, rtol=1e-9, atol=1e-9 * alpha)
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+@pytest.mark.parametrize("support", [None, (-2.0, 8.0)])
+def test_worst_case_law_reproduces_the_bound(divergence, support):
+    y, w = _law(7, n=9)
+    lower, upper, info = pointwise_bounds(y, 0.3, divergence=divergence, weights=w,
+                                          support=support, return_info=True)
+    wn = w / w.sum()
+    for side, sign, value in (("upper", 1.0, upper), ("lower", -1.0, -lower)):
+        d = info[side]
+        ratio, phantom = d["ratio"], d["phantom_mass"]
+        assert np.all(ratio >= -1e-12)
+        assert np.dot(wn, ratio) + phantom == pytest.approx(1.0, abs=1e-6)
+        top = sign * (y.max() if support is None else (support[1] if sign > 0 else support[0]))
+        mean_q = np.dot(wn * ratio, sign * y) + phantom * top
+        assert mean_q == pytest.approx(value, abs=1e-6)
+        assert d["converged"] and d["binding"]
+        if divergence != "tv":  # the ball binds: D_f(P || Q*) = eta
+            q = np.concatenate([wn * ratio, [phantom]])
+            p = np.concatenate([wn, [0.0]])
+            eta = float(get_divergence(divergence).radius(0.3))
+            assert divergence_value(p, q, divergence) == pytest.approx(eta, abs=1e-6)
+
+
+def test_duplicates_collapse_and_zero_weights():
+    y = np.array([0.0, 1.0, 1.0, 3.0, 3.0, 3.0])
+    collapsed = pointwise_bounds([0.0, 1.0, 3.0], 0.4, divergence="chi2", weights=[1, 2, 3])
+    repeated = pointwise_bounds(y, 0.4, divergence="chi2")
+    np.testing.assert_allclose(repeated, collapsed, atol=1e-12)
+    with_zero = pointwise_bounds(np.append(y, 100.0), 0.4, divergence="chi2",
+                                 weights=np.append(np.ones(6), 0.0))
+    np.testing.assert_allclose(with_zero, collapsed, atol=1e-12)
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_limits(divergence):
+    y, w = _law(8, n=5)
+    mean = np.dot(w, y)
+    np.testing.assert_allclose(pointwise_bounds(y, 1.0, divergence=divergence, weights=w),
+                               (mean, mean), atol=1e-12)
+    near_one = pointwise_bounds(y, 1 - 1e-9, divergence=divergence, weights=w)
+    np.testing.assert_allclose(near_one, (mean, mean), atol=1e-3)
+    lower, upper = pointwise_bounds(y, 1e-12, divergence=divergence, weights=w,
+                                    support=(-1.0, 9.0))
+    assert upper > 9.0 - 0.05 and lower < -1.0 + 0.05
+    assert pointwise_bounds([2.5], 0.3, divergence=divergence) == (2.5, 2.5)
+    two = pointwise_bounds([0.0, 1.0], 0.3, divergence=divergence, weights=[0.3, 0.7])
+    eta = float(get_divergence(divergence).radius(0.3))
+    assert two[1] == pytest.approx(primal_upper([0.0, 1.0], [0.3, 0.7], eta, divergence),
+                                   abs=1e-4)
+
+
+def test_tv_with_large_radius_gives_the_support():
+    y, w = _law(9)
+    assert pointwise_bounds(y, divergence="tv", weights=w, radius=1.0,
+                            support=(-3.0, 11.0)) == (-3.0, 11.0)
+    assert pointwise_bounds(y, divergence="tv", weights=w, radius=5.0) == (y.min(), y.max())
+
+
+def test_declared_support_widens_the_upper_bound():
+    y, w = _law(10)
+    _, observed = pointwise_bounds(y, 0.5, divergence="hellinger", weights=w)
+    _, declared = pointwise_bounds(y, 0.5, divergence="hellinger", weights=w,
+                                   support=(y.min(), y.max() + 2.0))
+    assert declared > observed
+    eta = float(get_divergence("hellinger").radius(0.5))
+    assert declared == pytest.approx(primal_upper(y, w, eta, "hellinger", hi=y.max() + 2.0),
+                                     abs=1e-4)
+
+
+def test_unbounded_outcomes_upper_bound_grows_with_n():
+    z = np.random.default_rng(0).standard_normal(10_000)
+    for divergence in FIVE:
+        _, small = pointwise_bounds(z[:100], 0.5, divergence=divergence)
+        _, large = pointwise_bounds(z, 0.5, divergence=divergence)
+        assert large >= small + 0.3, divergence
+
+
+def test_theorem1_radius_bounds_the_divergence():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n_u, n_y = rng.integers(3, 6), rng.integers(4, 9)
+        p_u = rng.dirichlet(np.ones(n_u))
+        p_a = rng.uniform(0.02, 0.98, n_u)  # P(A=1 | u)
+        kernel = rng.dirichlet(np.ones(n_y) * 0.7, size=n_u)  # P(y | u, a=1)
+        e = float(np.dot(p_u, p_a))
+        post = p_u * p_a / e
+        p_obs = post @ kernel
+        q_do = p_u @ kernel
+        for divergence in FIVE:
+            bound = float(get_divergence(divergence).radius(e))
+            assert divergence_value(p_obs, q_do, divergence) <= bound + 1e-12
+    # equality: U determines A (a = 1 iff u = 0) and Y reveals U
+    p_u = np.array([0.3, 0.45, 0.25])
+    p_obs = np.array([1.0, 0.0, 0.0])
+    for divergence in FIVE:
+        bound = float(get_divergence(divergence).radius(0.3))
+        assert divergence_value(p_obs, p_u, divergence) == pytest.approx(bound, abs=1e-10)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="exactly one"):
+        pointwise_bounds([1.0, 2.0])
+    with pytest.raises(ValueError, match="exactly one"):
+        pointwise_bounds([1.0, 2.0], 0.5, radius=0.1)
+    with pytest.raises(ValueError, match="propensity"):
+        pointwise_bounds([1.0, 2.0], 1.5)
+    with pytest.raises(ValueError, match="outside support"):
+        pointwise_bounds([1.0, 2.0], 0.5, support=(0.0, 1.5))
+    with pytest.raises(ValueError, match="non-finite"):
+        pointwise_bounds([1.0, np.nan], 0.5)
+    with pytest.raises(ValueError, match="method"):
+        pointwise_bounds([1.0, 2.0], 0.5, method="adam")
+    with pytest.raises(ValueError, match="closed_form"):
+        pointwise_bounds([1.0, 2.0], 0.5, divergence="chi2", method="closed_form")
+    with pytest.raises(ValueError, match="f\\(0\\) = inf"):
+        pointwise_bounds([1.0, 2.0], 0.5, divergence="reverse_kl")
+
+
+def test_large_n_speed():
+    rng = np.random.default_rng(1)
+    y = rng.standard_normal(100_000)
+    for divergence in FIVE:
+        start = time.perf_counter()
+        lower, upper = pointwise_bounds(y, 0.3, divergence=divergence, support=(-6.0, 6.0))
+        assert time.perf_counter() - start < 2.0
+        assert -6.0 <= lower < upper <= 6.0
+
+
+def test_manski_bounds():
+    assert manski_bounds([1.0, 3.0], 0.5, support=(0.0, 4.0)) == (1.0, 3.0)
+    assert manski_bounds([1.0, 3.0], 0.5) == pytest.approx((1.5, 2.5))
+
+
+def test_aggregation_modes():
+    lower = np.array([[0.0, 1.0, 2.0], [3.0, 0.5, 1.0]])
+    upper = np.array([[5.0, 4.0, 3.0], [2.0, 2.5, 6.0]])
+    lo, up, k = aggregate_bounds(lower, upper)
+    np.testing.assert_array_equal(lo, [2.0, 3.0])
+    np.testing.assert_array_equal(up, [3.0, 2.0])
+    np.testing.assert_array_equal(k, [1, 1])
+    lo, up, k = aggregate_bounds(lower, upper, method="union")
+    np.testing.assert_array_equal(lo, [0.0, 0.5])
+    np.testing.assert_array_equal(up, [5.0, 6.0])
+    np.testing.assert_array_equal(k, [3, 3])
+    lo, up, _ = aggregate_bounds(lower, upper, method="kth", k=2)
+    np.testing.assert_array_equal(lo, [1.0, 1.0])
+    np.testing.assert_array_equal(up, [4.0, 2.5])
+    lo, up, k = aggregate_bounds(lower, upper, method="adaptive")
+    np.testing.assert_array_equal(k, [1, 2])
+    np.testing.assert_array_equal(lo, [2.0, 1.0])
+    np.testing.assert_array_equal(up, [3.0, 2.5])
+    with pytest.warns(InvertedBoundsWarning):
+        aggregate_bounds([[3.0, 4.0]], [[1.0, 2.0]], method="adaptive")
+    with pytest.raises(ValueError, match="k"):
+        aggregate_bounds(lower, upper, method="kth")
+    with pytest.raises(ValueError, match="k"):
+        aggregate_bounds(lower, upper, method="kth", k=4)
+    with pytest.raises(ValueError, match="method"):
+        aggregate_bounds(lower, upper, method="tight_kth")
+    assert aggregate_bounds([0.0, 1.0], [3.0, 2.0]) == (1.0, 2.0, 1)
+
+
+def _population(seed):
+    rng = np.random.default_rng(seed)
+    n_x, n_y = 3, 5
+    y_vals = np.linspace(0.0, 4.0, n_y)
+    p_x = rng.dirichlet(np.ones(n_x))
+    e1 = rng.uniform(0.2, 0.8, n_x)
+    pmf = rng.dirichlet(np.ones(n_y), size=(n_x, 2))  # P(y | x, a)
+    rows = []
+    for x in range(n_x):
+        for a in (0, 1):
+            pa = e1[x] if a else 1 - e1[x]
+            for j in range(n_y):
+                rows.append((x, a, y_vals[j], p_x[x] * pa * pmf[x, a, j]))
+    x, a, y, w = (np.array(c) for c in zip(*rows))
+    return x.astype(int), a.astype(int), y, w, e1
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_dual_risk_is_neyman_orthogonal(divergence):
+    x, a, y, w, e1 = _population(0)
+    rng = np.random.default_rng(1)
+    lam_x = rng.uniform(0.5, 2.0, (3, 2))
+    f0 = get_divergence(divergence).f0
+    u_x = 4.0 - lam_x * f0 + rng.uniform(0.1, 1.0, (3, 2))  # feasible for every y <= 4
+    direction = rng.normal(size=3)
+    lam, u = lam_x[x], u_x[x]
+
+    def risk(t, debiased):
+        e = e1[x] + t * direction[x]
+        return dual_risk(y, a, e, lam, u, divergence=divergence, debiased=debiased,
+                         sample_weight=w)
+
+    h = 1e-5
+    d_db = (risk(h, True) - risk(-h, True)) / (2 * h)
+    d_plain = (risk(h, False) - risk(-h, False)) / (2 * h)
+    assert abs(d_db) < 1e-5
+    assert abs(d_plain) > 1e-2
+
+
+def test_dual_risk_per_sample_and_surrogate():
+    y = np.array([0.0, 1.0, 3.0])
+    lam = np.ones((3, 2))
+    u = np.full((3, 2), 1.5)
+    a = np.array([0, 1, 1])
+    e = np.array([0.5, 0.4, 0.6])
+    per = dual_risk(y, a, e, lam, u, divergence="kl", reduce=None, debiased=False)
+    assert np.isinf(per[2]) and np.all(np.isfinite(per[:2]))
+    expected0 = 1.0 * (-np.log(0.5) + (-1.0 - np.log(1.5))) + 1.5
+    assert per[0] == pytest.approx(expected0)
+    smooth = dual_risk(y, a, e, lam, u, divergence="kl", reduce=None, surrogate=(1e-3, 1e3))
+    assert np.all(np.isfinite(smooth))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dual_risk(y[:2], a[:2], e[:2], lam[:2], u[:2], divergence="chi2")
