@@ -28,6 +28,15 @@ def _check_n(n_samples, name="n_samples"):
     return int(n_samples)
 
 
+def _check_n_features(n_features, *, minimum):
+    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or (
+        n_features < minimum
+    ):
+        raise ValueError(
+            f"n_features must be an integer >= {minimum}; got n_features={n_features!r}."
+        )
+
+
 def _noise(noise, n, rng):
     if noise == "gaussian":
         return rng.standard_normal(n)
@@ -167,10 +176,7 @@ def make_confounded_paper(n_samples=4000, n_features=5, *, noise="t3", coef_rand
     X, y, treatment[, truth]
     """
     n = _check_n(n_samples)
-    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or (
-        n_features < 3
-    ):
-        raise ValueError(f"n_features must be an integer >= 3; got n_features={n_features!r}.")
+    _check_n_features(n_features, minimum=3)
     coef = check_random_state(coef_random_state).normal(0.0, 0.6, n_features)
     rng = check_random_state(random_state)
     X = rng.uniform(-2.0, 2.0, (n, n_features))
@@ -213,12 +219,25 @@ def make_probit_sine(n_samples=4000, n_features=5, *, noise="gaussian", random_s
     U ~ N(0, 1); P(A=1 | X, U) = c + (1 - 2c) Phi(alpha X_0 + beta U);
     e(X) = c + (1 - 2c) Phi(alpha X_0 / sqrt(1 + beta^2)); e~ = (e - c)/(1 - 2c);
     tau = 5 sin(2 pi e~); Y = A tau + U + eps. Truth: E[y | do(a), x] = a tau(x).
+
+    Parameters
+    ----------
+    n_samples : int, default=4000
+    n_features : int >= 1, default=5
+    noise : {"gaussian", "t3"}, default="gaussian"
+        Distribution of the additive outcome noise eps.
+    random_state : int, RandomState or None
+        Seed of every draw.
+    return_truth : bool, default=False
+        Also return a Bunch with the true propensity and E[y | do(a), x] (arrays and
+        callables ``propensity_fn(X)``, ``mu_fn(arm, X)``).
+
+    Returns
+    -------
+    X, y, treatment[, truth]
     """
     n = _check_n(n_samples)
-    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or (
-        n_features < 1
-    ):
-        raise ValueError(f"n_features must be a positive integer; got n_features={n_features!r}.")
+    _check_n_features(n_features, minimum=1)
     c, alpha, beta = 0.05, 2.0, 1.0
     rng = check_random_state(random_state)
     X = rng.standard_normal((n, n_features))
@@ -251,12 +270,25 @@ def make_cyclic(n_samples=4000, n_features=5, *, noise="gaussian", random_state=
     G = sigmoid(2U); P(A=1 | X, U) = 0.05 + 0.9 sigmoid(sin X_0 + G);
     Y = 5(2A - 1) sin X_0 + 0.25 (L + G) + eps. Truth: 5(2a - 1) sin x_0 + 0.25 (L(x) + 1/2);
     e(x) by Gauss-Hermite.
+
+    Parameters
+    ----------
+    n_samples : int, default=4000
+    n_features : int >= 1, default=5
+    noise : {"gaussian", "t3"}, default="gaussian"
+        Distribution of the additive outcome noise eps.
+    random_state : int, RandomState or None
+        Seed of every draw.
+    return_truth : bool, default=False
+        Also return a Bunch with the true propensity and E[y | do(a), x] (arrays and
+        callables ``propensity_fn(X)``, ``mu_fn(arm, X)``).
+
+    Returns
+    -------
+    X, y, treatment[, truth]
     """
     n = _check_n(n_samples)
-    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or (
-        n_features < 1
-    ):
-        raise ValueError(f"n_features must be a positive integer; got n_features={n_features!r}.")
+    _check_n_features(n_features, minimum=1)
     rng = check_random_state(random_state)
     beta = np.linspace(1.5, 0.5, n_features)
     X = rng.uniform(-np.pi, np.pi, (n, n_features))
