@@ -11,7 +11,10 @@ This package provides
 
 - :func:`ntk_kernel`, :func:`ntk_kernel_torch`, :class:`NTKKernel`: the analytic NNGP and
   NTK of depth-L ReLU networks (neural-tangents conventions, float64, row-tiled, CPU/GPU);
-- :func:`empirical_ntk`: the finite-width kernel of one random network.
+- :func:`empirical_ntk`: the finite-width kernel of one random network;
+- kernel machines with the paper's no-intercept, sum-of-losses convention:
+  :class:`NTKSVC`, :class:`NTKSVR`, :class:`NTKRidge`, :class:`NTKRidgeClassifier`,
+  :class:`NTKLogisticRegression` and the generic :class:`NTKKernelMachine`.
 
 Reference: Y. Chen, W. Huang, L. M. Nguyen, T.-W. Weng, "On the Equivalence between Neural
 Network and Support Vector Machine", NeurIPS 2021 (arXiv:2111.06063).
@@ -21,10 +24,24 @@ The shared Gaussian Gram helpers used by other families live in the private modu
 """
 
 from ._empirical import empirical_ntk
+from ._machines import (
+    NTKSVC,
+    NTKSVR,
+    NTKKernelMachine,
+    NTKLogisticRegression,
+    NTKRidge,
+    NTKRidgeClassifier,
+)
 from ._ntk import NTKKernel, ntk_kernel, ntk_kernel_torch
 
 __all__ = [
     "NTKKernel",
+    "NTKKernelMachine",
+    "NTKLogisticRegression",
+    "NTKRidge",
+    "NTKRidgeClassifier",
+    "NTKSVC",
+    "NTKSVR",
     "empirical_ntk",
     "ntk_kernel",
     "ntk_kernel_torch",
