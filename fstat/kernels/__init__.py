@@ -14,7 +14,12 @@ This package provides
 - :func:`empirical_ntk`: the finite-width kernel of one random network;
 - kernel machines with the paper's no-intercept, sum-of-losses convention:
   :class:`NTKSVC`, :class:`NTKSVR`, :class:`NTKRidge`, :class:`NTKRidgeClassifier`,
-  :class:`NTKLogisticRegression` and the generic :class:`NTKKernelMachine`.
+  :class:`NTKLogisticRegression` and the generic :class:`NTKKernelMachine`, with
+  certified robustness radii (``certify``) and a Rademacher ``generalization_bound``;
+- :class:`NTKNetwork`: the finite-width network trained by gradient descent with the
+  anchored regulariser, which converges to the kernel machine as the width grows
+  (:func:`trajectory_gap`), with interval-bound-propagation certificates;
+- :func:`pgd_attack`, :func:`attack_radius`: empirical upper bounds on robust radii.
 
 Reference: Y. Chen, W. Huang, L. M. Nguyen, T.-W. Weng, "On the Equivalence between Neural
 Network and Support Vector Machine", NeurIPS 2021 (arXiv:2111.06063).
@@ -32,17 +37,23 @@ from ._machines import (
     NTKRidge,
     NTKRidgeClassifier,
 )
+from ._network import NTKNetwork, trajectory_gap
 from ._ntk import NTKKernel, ntk_kernel, ntk_kernel_torch
+from ._robust import attack_radius, pgd_attack
 
 __all__ = [
     "NTKKernel",
     "NTKKernelMachine",
     "NTKLogisticRegression",
+    "NTKNetwork",
     "NTKRidge",
     "NTKRidgeClassifier",
     "NTKSVC",
     "NTKSVR",
     "empirical_ntk",
     "ntk_kernel",
+    "attack_radius",
     "ntk_kernel_torch",
+    "pgd_attack",
+    "trajectory_gap",
 ]

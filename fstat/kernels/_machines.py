@@ -195,6 +195,7 @@ class _NTKMachineBase(BaseEstimator):
         w = check_sample_weight(sample_weight, X)
         Y = self._validate_targets(y)
         n, k = Y.shape
+        self._fit_signs_ = Y[:, 0].copy() if (self._is_classifier() and k == 1) else None
         K_full = self._gram(X, None, device)
         self.X_fit_ = None if precomputed else X.copy()
         self.kernel_trace_ = float(K_full.diagonal().sum())
