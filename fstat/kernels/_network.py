@@ -188,9 +188,11 @@ class NTKNetwork(BaseEstimator):
         if self._is_classifier():
             check_classification_targets(y)
             classes = np.unique(y)
-            if classes.size != 2:
-                raise ValueError(f"NTKNetwork supports binary classification only (needs "
-                                 f"exactly 2 classes); got {classes.size}.")
+            if classes.size < 2:
+                raise ValueError(f"NTKNetwork needs 2 classes in y; got {classes.size} class.")
+            if classes.size > 2:
+                raise ValueError(f"Only binary classification is supported. NTKNetwork got "
+                                 f"{classes.size} classes.")
             self.classes_ = classes
             yy = np.where(y == classes[1], 1.0, -1.0)
         else:
@@ -311,11 +313,13 @@ class NTKNetwork(BaseEstimator):
     @available_if(_is_clf)
     def decision_function(self, X):
         """Network output ``f(X)`` (classification losses)."""
-        return self._values(self.params_, self._check_X(X))
+        X = self._check_X(X)
+        return self._values(self.params_, X)
 
     def predict(self, X):
         """Labels (``classes_[1]`` where f > 0) or f(X) for regression losses."""
-        f = self._values(self.params_, self._check_X(X))
+        X = self._check_X(X)
+        f = self._values(self.params_, X)
         return self.classes_[(f > 0).astype(int)] if self._is_classifier() else f
 
     def staged_decision_function(self, X):
