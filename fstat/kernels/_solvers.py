@@ -160,6 +160,9 @@ class BoxDual:
         H.diagonal().add_(self.r[F])
         return H
 
+    def diag(self):
+        return self.K.diagonal()[self.idx] + self.r
+
     def projected_gradient(self, z, G):
         pg = G.clone()
         at_lo = z <= self.lo
@@ -213,6 +216,12 @@ def _box_newton(prob, z, tol, max_iter, pairs=None, blowup=None):
             if not bool(out.any()):
                 break
             free &= ~out
+        # fixed variables near (not at) their bound: diagonally scaled gradient step, which
+        # the projection stops at the bound (Bertsekas' d_A = -D_A G_A)
+        near = fixed & ~at_lo & ~at_hi
+        if bool(near.any()):
+            diag = prob.diag()[near]
+            d[near] = -G[near] / torch.where(diag > 0, diag, torch.ones_like(diag))
         if not bool((d != 0).any()):
             d = -pg  # projected gradient step when the Newton direction is empty
         t = 1.0
@@ -225,8 +234,11 @@ def _box_newton(prob, z, tol, max_iter, pairs=None, blowup=None):
                 accepted = True
                 break
             t *= 0.5
-        if not accepted:
-            return z, it, False
+        if not accepted or bool(torch.equal(zt, z)):
+            # stalled (degenerate active set or rounding): finish with coordinate descent
+            gen = torch.Generator().manual_seed(0)
+            z, extra, conv = _box_cd(prob, z, tol, 1000, gen, blowup=blowup)
+            return z, it + extra, conv
         z, Hz, f = zt, Hzt, ft
         G = Hz + prob.q
         if blowup is not None and blowup(z):
@@ -447,6 +459,12 @@ def with_intercept_search(solve_fixed_b, scale, tol):
 
 
 # ----------------------------------------------------------------------------- libsvm
+def _libsvm_tol(tol):
+    # libsvm's stopping rule is on the maximal KKT violation; below ~1e-8 its SMO loop
+    # stalls in rounding and can run for minutes, so the request is floored there
+    return min(max(tol, 1e-8), 1e-3)
+
+
 def solve_libsvm(K, y, w, lam, loss, *, epsilon=0.1, tol=1e-6):
     """Delegate hinge / epsilon-insensitive **with intercept** to scikit-learn's libsvm."""
     from sklearn.svm import SVC, SVR
@@ -456,9 +474,9 @@ def solve_libsvm(K, y, w, lam, loss, *, epsilon=0.1, tol=1e-6):
     wn = w.detach().cpu().numpy()
     C = 1.0 / lam
     if loss == "hinge":
-        model = SVC(kernel="precomputed", C=C, tol=min(tol, 1e-3))
+        model = SVC(kernel="precomputed", C=C, tol=_libsvm_tol(tol))
     else:
-        model = SVR(kernel="precomputed", C=C, epsilon=epsilon, tol=min(tol, 1e-3))
+        model = SVR(kernel="precomputed", C=C, epsilon=epsilon, tol=_libsvm_tol(tol))
     model.fit(Kn, yn, sample_weight=wn)
     beta = np.zeros(Kn.shape[0])
     coef = model.dual_coef_[0]
