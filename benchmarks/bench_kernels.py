@@ -69,8 +69,8 @@ for cfg in configs:
     out[key + "_nngp"] = np.asarray(k.nngp, dtype=np.float64)
     times.append({"key": key, "first": first, "median": float(np.median(runs))})
 np.savez(sys.argv[3], **out)
-print(json.dumps({"times": times, "jax": jax.__version__, "nt": nt.__version__ if hasattr(nt, "__version__") else "0.6.5",
-                  "device": str(jax.devices()[0])}))
+print(json.dumps({"times": times, "jax": jax.__version__,
+                  "nt": getattr(nt, "__version__", "0.6.5"), "device": str(jax.devices()[0])}))
 '''
 
 
@@ -190,8 +190,10 @@ def bench_solvers(n, device, rows):
         return out, med
 
     for lam in (1.0,):
-        ours, t_ours = timed(lambda: NTKRidge(lam, kernel="precomputed", device=device).fit(Kr, yr))
-        ref, t_ref = timed(lambda: KernelRidge(alpha=lam / 2, kernel="precomputed").fit(Kr, yr))
+        ours, t_ours = timed(lambda lam=lam: NTKRidge(lam, kernel="precomputed",
+                                                      device=device).fit(Kr, yr))
+        ref, t_ref = timed(lambda lam=lam: KernelRidge(alpha=lam / 2,
+                                                       kernel="precomputed").fit(Kr, yr))
         diff = np.abs(ours.dual_coef_ - ref.dual_coef_).max() / np.abs(ref.dual_coef_).max()
         rows.append({"workload": "NTKRidge vs KernelRidge", "n": n, "fstat_s": t_ours,
                      "peer_s": t_ref, "ratio": t_ours / t_ref,
