@@ -252,3 +252,27 @@ def test_ntkkernel_in_sklearn(data):
     assert grad.shape == (40, 40, 0)
     k2 = pickle.loads(pickle.dumps(clone(kern)))
     np.testing.assert_array_equal(k2(X), K)
+
+
+def test_matches_neural_tangents_reference_file():
+    """Grams written by neural-tangents 0.6.5 (benchmarks/bench_kernels.py --make-nt-reference).
+
+    Off-diagonal entries agree to rounding; on the diagonal neural-tangents takes arccos of
+    a correlation that rounds to 1 (error ~ sqrt(eps)), so it is compared at 1e-7.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "nt_reference.npz"
+    if not path.exists():
+        pytest.skip("reference file absent")
+    data = np.load(path)
+    X = data["X"]
+    configs = json.loads(str(data["configs"]))
+    assert len(configs) == 16
+    for cfg in configs:
+        nngp, ntk = ntk_kernel(X, depth=cfg["depth"], w_std=cfg["w_std"], b_std=cfg["b_std"],
+                               kind="both", device="cpu")
+        for ours, ref in ((nngp, data[cfg["key"] + "_nngp"]), (ntk, data[cfg["key"] + "_ntk"])):
+            scale = np.abs(ref).max()
+            assert np.abs(ours - ref).max() <= 1e-7 * scale
