@@ -30,7 +30,10 @@ _FAST = {"device": "cpu", "tol": 1e-10}
 
 @parametrize_with_checks(
     [NTKKernelMachine(loss, **_FAST) for loss in
-     ("squared_hinge", "epsilon_insensitive", "squared", "logistic")]
+     ("squared_hinge", "epsilon_insensitive", "squared")]
+    # logistic Newton: on sklearn's badly scaled check data (K_ii ~ 1e4) the residual
+    # floor in float64 is ~1.5e-7, so tol=1e-10 is unreachable there
+    + [NTKKernelMachine("logistic", device="cpu", tol=1e-6)]
     + [NTKSVC(loss="squared_hinge", **_FAST), NTKSVC(fit_intercept=True, **_FAST)]
 )
 def test_sklearn_checks_other_losses(estimator, check):

@@ -252,8 +252,9 @@ class _NTKMachineBase(BaseEstimator):
                 converged = converged and sol.converged
             n_iter = max(iters)
             if not converged and not (loss == "hinge" and lam == 0):
-                warnings.warn(f"{type(self).__name__}: solver {solver!r} reached max_iter "
-                              "before the KKT tolerance; increase max_iter or tol.",
+                warnings.warn(f"{type(self).__name__}: solver {solver!r} stopped (max_iter or "
+                              "no further progress in floating point) before the KKT tolerance; "
+                              "increase max_iter or tol.",
                               _convergence_warning(), stacklevel=3)
         full = np.zeros((n, k))
         full[keep] = to_numpy(beta)
