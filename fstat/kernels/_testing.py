@@ -8,7 +8,8 @@ FAST_PARAMS = {
     "NTKSVR": {**_FAST},
     "NTKRidge": {**_FAST},
     "NTKRidgeClassifier": {**_FAST},
-    "NTKLogisticRegression": {**_FAST},
+    # logistic Newton: residual floor ~1.5e-7 on the badly scaled check data (see tests)
+    "NTKLogisticRegression": {"device": "cpu", "tol": 1e-6},
     "NTKNetwork": {"width": 32, "max_iter": 30, "dtype": "float64", "device": "cpu"},
 }
 
