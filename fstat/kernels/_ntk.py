@@ -122,47 +122,50 @@ def _check_memory(n_x, n_y, n_out, itemsize, device):
 
 
 def _tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk):
-    """Fill one row tile of the output(s). ``kx``, ``ky`` are input-layer diagonals."""
+    """Fill one row tile of the output(s). ``kx``, ``ky`` are input-layer diagonals.
+
+    The covariance K lives in the NNGP output tile (or a scratch tile), the NTK accumulator
+    in the NTK output tile; two scratch tiles are reused across layers.
+    """
     d = Xb.shape[1]
-    K = Xb @ Y.T
+    K = out_nngp if want_nngp else torch.empty_like(out_ntk)
+    torch.matmul(Xb, Y.T, out=K)
     K.div_(d)
-    theta_acc = None
-    for _ in range(depth):
+    theta_acc = out_ntk if want_ntk else None
+    snap = 1.0 - _SNAP * torch.finfo(K.dtype).eps
+    if depth:
+        sin = torch.empty_like(K)
+        ang = torch.empty_like(K)
+    for layer in range(depth):
         # S = w^2 K + b^2 for the three entries
         K.mul_(w2).add_(b2)
         a = kx * w2 + b2
         b = ky * w2 + b2
         if want_ntk:
-            if theta_acc is None:
-                theta_acc = K.clone()  # T = S + w^2 * 0
+            if layer == 0:
+                theta_acc.copy_(K)  # T = S + w^2 * 0
             else:
                 theta_acc.mul_(w2).add_(K)
-        ab = a[:, None] * b[None, :]
-        # sin part: sqrt(max(ab - c^2, 0)) (stored in ab). A residual below the rounding
-        # level of ab is rounding noise of an exactly (anti)parallel pair: snap it to 0 so
-        # that such pairs give theta = 0 or pi exactly (K(x, -x) = 0, K(x, 2x) = 2 K(x, x)).
-        floor = ab * (_SNAP * torch.finfo(ab.dtype).eps)
-        ab.addcmul_(K, K, value=-1.0)
-        ab.masked_fill_(ab <= floor, 0.0).sqrt_()
-        del floor
-        ang = torch.atan2(ab, K)  # theta in [0, pi]
+        # sin part sqrt(max(ab - c^2, 0)). A residual below _SNAP * eps * ab is rounding noise
+        # of an exactly (anti)parallel pair: (1 - _SNAP eps) ab - c^2 <= 0 snaps it to 0, so
+        # such pairs give theta = 0 or pi exactly (K(x, -x) = 0, K(x, 2x) = 2 K(x, x)).
+        torch.mul(a[:, None], b[None, :], out=sin)
+        sin.mul_(snap).addcmul_(K, K, value=-1.0).clamp_(min=0.0).sqrt_()
+        torch.atan2(sin, K, out=ang)  # theta in [0, pi]
         ang.neg_().add_(math.pi)  # pi - theta
         if want_ntk:
             theta_acc.mul_(ang).div_(_TWO_PI)
         # K <- (sin + (pi - theta) c) / (2 pi)
-        K.mul_(ang).add_(ab).div_(_TWO_PI)
+        K.mul_(ang).add_(sin).div_(_TWO_PI)
         kx = a / 2.0
         ky = b / 2.0
-        del ab, ang
-    # NNGP = w^2 K + b^2
+    # NNGP = w^2 K + b^2; NTK = NNGP + w^2 Theta
     K.mul_(w2).add_(b2)
     if want_ntk:
-        if theta_acc is None:
-            out_ntk.copy_(K)
+        if depth == 0:
+            theta_acc.copy_(K)
         else:
-            torch.add(K, theta_acc, alpha=w2, out=out_ntk)
-    if want_nngp:
-        out_nngp.copy_(K)
+            theta_acc.mul_(w2).add_(K)
 
 
 def ntk_kernel_torch(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", block_size=None,
