@@ -276,3 +276,9 @@ def test_matches_neural_tangents_reference_file():
         for ours, ref in ((nngp, data[cfg["key"] + "_nngp"]), (ntk, data[cfg["key"] + "_ntk"])):
             scale = np.abs(ref).max()
             assert np.abs(ours - ref).max() <= 1e-7 * scale
+
+
+def test_memory_precheck_raises_before_allocating():
+    X = torch.zeros((10**6, 1), dtype=torch.float64)
+    with pytest.raises(MemoryError, match="GiB"):
+        ntk_kernel_torch(X)
