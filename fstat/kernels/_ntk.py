@@ -1,0 +1,405 @@
+"""Analytic NNGP and NTK of fully connected ReLU networks (NTK parameterisation).
+
+The recursion (spec §2.2) carries, for every pair of inputs, the three covariances of the
+pre-activations and the NTK accumulator. Angles are computed as
+``atan2(sqrt(max(ab - c^2, 0)), c)`` -- never ``arccos`` of a quotient -- so zero rows and
+(anti)parallel pairs are exact. Everything is done on row tiles with in-place element-wise
+passes; for ``Y=None`` the output is symmetrised and its diagonal replaced by the exact
+closed-form diagonal.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.gaussian_process.kernels import Kernel
+from sklearn.utils.validation import check_array
+
+from .._torch import parse_dtype, resolve_device, to_numpy
+
+__all__ = [
+    "ntk_kernel",
+    "ntk_kernel_torch",
+    "ntk_diag_torch",
+    "NTKKernel",
+    "h_closed",
+    "k_closed",
+    "U_STAR",
+    "H_U_STAR",
+]
+
+#: minimiser of the depth-1 NTK shape function h on [-1, 1] (root of h'(u) = 0)
+U_STAR = -0.7940998648103225
+#: h(U_STAR), the most negative value of h
+H_U_STAR = -0.4297378205183161
+
+_KINDS = ("ntk", "nngp", "both")
+_TWO_PI = 2.0 * math.pi
+#: residuals ab - c^2 below _SNAP * eps * ab are treated as exact zeros (parallel pairs)
+_SNAP = 16.0
+
+
+def h_closed(u):
+    """Depth-1 bias-free NTK shape ``h(u) = 2u(pi - arccos u) + sqrt(1 - u^2)`` (numpy)."""
+    u = np.clip(np.asarray(u, dtype=np.float64), -1.0, 1.0)
+    return 2.0 * u * (np.pi - np.arccos(u)) + np.sqrt(np.maximum(1.0 - u * u, 0.0))
+
+
+def k_closed(u):
+    """Depth-1 bias-free NNGP shape ``k(u) = u(pi - arccos u) + sqrt(1 - u^2)`` (numpy)."""
+    u = np.clip(np.asarray(u, dtype=np.float64), -1.0, 1.0)
+    return u * (np.pi - np.arccos(u)) + np.sqrt(np.maximum(1.0 - u * u, 0.0))
+
+
+def _check_hyper(depth, w_std, b_std, kind, block_size=None):
+    if isinstance(depth, bool) or not isinstance(depth, Integral) or depth < 0:
+        raise ValueError(f"depth must be an integer >= 0; got depth={depth!r}.")
+    if isinstance(w_std, bool) or not isinstance(w_std, Real) or not w_std > 0:
+        raise ValueError(f"w_std must be a real number > 0; got w_std={w_std!r}.")
+    if isinstance(b_std, bool) or not isinstance(b_std, Real) or not b_std >= 0:
+        raise ValueError(f"b_std must be a real number >= 0; got b_std={b_std!r}.")
+    if not isinstance(w_std, Real) or not math.isfinite(w_std) or not math.isfinite(b_std):
+        raise ValueError("w_std and b_std must be finite.")
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}; got kind={kind!r}.")
+    if block_size is not None and (
+        isinstance(block_size, bool) or not isinstance(block_size, Integral) or block_size < 1
+    ):
+        raise ValueError(f"block_size must be None or an integer >= 1; got {block_size!r}.")
+
+
+def ntk_diag_torch(X, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk"):
+    """Exact diagonal ``K(x, x)`` of the NNGP/NTK (theta = 0 at every layer), O(n d)."""
+    _check_hyper(depth, w_std, b_std, kind)
+    w2, b2 = float(w_std) ** 2, float(b_std) ** 2
+    k = X.square().sum(dim=1) / X.shape[1]
+    theta = torch.zeros_like(k)
+    for _ in range(depth):
+        s = w2 * k + b2
+        theta = (s + w2 * theta) / 2.0
+        k = s / 2.0
+    nngp = w2 * k + b2
+    if depth == 0:
+        ntk = nngp.clone()
+    else:
+        ntk = nngp + w2 * theta
+    if kind == "ntk":
+        return ntk
+    if kind == "nngp":
+        return nngp
+    return nngp, ntk
+
+
+def _auto_block(n_y, itemsize, device):
+    """Rows per tile so that ~5 tile-sized temporaries stay under the memory budget."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = free / 8
+    else:
+        budget = 2**30
+    rows = int(budget // max(1, 5 * n_y * itemsize))
+    return max(1, rows)
+
+
+def _check_memory(n_x, n_y, n_out, itemsize, device):
+    need = n_out * n_x * n_y * itemsize
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            return
+    if need > 0.9 * free:
+        raise MemoryError(
+            f"the Gram matrix needs {need / 2**30:.2f} GiB but only {free / 2**30:.2f} GiB "
+            f"is free on {device}; compute it in row blocks of X or use fewer samples."
+        )
+
+
+def _tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk):
+    """Fill one row tile of the output(s). ``kx``, ``ky`` are input-layer diagonals.
+
+    The covariance K lives in the NNGP output tile (or a scratch tile), the NTK accumulator
+    in the NTK output tile; two scratch tiles are reused across layers.
+    """
+    d = Xb.shape[1]
+    K = out_nngp if want_nngp else torch.empty_like(out_ntk)
+    torch.matmul(Xb, Y.T, out=K)
+    K.div_(d)
+    theta_acc = out_ntk if want_ntk else None
+    snap = 1.0 - _SNAP * torch.finfo(K.dtype).eps
+    if depth:
+        sin = torch.empty_like(K)
+        ang = torch.empty_like(K)
+    for layer in range(depth):
+        # S = w^2 K + b^2 for the three entries
+        K.mul_(w2).add_(b2)
+        a = kx * w2 + b2
+        b = ky * w2 + b2
+        if want_ntk:
+            if layer == 0:
+                theta_acc.copy_(K)  # T = S + w^2 * 0
+            else:
+                theta_acc.mul_(w2).add_(K)
+        # sin part sqrt(max(ab - c^2, 0)). A residual below _SNAP * eps * ab is rounding noise
+        # of an exactly (anti)parallel pair: (1 - _SNAP eps) ab - c^2 <= 0 snaps it to 0, so
+        # such pairs give theta = 0 or pi exactly (K(x, -x) = 0, K(x, 2x) = 2 K(x, x)).
+        torch.mul(a[:, None], b[None, :], out=sin)
+        sin.mul_(snap).addcmul_(K, K, value=-1.0).clamp_(min=0.0).sqrt_()
+        torch.atan2(sin, K, out=ang)  # theta in [0, pi]
+        ang.neg_().add_(math.pi)  # pi - theta
+        if want_ntk:
+            theta_acc.mul_(ang).div_(_TWO_PI)
+        # K <- (sin + (pi - theta) c) / (2 pi)
+        K.mul_(ang).add_(sin).div_(_TWO_PI)
+        kx = a / 2.0
+        ky = b / 2.0
+    # NNGP = w^2 K + b^2; NTK = NNGP + w^2 Theta
+    K.mul_(w2).add_(b2)
+    if want_ntk:
+        if depth == 0:
+            theta_acc.copy_(K)
+        else:
+            theta_acc.mul_(w2).add_(K)
+
+
+def ntk_kernel_torch(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", block_size=None,
+                     out=None):
+    """Analytic NNGP/NTK Gram matrix on torch tensors (same device and dtype as ``X``).
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_X, d)
+    Y : torch.Tensor of shape (n_Y, d), optional
+        ``None`` computes ``K(X, X)``, exactly symmetric with the exact diagonal.
+    depth : int, default=1
+        Number of hidden ReLU layers ``L >= 0``.
+    w_std, b_std : float, default=1.0, 0.0
+        Weight and bias standard deviations (``b_std=0`` means no bias parameters).
+    kind : {"ntk", "nngp", "both"}, default="ntk"
+    block_size : int, optional
+        Rows of ``X`` per tile (default: temporaries below 1 GiB on CPU, 1/8 of free
+        memory on CUDA).
+    out : torch.Tensor, optional
+        Preallocated output of shape (n_X, n_Y) (``kind`` "ntk" or "nngp" only).
+
+    Returns
+    -------
+    torch.Tensor, or a pair ``(nngp, ntk)`` for ``kind="both"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from fstat.kernels import ntk_kernel_torch
+    >>> X = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    >>> ntk_kernel_torch(X)
+    tensor([[0.5000, 0.0796],
+            [0.0796, 0.5000]], dtype=torch.float64)
+    """
+    _check_hyper(depth, w_std, b_std, kind, block_size)
+    if X.dim() != 2:
+        raise ValueError(f"X must be 2-D; got shape {tuple(X.shape)}.")
+    symmetric = Y is None
+    if symmetric:
+        Y = X
+    elif Y.dim() != 2 or Y.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"X has {X.shape[1]} features but Y has "
+            f"{Y.shape[1] if Y.dim() == 2 else Y.shape} features; they must match."
+        )
+    Y = Y.to(device=X.device, dtype=X.dtype)
+    n_x, n_y = X.shape[0], Y.shape[0]
+    w2, b2 = float(w_std) ** 2, float(b_std) ** 2
+    want_nngp = kind in ("nngp", "both")
+    want_ntk = kind in ("ntk", "both")
+    itemsize = X.element_size()
+    if out is not None:
+        if kind == "both":
+            raise ValueError("out= is supported for kind='ntk' or 'nngp' only.")
+        if tuple(out.shape) != (n_x, n_y):
+            raise ValueError(f"out must have shape {(n_x, n_y)}; got {tuple(out.shape)}.")
+    else:
+        _check_memory(n_x, n_y, 2 if kind == "both" else 1, itemsize, X.device)
+    out_nngp = out_ntk = None
+    if want_nngp:
+        out_nngp = out if (out is not None and kind == "nngp") else X.new_empty((n_x, n_y))
+    if want_ntk:
+        out_ntk = out if out is not None else X.new_empty((n_x, n_y))
+    if n_x == 0 or n_y == 0 or X.shape[1] == 0:
+        if X.shape[1] == 0 and n_x and n_y:
+            raise ValueError("X must have at least one feature.")
+        return (out_nngp, out_ntk) if kind == "both" else (out_ntk if want_ntk else out_nngp)
+    d = X.shape[1]
+    kx_all = X.square().sum(dim=1) / d
+    ky_all = kx_all if symmetric else Y.square().sum(dim=1) / d
+    rows = block_size or _auto_block(n_y, itemsize, X.device)
+    with torch.no_grad():
+        for start in range(0, n_x, rows):
+            stop = min(start + rows, n_x)
+            _tile(
+                X[start:stop], Y, kx_all[start:stop], ky_all, depth, w2, b2, want_nngp,
+                want_ntk,
+                out_nngp[start:stop] if want_nngp else None,
+                out_ntk[start:stop] if want_ntk else None,
+            )
+        if symmetric:
+            diag_nngp, diag_ntk = ntk_diag_torch(X, depth=depth, w_std=w_std, b_std=b_std,
+                                                 kind="both")
+            for mat, diag in ((out_nngp, diag_nngp), (out_ntk, diag_ntk)):
+                if mat is None:
+                    continue
+                _symmetrise_(mat, rows)
+                mat.diagonal().copy_(diag)
+    if kind == "both":
+        return out_nngp, out_ntk
+    return out_ntk if want_ntk else out_nngp
+
+
+def _symmetrise_(mat, rows):
+    """In place ``mat <- (mat + mat.T) / 2`` in tiles (bitwise symmetric result)."""
+    n = mat.shape[0]
+    for i in range(0, n, rows):
+        i2 = min(i + rows, n)
+        for j in range(i, n, rows):
+            j2 = min(j + rows, n)
+            upper = mat[i:i2, j:j2]
+            lower = mat[j:j2, i:i2]
+            avg = (upper + lower.T) / 2.0
+            upper.copy_(avg)
+            lower.copy_(avg.T)
+
+
+def _validate_input(X, name):
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    return check_array(X, dtype=np.float64, input_name=name)
+
+
+def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="float64",
+               device="auto", block_size=None):
+    """Analytic NNGP or NTK Gram matrix of a fully connected ReLU network.
+
+    NTK parameterisation with neural-tangents conventions: input layer kernel
+    ``x.x'/d``, each hidden layer ``S = w_std^2 K + b_std^2`` followed by the ReLU
+    arc-cosine expectations, ``NTK = NNGP + w_std^2 Theta`` (see the user guide).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_X, d)
+    Y : array-like of shape (n_Y, d), optional
+        Defaults to ``X``; then the result is exactly symmetric with exact diagonal.
+    depth : int, default=1
+        Number of hidden layers (0 gives the linear kernel ``w^2 x.x'/d + b^2``).
+    w_std : float, default=1.0
+    b_std : float, default=0.0
+    kind : {"ntk", "nngp", "both"}, default="ntk"
+        ``"both"`` returns ``(nngp, ntk)``.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the computation (the output is always float64 numpy).
+    device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
+    block_size : int, optional
+        Rows per tile (memory bound).
+
+    Returns
+    -------
+    ndarray of shape (n_X, n_Y), or a pair for ``kind="both"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fstat.kernels import ntk_kernel
+    >>> X = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    >>> ntk_kernel(X, device="cpu")  # antipodal inputs: depth-1 bias-free NTK is 0
+    array([[0.5, 0. ],
+           [0. , 0.5]])
+    """
+    _check_hyper(depth, w_std, b_std, kind, block_size)
+    torch_dtype = parse_dtype(dtype)
+    dev = resolve_device(device)
+    Xa = _validate_input(X, "X")
+    Ya = None if Y is None else _validate_input(Y, "Y")
+    if Ya is not None and Ya.shape[1] != Xa.shape[1]:
+        raise ValueError(
+            f"X has {Xa.shape[1]} features but Y has {Ya.shape[1]} features; they must match."
+        )
+    Xt = torch.as_tensor(Xa, dtype=torch_dtype).to(dev)
+    Yt = None if Ya is None else torch.as_tensor(Ya, dtype=torch_dtype).to(dev)
+    result = ntk_kernel_torch(Xt, Yt, depth=depth, w_std=w_std, b_std=b_std, kind=kind,
+                              block_size=block_size)
+    if kind == "both":
+        return to_numpy(result[0]), to_numpy(result[1])
+    return to_numpy(result)
+
+
+class NTKKernel(Kernel):
+    """Analytic NTK/NNGP as a :mod:`sklearn.gaussian_process` kernel.
+
+    Usable wherever scikit-learn accepts a kernel object: ``SVC(kernel=NTKKernel())``,
+    ``KernelRidge(kernel=NTKKernel())``, ``GaussianProcessRegressor(kernel=...)``.
+    It has no tunable hyperparameters (``theta`` is empty); multiply by a
+    :class:`~sklearn.gaussian_process.kernels.ConstantKernel` to learn a scale.
+
+    Parameters
+    ----------
+    depth : int, default=1
+    w_std : float, default=1.0
+    b_std : float, default=0.0
+    kind : {"ntk", "nngp"}, default="ntk"
+    dtype : {"float64", "float32"}, default="float64"
+    device : str, default="auto"
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.svm import SVC
+    >>> from fstat.kernels import NTKKernel
+    >>> X = np.array([[1.0, 2.0], [2.0, 1.0], [-1.0, -2.0], [-2.0, -1.0]])
+    >>> SVC(kernel=NTKKernel(device="cpu")).fit(X, [1, 1, 0, 0]).predict(X)
+    array([1, 1, 0, 0])
+    """
+
+    def __init__(self, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="float64",
+                 device="auto"):
+        self.depth = depth
+        self.w_std = w_std
+        self.b_std = b_std
+        self.kind = kind
+        self.dtype = dtype
+        self.device = device
+
+    def _check_kind(self):
+        if self.kind not in ("ntk", "nngp"):
+            raise ValueError(f"kind must be 'ntk' or 'nngp'; got kind={self.kind!r}.")
+
+    def __call__(self, X, Y=None, eval_gradient=False):
+        self._check_kind()
+        if eval_gradient and Y is not None:
+            raise ValueError("Gradient can only be evaluated when Y is None.")
+        K = ntk_kernel(X, Y, depth=self.depth, w_std=self.w_std, b_std=self.b_std,
+                       kind=self.kind, dtype=self.dtype, device=self.device)
+        if eval_gradient:
+            return K, np.empty((K.shape[0], K.shape[0], 0))
+        return K
+
+    def diag(self, X):
+        self._check_kind()
+        _check_hyper(self.depth, self.w_std, self.b_std, self.kind)
+        Xt = torch.as_tensor(_validate_input(X, "X"), dtype=torch.float64)
+        return to_numpy(ntk_diag_torch(Xt, depth=self.depth, w_std=self.w_std,
+                                       b_std=self.b_std, kind=self.kind))
+
+    def is_stationary(self):
+        return False
+
+    @property
+    def requires_vector_input(self):
+        return True
+
+    def __repr__(self):
+        return (f"NTKKernel(depth={self.depth}, w_std={self.w_std}, b_std={self.b_std}, "
+                f"kind={self.kind!r})")

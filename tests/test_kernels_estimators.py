@@ -1,0 +1,193 @@
+"""Estimator behaviour: sklearn checks for every loss, invariances, composition, bad input."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fstat.datasets import load_digits_pair, make_ntk_teacher
+from fstat.kernels import (
+    NTKSVC,
+    NTKSVR,
+    NTKKernel,
+    NTKKernelMachine,
+    NTKLogisticRegression,
+    NTKRidge,
+    NTKRidgeClassifier,
+    ntk_kernel,
+)
+
+_FAST = {"device": "cpu", "tol": 1e-10}
+
+
+@parametrize_with_checks(
+    [NTKKernelMachine(loss, **_FAST) for loss in
+     ("squared_hinge", "epsilon_insensitive", "squared")]
+    # logistic Newton: on sklearn's badly scaled check data (K_ii ~ 1e4) the residual
+    # floor in float64 is ~1.5e-7, so tol=1e-10 is unreachable there
+    + [NTKKernelMachine("logistic", device="cpu", tol=1e-6)]
+    + [NTKSVC(loss="squared_hinge", **_FAST), NTKSVC(fit_intercept=True, **_FAST)]
+)
+def test_sklearn_checks_other_losses(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_ntk_teacher(80, 5, random_state=0)
+
+
+ALL = [NTKSVC, NTKRidgeClassifier, NTKLogisticRegression]
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_weight_two_equals_duplicate_and_permutation(data, cls):
+    X, y = data
+    Xd = np.vstack([X, X[:10]])
+    yd = np.concatenate([y, y[:10]])
+    w = np.ones(80)
+    w[:10] = 2
+    a = cls(0.5, device="cpu", tol=1e-10).fit(X, y, sample_weight=w).decision_function(X)
+    b = cls(0.5, device="cpu", tol=1e-10).fit(Xd, yd).decision_function(X)
+    np.testing.assert_allclose(a, b, atol=1e-7)
+    perm = np.random.default_rng(0).permutation(80)
+    c = cls(0.5, device="cpu", tol=1e-12).fit(X[perm], y[perm]).decision_function(X)
+    d = cls(0.5, device="cpu", tol=1e-12).fit(X, y).decision_function(X)
+    np.testing.assert_allclose(c, d, atol=1e-9)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_label_flip_strings_and_ovr(data, cls):
+    X, y = data
+    a = cls(0.5, device="cpu", tol=1e-10).fit(X, y)
+    b = cls(0.5, device="cpu", tol=1e-10).fit(X, -y)
+    np.testing.assert_allclose(a.dual_coef_, -b.dual_coef_, atol=1e-9)
+    labels = np.where(y > 0, "yes", "no")
+    s = cls(0.5, device="cpu", tol=1e-10).fit(X, labels)
+    assert set(s.predict(X)) <= {"yes", "no"}
+    np.testing.assert_allclose(s.decision_function(X), a.decision_function(X), atol=1e-9)
+    # one-vs-rest: column c equals the binary fit of "c vs rest"
+    y3 = np.arange(80) % 3
+    m = cls(0.5, device="cpu", tol=1e-10).fit(X, y3)
+    G = m.decision_function(X)
+    assert G.shape == (80, 3)
+    for c in range(3):
+        binary = cls(0.5, device="cpu", tol=1e-10).fit(X, np.where(y3 == c, 1, -1))
+        np.testing.assert_allclose(G[:, c], binary.decision_function(X), atol=1e-8)
+    assert np.array_equal(m.predict(X), m.classes_[G.argmax(1)])
+
+
+@pytest.mark.parametrize("cls", [NTKSVC, NTKRidgeClassifier, NTKLogisticRegression, NTKSVR])
+def test_scaling_invariance(data, cls):
+    X, y = data
+    s = 3.0
+    target = y if cls is not NTKSVR else y.astype(float)
+    kw = {"epsilon": 0.1} if cls is NTKSVR else {}
+    a = cls(0.5, device="cpu", tol=1e-12, **kw).fit(X, target)
+    # bias-free kernel is 1-homogeneous in each argument: K(sX, sX) = s^2 K(X, X)
+    b = cls(0.5 * s**2, device="cpu", tol=1e-12, **kw).fit(s * X, target)
+    fa = a.decision_function(X) if hasattr(a, "decision_function") else a.predict(X)
+    fb = b.decision_function(s * X) if hasattr(b, "decision_function") else b.predict(s * X)
+    np.testing.assert_allclose(fa, fb, atol=1e-8)
+
+
+def test_precomputed_and_callable_equal_ntk(data):
+    X, y = data
+    K = ntk_kernel(X, depth=2, device="cpu")
+    a = NTKSVC(0.5, depth=2, device="cpu").fit(X, y)
+    b = NTKSVC(0.5, kernel="precomputed", device="cpu").fit(K, y)
+    c = NTKSVC(0.5, kernel=NTKKernel(depth=2, device="cpu"), device="cpu").fit(X, y)
+    np.testing.assert_allclose(a.dual_coef_, b.dual_coef_, atol=1e-12)
+    np.testing.assert_allclose(a.dual_coef_, c.dual_coef_, atol=1e-12)
+    Kt = ntk_kernel(X[:5], X, depth=2, device="cpu")
+    np.testing.assert_allclose(a.decision_function(X[:5]), b.decision_function(Kt), atol=1e-12)
+    assert b.__sklearn_tags__().input_tags.pairwise
+    with pytest.raises(ValueError, match="features"):
+        b.decision_function(Kt[:, :10])
+    with pytest.raises(ValueError, match="square"):
+        NTKSVC(kernel="precomputed", device="cpu").fit(K[:, :10], y)
+    with pytest.warns(UserWarning, match="not symmetric"):
+        Ka = K.copy()
+        Ka[0, 1] += 1e-6 * np.abs(K).max()
+        NTKSVC(kernel="precomputed", device="cpu").fit(Ka, y)
+    with pytest.raises(ValueError, match="shape"):
+        NTKSVC(kernel=lambda A, B: np.ones((2, 2)), device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="non-finite"):
+        NTKSVC(kernel=lambda A, B: np.full((len(A), len(B)), np.nan), device="cpu").fit(X, y)
+
+
+def test_grid_search_pipeline_pandas_pickle():
+    X, y = load_digits_pair()
+    gs = GridSearchCV(NTKSVC(device="cpu"), {"lam": [0.1, 1.0], "depth": [1, 2]}, cv=3)
+    gs.fit(X[:150], y[:150])
+    assert gs.best_score_ > 0.9
+    data = load_breast_cancer()
+    pipe = Pipeline([("s", StandardScaler()), ("m", NTKRidgeClassifier(1.0, device="cpu"))])
+    assert pipe.fit(data.data, data.target).score(data.data, data.target) > 0.9
+    K = ntk_kernel(X[:150], device="cpu")
+    gsk = GridSearchCV(NTKSVC(kernel="precomputed", device="cpu"), {"lam": [0.1, 1.0]}, cv=3)
+    gsk.fit(K, y[:150])
+    df = pd.DataFrame(X[:60], columns=[f"p{i}" for i in range(64)])
+    m = NTKLogisticRegression(device="cpu").fit(df, pd.Series(y[:60]))
+    assert list(m.feature_names_in_) == list(df.columns)
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(m2.predict_proba(df), m.predict_proba(df))
+    np.testing.assert_allclose(m.predict_proba(df).sum(1), 1.0)
+    np.testing.assert_allclose(np.exp(m.predict_log_proba(df)), m.predict_proba(df), rtol=1e-12)
+    assert clone(m).get_params() == m.get_params()
+
+
+def test_determinism_and_devices(data):
+    X, y = data
+    a = NTKSVC(0.5, solver="cd", device="cpu", random_state=0).fit(X, y)
+    b = NTKSVC(0.5, solver="cd", device="cpu", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(a.dual_coef_, b.dual_coef_)
+    c = NTKSVC(0.5, solver="cd", device="auto", random_state=0).fit(X, y)
+    np.testing.assert_allclose(c.dual_coef_, a.dual_coef_, atol=1e-9)
+
+
+def test_ridge_multioutput_and_records(data):
+    X, y = data
+    Y = np.column_stack([y, X[:, 0]])
+    m = NTKRidge(0.1, device="cpu").fit(X, Y)
+    assert m.predict(X).shape == (80, 2)
+    s = NTKRidge(0.1, solver="subgradient", max_iter=20, record_steps=5, device="cpu").fit(X, y)
+    assert list(s.trajectory_["step"]) == [0, 5, 10, 15, 20]
+    staged = list(s.staged_predict(X))
+    np.testing.assert_allclose(staged[-1], s.predict(X), atol=1e-12)
+    assert np.all(staged[0] == 0)
+
+
+def test_bad_input(data):
+    X, y = data
+    for kwargs in ({"lam": -1.0}, {"depth": -1}, {"w_std": 0.0}, {"b_std": -1.0},
+                   {"tol": 0.0}, {"max_iter": 0}, {"lr": 0.0}, {"solver": "sgd"},
+                   {"kernel": "rbf"}, {"dtype": "float16"}):
+        with pytest.raises(ValueError):
+            NTKSVC(device="cpu", **kwargs).fit(X, y)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        NTKSVC(device="cpu").fit(X, np.ones(80))
+    with pytest.raises(ValueError):
+        NTKSVC(device="cpu").fit(X, y, sample_weight=-np.ones(80))
+    with pytest.raises(ValueError):
+        NTKSVC(device="cpu").fit(X, y, sample_weight=np.zeros(80))
+    with pytest.raises(NotFittedError):
+        NTKSVC(device="cpu").predict(X)
+    with pytest.raises(ValueError):
+        NTKSVC(device="cpu").fit(X, y).predict(X[:, :3])
+    with pytest.raises(ValueError, match="CUDA"):
+        import torch
+
+        if torch.cuda.is_available():
+            raise ValueError("CUDA present; nothing to test")
+        NTKSVC(device="cuda").fit(X, y)
+    with pytest.raises(ValueError):
+        NTKSVR(device="cpu").fit(X, np.column_stack([y, y]).astype(float))

@@ -1,0 +1,284 @@
+"""Analytic NNGP/NTK: brute-force recursion, quadrature, closed forms and identities."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import brentq
+from sklearn.base import clone
+
+from fstat.kernels import NTKKernel, ntk_kernel, ntk_kernel_torch
+from fstat.kernels._ntk import H_U_STAR, U_STAR, h_closed, k_closed
+
+PARAMS = [(1.0, 0.0), (math.sqrt(2), 0.0), (1.5, 0.3), (math.sqrt(2), 0.1)]
+
+
+def _relu_moments(a, b, c):
+    """E[ReLU(u)ReLU(v)] and E[1{u>0}1{v>0}] by the arc-cosine formula with math.acos."""
+    if a == 0 or b == 0:
+        return 0.0, 0.25 if (a == 0 and b == 0) else 0.0
+    rho = max(-1.0, min(1.0, c / math.sqrt(a * b)))
+    theta = math.acos(rho)
+    return (math.sqrt(max(a * b - c * c, 0.0)) + (math.pi - theta) * c) / (2 * math.pi), (
+        math.pi - theta
+    ) / (2 * math.pi)
+
+
+def _reference(x, y, depth, w, b):
+    """Per-pair pure-Python recursion of spec §2.2."""
+    d = len(x)
+    kxx, kyy, kxy = float(x @ x) / d, float(y @ y) / d, float(x @ y) / d
+    theta = 0.0
+    w2, b2 = w * w, b * b
+    for _ in range(depth):
+        sxx, syy, sxy = w2 * kxx + b2, w2 * kyy + b2, w2 * kxy + b2
+        t = sxy + w2 * theta
+        if sxx == 0 or syy == 0:
+            kxy_new, dot = 0.0, (0.5 if sxx == 0 and syy == 0 and sxy == 0 else 0.0)
+            # zero rows with b = 0: everything vanishes; theta = atan2(0, 0) = 0 -> dot = 1/2
+            kxy_new = 0.0
+        else:
+            kxy_new, dot = _relu_moments(sxx, syy, sxy)
+        theta = t * dot
+        kxx, kyy, kxy = sxx / 2, syy / 2, kxy_new
+    nngp = w2 * kxy + b2
+    ntk = nngp + (w2 * theta if depth > 0 else 0.0)
+    return nngp, ntk
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((7, 4))
+    X = np.vstack([X, 2.5 * X[:2], -X[:2], np.zeros((1, 4))])
+    Y = rng.standard_normal((5, 4))
+    return X, Y
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("w, b", PARAMS)
+def test_matches_bruteforce_recursion(data, depth, w, b):
+    X, Y = data
+    Z = np.vstack([X, Y])
+    nngp, ntk = ntk_kernel(X, Z, depth=depth, w_std=w, b_std=b, kind="both", device="cpu")
+    ref = np.array([[_reference(x, z, depth, w, b) for z in Z] for x in X])
+    scale = np.abs(ref).max()
+    # at rho = +-1 (parallel pairs) arccos has infinite slope: rounding of order eps in a
+    # layer's covariances becomes ~sqrt(eps) in the next angle, in the reference even more
+    # than in the atan2 path. Those pairs are checked against exact homogeneity instead.
+    nx, nz = np.linalg.norm(X, axis=1), np.linalg.norm(Z, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.abs(X @ Z.T) / np.outer(nx, nz)
+    parallel = np.nan_to_num(cos) > 1 - 1e-9
+    tol = 1e-10 * scale
+    assert np.all(np.abs(nngp - ref[..., 0])[~parallel] <= tol)
+    assert np.all(np.abs(ntk - ref[..., 1])[~parallel] <= tol)
+    assert parallel.sum() >= 4 and (~parallel).sum() > 50
+    if b == 0:  # K(x, 2.5 x) = 2.5 K(x, x) and K(x, -x) from the exact diagonal at depth 0/1
+        i, j = 0, 7  # X[7] = 2.5 X[0]
+        assert abs(ntk[i, j] - 2.5 * ntk[i, i]) <= 1e-12 * abs(ntk[i, i])
+    assert np.all(np.isfinite(ntk))
+
+
+def test_arccos_expectations_match_quadrature():
+    """Independent check: integrate the inner Gaussian analytically, the outer one by quad.
+
+    (Tensor-product Gauss-Hermite on the kinked integrand only reaches ~1e-3.)
+    """
+    from scipy.integrate import quad
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        A = rng.standard_normal((2, 2))
+        S = A @ A.T + 0.1 * np.eye(2)
+        L = np.linalg.cholesky(S)  # u = L00 z1, v = L10 z1 + L11 z2; u > 0 iff z1 > 0
+
+        def inner_relu(z1, L=L):
+            m, s = L[1, 0] * z1, L[1, 1]
+            return L[0, 0] * z1 * (m * norm.cdf(m / s) + s * norm.pdf(m / s)) * norm.pdf(z1)
+
+        relu = quad(inner_relu, 0, np.inf, epsabs=1e-13, epsrel=1e-12)[0]
+        step = quad(lambda z, L=L: norm.cdf(L[1, 0] * z / L[1, 1]) * norm.pdf(z), 0, np.inf,
+                    epsabs=1e-13, epsrel=1e-12)[0]
+        moment, dot = _relu_moments(S[0, 0], S[1, 1], S[0, 1])
+        assert abs(relu - moment) < 1e-8
+        assert abs(step - dot) < 1e-8
+        # the torch recursion (depth 1, NNGP with w = 1, b = 0) gives the same expectation
+        X = np.array([[math.sqrt(S[0, 0])], [S[0, 1] / math.sqrt(S[0, 0])]])
+        X = np.hstack([X, [[0.0], [math.sqrt(max(S[1, 1] - X[1, 0] ** 2, 0.0))]]]) * math.sqrt(2)
+        nngp = ntk_kernel(X, kind="nngp", device="cpu")
+        assert abs(nngp[0, 1] - moment) < 1e-12
+
+
+def test_symmetry_psd_diagonal(data):
+    X, _ = data
+    for depth in [0, 1, 3]:
+        for w, b in PARAMS:
+            nngp, ntk = ntk_kernel(X, depth=depth, w_std=w, b_std=b, kind="both", device="cpu")
+            for K in (nngp, ntk):
+                assert np.array_equal(K, K.T)
+                lam = np.linalg.eigvalsh(K)
+                assert lam.min() >= -1e-10 * lam.max()
+            if b == 0:
+                sq = (X**2).sum(1) / X.shape[1]
+                expect = w**2 * (w**2 / 2) ** depth * sq
+                np.testing.assert_allclose(np.diag(nngp), expect, rtol=1e-13, atol=0)
+                np.testing.assert_allclose(np.diag(ntk), (depth + 1) * expect, rtol=1e-13, atol=0)
+
+
+def test_depth1_closed_forms(data):
+    X, Y = data
+    d = X.shape[1]
+    for w in (1.0, 1.7):
+        nngp, ntk = ntk_kernel(X, Y, w_std=w, kind="both", device="cpu")
+        nx, ny = np.linalg.norm(X, axis=1), np.linalg.norm(Y, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = np.nan_to_num(X @ Y.T / np.outer(nx, ny))
+        c = w**4 * np.outer(nx, ny) / (2 * math.pi * d)
+        np.testing.assert_allclose(ntk, c * h_closed(u), rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(nngp, c * k_closed(u), rtol=1e-10, atol=1e-14)
+
+
+def test_closed_form_constants():
+    def dh(u):
+        return 2 * (math.pi - math.acos(u)) + u / math.sqrt(1 - u * u)
+
+    root = brentq(dh, -0.99, -0.5, xtol=1e-15)
+    assert abs(root - U_STAR) < 1e-12
+    assert abs(h_closed(root) - H_U_STAR) < 1e-14
+    assert h_closed(1.0) == pytest.approx(2 * math.pi)
+    assert h_closed(0.0) == pytest.approx(1.0)
+    assert h_closed(-1.0) == 0.0
+    assert k_closed(-1.0) == 0.0 and k_closed(1.0) == pytest.approx(math.pi)
+    grid = np.linspace(-1, 1, 2001)
+    assert h_closed(grid).min() >= H_U_STAR - 1e-15
+
+
+def test_antipodal_homogeneity_zero_row_depth0(data):
+    X, Y = data
+    x = X[:1]
+    assert ntk_kernel(np.vstack([x, -x]), device="cpu")[0, 1] == 0.0
+    for depth in (1, 2, 3):
+        K = ntk_kernel(X, Y, depth=depth, w_std=1.3, device="cpu")
+        K2 = ntk_kernel(3.0 * X, Y, depth=depth, w_std=1.3, device="cpu")
+        np.testing.assert_allclose(K2, 3.0 * K, rtol=1e-12, atol=1e-15)
+        Kz = ntk_kernel(np.zeros((1, 4)), Y, depth=depth, device="cpu")
+        assert np.all(Kz == 0.0)
+    K0 = ntk_kernel(X, Y, depth=0, w_std=1.5, b_std=0.3, kind="both", device="cpu")
+    lin = 1.5**2 * X @ Y.T / 4 + 0.09
+    np.testing.assert_allclose(K0[0], lin, rtol=1e-13)
+    np.testing.assert_allclose(K0[1], lin, rtol=1e-13)
+
+
+def test_ntk_is_nngp_times_depth_plus_one_on_diag(data):
+    X, _ = data
+    for depth in (1, 2, 4):
+        nngp, ntk = ntk_kernel(X, depth=depth, kind="both", device="cpu")
+        np.testing.assert_allclose(np.diag(ntk), (depth + 1) * np.diag(nngp), rtol=1e-14)
+
+
+def test_block_size_dtype_and_both(data):
+    X, Y = data
+    for depth, (w, b) in [(2, PARAMS[3]), (3, PARAMS[2])]:
+        K = ntk_kernel(X, depth=depth, w_std=w, b_std=b, device="cpu")
+        Kb = ntk_kernel(X, depth=depth, w_std=w, b_std=b, device="cpu", block_size=3)
+        assert np.abs(K - Kb).max() <= 1e-13 * np.abs(K).max()
+        K32 = ntk_kernel(X, depth=depth, w_std=w, b_std=b, device="cpu", dtype="float32")
+        assert np.abs(K32 - K).max() <= 1e-5 * np.abs(K).max()
+        nngp, ntk = ntk_kernel(X, Y, depth=depth, w_std=w, b_std=b, kind="both", device="cpu")
+        np.testing.assert_array_equal(ntk, ntk_kernel(X, Y, depth=depth, w_std=w, b_std=b,
+                                                      device="cpu"))
+        np.testing.assert_array_equal(nngp, ntk_kernel(X, Y, depth=depth, w_std=w, b_std=b,
+                                                       kind="nngp", device="cpu"))
+
+
+def test_torch_version_and_out(data):
+    X, _ = data
+    Xt = torch.as_tensor(X)
+    out = torch.empty(len(X), len(X), dtype=torch.float64)
+    res = ntk_kernel_torch(Xt, depth=2, out=out)
+    assert res is out
+    np.testing.assert_array_equal(out.numpy(), ntk_kernel(X, depth=2, device="cpu"))
+
+
+def test_bad_input(data):
+    X, Y = data
+    with pytest.raises(ValueError, match="4 features but Y has 3"):
+        ntk_kernel(X, Y[:, :3], device="cpu")
+    for kwargs, match in [
+        ({"depth": -1}, "depth"), ({"depth": 1.5}, "depth"), ({"w_std": 0.0}, "w_std"),
+        ({"b_std": -0.1}, "b_std"), ({"kind": "rbf"}, "kind"), ({"dtype": "int8"}, "dtype"),
+        ({"block_size": 0}, "block_size"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            ntk_kernel(X, device="cpu", **kwargs)
+    with pytest.raises(ValueError):
+        ntk_kernel(np.array([1.0, 2.0]), device="cpu")
+    with pytest.raises(ValueError):
+        ntk_kernel(np.array([[np.nan, 1.0]]), device="cpu")
+
+
+def test_ntkkernel_in_sklearn(data):
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    Xt = rng.standard_normal((10, 3))
+    y = np.sign(X[:, 0] + 0.3 * X[:, 1])
+    kern = NTKKernel(depth=2, w_std=1.2, device="cpu")
+    K, Kt = kern(X), kern(Xt, X)
+    a = SVC(kernel=kern).fit(X, y).decision_function(Xt)
+    b = SVC(kernel="precomputed").fit(K, y).decision_function(Kt)
+    np.testing.assert_allclose(a, b, atol=1e-8)
+    a = KernelRidge(kernel=kern, alpha=0.1).fit(X, y).predict(Xt)
+    b = KernelRidge(kernel="precomputed", alpha=0.1).fit(K, y).predict(Kt)
+    np.testing.assert_allclose(a, b, atol=1e-8)
+    gp = GaussianProcessRegressor(ConstantKernel() * kern + WhiteKernel(), random_state=0)
+    gp.fit(X, y)
+    c = gp.kernel_.k1.k1.constant_value
+    noise = gp.kernel_.k2.noise_level
+    alpha = np.linalg.solve(c * K + noise * np.eye(len(X)), y)
+    np.testing.assert_allclose(gp.predict(Xt), c * Kt @ alpha, atol=1e-8)
+    np.testing.assert_allclose(kern.diag(X), np.diag(K), rtol=1e-14)
+    assert not kern.is_stationary() and kern.requires_vector_input
+    assert kern.theta.shape == (0,)
+    K2, grad = kern(X, eval_gradient=True)
+    assert grad.shape == (40, 40, 0)
+    k2 = pickle.loads(pickle.dumps(clone(kern)))
+    np.testing.assert_array_equal(k2(X), K)
+
+
+def test_matches_neural_tangents_reference_file():
+    """Grams written by neural-tangents 0.6.5 (benchmarks/bench_kernels.py --make-nt-reference).
+
+    Off-diagonal entries agree to rounding; on the diagonal neural-tangents takes arccos of
+    a correlation that rounds to 1 (error ~ sqrt(eps)), so it is compared at 1e-7.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "nt_reference.npz"
+    if not path.exists():
+        pytest.skip("reference file absent")
+    data = np.load(path)
+    X = data["X"]
+    configs = json.loads(str(data["configs"]))
+    assert len(configs) == 16
+    for cfg in configs:
+        nngp, ntk = ntk_kernel(X, depth=cfg["depth"], w_std=cfg["w_std"], b_std=cfg["b_std"],
+                               kind="both", device="cpu")
+        for ours, ref in ((nngp, data[cfg["key"] + "_nngp"]), (ntk, data[cfg["key"] + "_ntk"])):
+            scale = np.abs(ref).max()
+            assert np.abs(ours - ref).max() <= 1e-7 * scale
+
+
+def test_memory_precheck_raises_before_allocating():
+    X = torch.zeros((10**6, 1), dtype=torch.float64)
+    with pytest.raises(MemoryError, match="GiB"):
+        ntk_kernel_torch(X)

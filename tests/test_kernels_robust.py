@@ -1,0 +1,192 @@
+"""Certified radii: per-point reference, soundness by sampling, PGD, IBP."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from fstat.datasets import load_digits_pair, make_ntk_teacher
+from fstat.kernels import (
+    NTKSVC,
+    NTKNetwork,
+    NTKRidge,
+    NTKRidgeClassifier,
+    attack_radius,
+    ntk_kernel,
+    pgd_attack,
+)
+from fstat.kernels._ntk import H_U_STAR, U_STAR
+
+
+def _h(u):
+    u = min(1.0, max(-1.0, u))
+    return 2 * u * (math.pi - math.acos(u)) + math.sqrt(max(0.0, 1 - u * u))
+
+
+def _k(u):
+    u = min(1.0, max(-1.0, u))
+    return u * (math.pi - math.acos(u)) + math.sqrt(max(0.0, 1 - u * u))
+
+
+def _div(a, b, inf_sign):
+    return a / b if b > 0 else inf_sign * math.inf
+
+
+def _certified_ref(x, r, Xfit, beta, b, w_std, kind, norm, interval, sign):
+    """Per-point, per-training-row Python loop of spec §2.8 steps 1-4."""
+    d = len(x)
+    c = w_std**4 / (2 * math.pi * d)
+    total_lo, total_hi = b, b
+    for xi, bi in zip(Xfit, beta):
+        ni = float(np.linalg.norm(xi))
+        if ni == 0:
+            continue
+        dot = float(x @ xi)
+        if interval == "paper":
+            rho = math.sqrt(d) * r
+            dl, du = dot - rho * ni, dot + rho * ni
+            NL, NU = max(np.linalg.norm(x) - rho, 0.0), np.linalg.norm(x) + rho
+        elif norm == "linf":
+            q = float(np.abs(xi).sum())
+            dl, du = dot - r * q, dot + r * q
+            NL = float(np.linalg.norm(np.maximum(np.abs(x) - r, 0)))
+            NU = float(np.linalg.norm(np.abs(x) + r))
+        else:
+            dl, du = dot - r * ni, dot + r * ni
+            NL, NU = max(np.linalg.norm(x) - r, 0.0), np.linalg.norm(x) + r
+        ul = (dl / NU if dl >= 0 else _div(dl, NL, -1)) / ni
+        uu = (_div(du, NL, 1) if du >= 0 else du / NU) / ni
+        ul, uu = min(1, max(-1, ul)), min(1, max(-1, uu))
+        if kind == "ntk":
+            hlo = H_U_STAR if ul <= U_STAR <= uu else min(_h(ul), _h(uu))
+            hhi = max(_h(ul), _h(uu))
+            tlo = c * ni * (NL if hlo >= 0 else NU) * hlo
+            thi = c * ni * (NU if hhi >= 0 else NL) * hhi
+        else:
+            tlo, thi = c * ni * NL * _k(ul), c * ni * NU * _k(uu)
+        total_lo += bi * tlo if bi > 0 else bi * thi
+        total_hi += bi * thi if bi > 0 else bi * tlo
+    return total_lo > 0 if sign > 0 else total_hi < 0
+
+
+def _radius_ref(x, g, model, kind, norm, interval, n_bisect=40):
+    maxr = np.abs(x).max() if norm == "linf" else np.linalg.norm(x)
+    args = (model.X_fit_, model.dual_coef_, model.intercept_, model.w_std, kind, norm, interval,
+            np.sign(g))
+    if _certified_ref(x, maxr, *args):
+        return maxr
+    lo, hi = 0.0, maxr
+    for _ in range(n_bisect):
+        mid = 0.5 * (lo + hi)
+        if _certified_ref(x, mid, *args):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    X, y = make_ntk_teacher(80, 5, random_state=0)
+    return X[:60], y[:60], X[60:], y[60:]
+
+
+@pytest.mark.parametrize("kind", ["ntk", "nngp"])
+@pytest.mark.parametrize("norm, interval", [("linf", "tight"), ("l2", "tight"),
+                                            ("linf", "paper")])
+def test_vectorised_equals_loop(teacher, kind, norm, interval):
+    X, y, Xt, _ = teacher
+    m = NTKSVC(0.5, kernel=kind, w_std=1.3, device="cpu").fit(X, y)
+    radii = m.certify(Xt[:8], norm=norm, interval=interval)
+    g = m.decision_function(Xt[:8])
+    ref = np.array([_radius_ref(x, gi, m, kind, norm, interval) for x, gi in zip(Xt[:8], g)])
+    np.testing.assert_allclose(radii, ref, rtol=1e-12, atol=1e-15)
+    assert np.all(radii > 0)
+
+
+@pytest.mark.parametrize("cls", [NTKSVC, NTKRidgeClassifier])
+@pytest.mark.parametrize("kind", ["ntk", "nngp"])
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_soundness_by_sampling(teacher, cls, kind, norm):
+    X, y, Xt, _ = teacher
+    m = cls(1.0, kernel=kind, device="cpu").fit(X, y)
+    pts = Xt[:20]
+    radii = m.certify(pts, norm=norm)
+    g = m.decision_function(pts)
+    rng = np.random.default_rng(0)
+    d = X.shape[1]
+    for x, r, gi in zip(pts, radii, g):
+        if r == 0:
+            continue
+        if norm == "linf":
+            corners = x + r * rng.choice([-1.0, 1.0], size=(2000, d))
+            inside = x + r * rng.uniform(-1, 1, size=(2000, d))
+        else:
+            v = rng.standard_normal((2000, d))
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            corners = x + r * v
+            inside = x + r * v * rng.uniform(0, 1, size=(2000, 1)) ** (1 / d)
+        K = ntk_kernel(np.vstack([corners, inside]), m.X_fit_, kind=kind, device="cpu")
+        vals = K @ m.dual_coef_ + m.intercept_
+        assert np.all(np.sign(vals) == np.sign(gi))
+
+
+def test_attack_is_above_certificate_and_tight_above_paper(teacher):
+    X, y, Xt, _ = teacher
+    m = NTKSVC(1.0, device="cpu").fit(X, y)
+    pts = Xt[:6]
+    cert = m.certify(pts)
+    paper = m.certify(pts, interval="paper")
+    att = attack_radius(m, pts, n_bisect=12, n_steps=40, random_state=0)
+    assert np.all(att >= cert)
+    assert np.all(cert >= paper)
+    X_adv, flipped = pgd_attack(m, pts, 0.3, n_steps=30, random_start=True, random_state=0)
+    assert np.all(np.abs(X_adv - pts).max(axis=1) <= 0.3 + 1e-12)
+    X2, _ = pgd_attack(m, pts, 0.3, norm="l2", n_steps=30)
+    assert np.all(np.linalg.norm(X2 - pts, axis=1) <= 0.3 * (1 + 1e-12))
+
+
+def test_regularisation_increases_certified_radius():
+    X, y = load_digits_pair()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=240, random_state=0, stratify=y)
+    r0 = NTKRidgeClassifier(0.0, device="cpu").fit(Xtr, ytr).certify(Xte, yte)
+    r100 = NTKRidgeClassifier(100.0, device="cpu").fit(Xtr, ytr).certify(Xte, yte)
+    assert r100.mean() >= 3 * r0.mean()
+
+
+def test_certify_errors(teacher):
+    X, y, Xt, _ = teacher
+    with pytest.raises(ValueError, match="paper interval is defined for linf"):
+        NTKSVC(device="cpu").fit(X, y).certify(Xt, norm="l2", interval="paper")
+    with pytest.raises(NotImplementedError, match="NTKNetwork.certify"):
+        NTKSVC(depth=2, device="cpu").fit(X, y).certify(Xt)
+    with pytest.raises(ValueError, match="binary"):
+        NTKSVC(device="cpu").fit(X, np.arange(60) % 3).certify(Xt)
+    with pytest.raises(ValueError, match="max_radius"):
+        NTKSVC(device="cpu").fit(X, y).certify(Xt, max_radius=0.0)
+    with pytest.raises(TypeError):
+        pgd_attack(NTKRidge(device="cpu").fit(X, y.astype(float)), Xt, 0.1)
+    # wrong predictions get radius 0 when y is given
+    m = NTKSVC(device="cpu").fit(X, y)
+    r = m.certify(Xt, -m.predict(Xt))
+    assert np.all(r == 0)
+
+
+def test_ibp_sound_and_shrinks_with_width(teacher):
+    X, y, Xt, _ = teacher
+    radii = []
+    for width in (64, 256):
+        net = NTKNetwork(width, max_iter=50, lam=1.0, dtype="float64", device="cpu",
+                         random_state=0).fit(X, y)
+        r = net.certify(Xt[:10])
+        radii.append(r.mean())
+        # soundness by sampling corners
+        rng = np.random.default_rng(0)
+        for x, ri in zip(Xt[:10], r):
+            if ri == 0:
+                continue
+            pts = x + ri * rng.choice([-1.0, 1.0], size=(500, X.shape[1]))
+            assert np.all(np.sign(net.decision_function(pts))
+                          == np.sign(net.decision_function(x[None]))[0])
+    assert radii[1] / radii[0] < 0.8
