@@ -25,7 +25,17 @@ extensions = [
 ]
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": False,
+    # sklearn's generated metadata-routing setters carry sklearn-internal cross-references
+    "exclude-members": (
+        "set_fit_request,set_predict_request,set_score_request,set_transform_request,"
+        "set_partial_fit_request,set_score_samples_request,set_decision_function_request"
+    ),
+}
+# sklearn's inherited ``score`` docstrings link to labels of sklearn's own documentation
+suppress_warnings = ["ref.ref"]
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
 templates_path = ["_templates"]

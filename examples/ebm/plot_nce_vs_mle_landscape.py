@@ -1,4 +1,4 @@
-"""
+r"""
 Flat NCE landscape vs the likelihood, and the moving average under far noise
 ============================================================================
 
@@ -6,9 +6,10 @@ The 1-D Gaussian-mean problem: data N(R, 1), noise q = N(0, 1), model N(θ, 1) w
 learnt log-normaliser. Left: population gradients along θ = R/2 by quadrature
 (:func:`fstat.ebm.gaussian_mean_landscape`). The profiled NCE gradient vanishes faster
 than exponentially in the distance R between noise and data, while the likelihood
-gradient |θ − R| grows linearly -- the "flat landscape" that stalls NCE.
+gradient :math:`|\theta - R|` grows linearly -- the "flat landscape" that stalls NCE.
 
-Right: |θ_t − x̄| during training with the far, fixed noise N(0, 1) and data 4 + N(0, 1)
+Right: :math:`|\theta_t - \bar x|` during training with the far, fixed noise N(0, 1) and
+data 4 + N(0, 1)
 (``max_iter`` reduced to 600 and 3 seeds for the gallery). The naive self-normalised
 estimate (γ = 1) diverges; the moving average (γ = 0.01) stays bounded and approaches the
 data mean. This reproduces the paper's claim in shape, not its numbers.

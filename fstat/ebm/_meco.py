@@ -228,7 +228,7 @@ class CompositionalEBM(_BaseEnergyDensity):
     Attributes
     ----------
     log_partition_ : float
-        log Z in user units (working log Z + Σ log scale_).
+        log Z in user units (working log Z + Σ log ``scale_``).
     log_partition_se_, log_partition_ess_ : float
     log_partition_method_ : str
     train_log_partition_ : float

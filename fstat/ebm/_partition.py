@@ -209,7 +209,7 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
     Parameters
     ----------
     model : fitted CompositionalEBM / NCEDensity / SNLDensity, or torch.nn.Module
-        A fitted fstat EBM (result in user units: working-space log Z plus Σ log scale_)
+        A fitted fstat EBM (result in user units: working-space log Z plus Σ log ``scale_``)
         or a module mapping working-space points (n, d) to energies (n,), together with
         ``noise`` (working-space result).
     method : {"is", "ais", "grid", "exact"}, default="is"
