@@ -56,3 +56,26 @@ def test_float32_and_float64_agree(data):
     p32 = ConditionalDivergenceBounds(**params, dtype="float32").fit(X, y, treatment=a)
     p64 = ConditionalDivergenceBounds(**params, dtype="float64").fit(X, y, treatment=a)
     np.testing.assert_allclose(p32.predict(X), p64.predict(X), atol=1e-3)
+
+
+class _RecordingRidge(Ridge):
+    """Ridge that keeps the design matrices and targets it was fitted on."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.X_seen_, self.y_seen_ = np.array(X, copy=True), np.array(y, copy=True)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_pseudo_outcome_regression_sees_float64_covariates(data):
+    """With dtype="float32" the pseudo-outcome regressions get the same float64 covariates as
+    with float64 (they were float32-rounded), and pseudo-outcomes that agree to float32
+    accuracy of the dual networks."""
+    X, y, a = data
+    params = {**TINY, "max_iter": 30, "pseudo_outcome_model": _RecordingRidge()}
+    fits = {dt: ConditionalDivergenceBounds(**params, dtype=dt).fit(X, y, treatment=a)
+            for dt in ("float32", "float64")}
+    m32, m64 = (fits[dt].pseudo_outcome_models_ for dt in ("float32", "float64"))
+    assert m32.keys() == m64.keys()
+    for key in m64:
+        np.testing.assert_array_equal(m32[key].X_seen_, m64[key].X_seen_)
+        np.testing.assert_allclose(m32[key].y_seen_, m64[key].y_seen_, rtol=0, atol=1e-5)

@@ -489,10 +489,13 @@ class ConditionalDivergenceBounds(BaseEstimator):
         g, net = self._train_tensors
         del self._train_tensors
         n_folds = layout["n_folds"]
+        fold = layout["fold"]
+        # float64 covariates (g["x"] is rounded to the network dtype), as in prediction
+        x64 = torch.as_tensor(data["x"], dtype=torch.float64, device=device)
+        x64g = x64[torch.as_tensor(fold, device=device)]
         with torch.no_grad():
             net64 = self._net(torch.float64, device)
-            lam, u = self._dual_outputs(net64, g["x"].to(torch.float64), names, declared,
-                                        n_folds)
+            lam, u = self._dual_outputs(net64, x64g, names, declared, n_folds)
             a_idx = g["a"].unsqueeze(-1)
             t = (g["y"] - u.gather(2, a_idx).squeeze(-1)) / lam.gather(2, a_idx).squeeze(-1)
             z_parts, v_parts = [], []
@@ -519,9 +522,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
                 stacklevel=3,
             )
         # pseudo-outcome regressions: G dual groups + K outcome-mean groups
-        fold = layout["fold"]
-        inputs = torch.cat([g["x"].to(torch.float64),
-                            torch.as_tensor(data["x"], dtype=torch.float64, device=device)])
+        inputs = torch.cat([x64g, x64])
         targets = torch.cat([z, torch.as_tensor(data["y"], dtype=torch.float64, device=device)])
         arms = torch.cat([g["a"], torch.as_tensor(data["a"], device=device)])
         weights = torch.cat([g["w"], torch.as_tensor(data["w"], dtype=torch.float64,
