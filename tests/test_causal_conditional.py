@@ -12,6 +12,7 @@ from fstat.causal import (
     UnboundedOutcomeWarning,
 )
 from fstat.datasets import make_confounded_discrete
+from fstat.divergences import get_divergence
 
 FAST = dict(max_iter=40, hidden_layer_sizes=(8,), device="cpu", random_state=0,
             propensity_model=LogisticRegression(C=1e6), outcome_bounds=(0, 4))
@@ -190,3 +191,52 @@ def test_bounds_display(data):
     with pytest.raises(ValueError, match="do not vary"):
         BoundsDisplay.from_estimator(marg, X)
     plt.close("all")
+
+
+def test_support_edge_samples_feasible_and_hellinger_correction_scales_with_margin(data):
+    """Documented caveat of the one-step averaged bounds (user guide, section 8).
+
+    With a declared support every fold's dual is feasible for every sample, held-out ones
+    included (T <= f(0) - delta). A dual at the boundary (phantom mass at the support edge)
+    gives held-out samples at that edge T = f(0) - delta, whose Hellinger pseudo-outcome
+    g*(f(0) - delta) = (1 - 2 delta) / (4 delta) then dominates the correction term and the
+    standard error; it shrinks roughly like 1/delta with a larger ``domain_margin``.
+    """
+    X, y, a, _ = data
+    est = _fit(data, divergences=("kl", "hellinger"), dtype="float64")
+    _, (lam, u, _, _, _) = est._theta(X)
+    ytil = (y - est.y_center_) / est.y_scale_
+    layout = est.dual_state_["layout"]
+    rows = np.arange(y.size)
+    for gi, (d, s) in enumerate(zip(layout["divergence"], layout["sign"])):
+        t0 = get_divergence(est.divergences_[d]).f0 - est.domain_margin
+        t_obs = (s * ytil - u[gi][rows, a]) / lam[gi][rows, a]
+        t_edge = (1.0 - u[gi]) / lam[gi]  # the support's end, both arms, every sample
+        assert t_obs.max() <= t0 + 1e-12 and t_edge.max() <= t0 + 1e-12
+    assert np.all(est.domain_violation_fraction_ == 0)
+
+    # force every dual to the boundary: softplus(v) ~ 0, so u = 1 - lam (f(0) - delta)
+    state = est.dual_state_["state_dict"]
+    last = max(int(k.split(".")[1]) for k in state if k.startswith("weights."))
+    state[f"weights.{last}"][..., 2:] = 0.0
+    state[f"biases.{last}"][..., 2:] = -60.0
+    cov = X
+    w = np.ones(y.size)
+    se = {}
+    for margin in (1e-3, 1e-2):
+        est.set_params(domain_margin=margin)
+        _, (lam, u, _, _, _) = est._theta(X)
+        top = y == 4
+        for gi, (d, s) in enumerate(zip(layout["divergence"], layout["sign"])):
+            if s > 0:
+                t = (ytil[top] - u[gi][rows[top], a[top]]) / lam[gi][rows[top], a[top]]
+                f0 = get_divergence(est.divergences_[d]).f0
+                np.testing.assert_allclose(t, f0 - margin, atol=1e-9)
+        table = est._one_step(cov, y, a, w).table
+        se[margin] = table.loc[("Y(1)", "hellinger"), "se_upper"], table.loc[
+            ("Y(1)", "kl"), "se_upper"]
+    hel = se[1e-3][0] / se[1e-2][0]
+    kl = se[1e-3][1] / se[1e-2][1]
+    assert 5.0 < hel < 12.0  # g* ratio 249.5 / 24.5 ~ 10
+    assert kl < 2.5  # KL: g*(-delta) = -1 - log(delta), 5.9 vs 3.6
+    assert se[1e-3][0] > 5 * se[1e-3][1]

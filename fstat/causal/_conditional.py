@@ -489,10 +489,13 @@ class ConditionalDivergenceBounds(BaseEstimator):
         g, net = self._train_tensors
         del self._train_tensors
         n_folds = layout["n_folds"]
+        fold = layout["fold"]
+        # float64 covariates (g["x"] is rounded to the network dtype), as in prediction
+        x64 = torch.as_tensor(data["x"], dtype=torch.float64, device=device)
+        x64g = x64[torch.as_tensor(fold, device=device)]
         with torch.no_grad():
             net64 = self._net(torch.float64, device)
-            lam, u = self._dual_outputs(net64, g["x"].to(torch.float64), names, declared,
-                                        n_folds)
+            lam, u = self._dual_outputs(net64, x64g, names, declared, n_folds)
             a_idx = g["a"].unsqueeze(-1)
             t = (g["y"] - u.gather(2, a_idx).squeeze(-1)) / lam.gather(2, a_idx).squeeze(-1)
             z_parts, v_parts = [], []
@@ -519,9 +522,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
                 stacklevel=3,
             )
         # pseudo-outcome regressions: G dual groups + K outcome-mean groups
-        fold = layout["fold"]
-        inputs = torch.cat([g["x"].to(torch.float64),
-                            torch.as_tensor(data["x"], dtype=torch.float64, device=device)])
+        inputs = torch.cat([x64g, x64])
         targets = torch.cat([z, torch.as_tensor(data["y"], dtype=torch.float64, device=device)])
         arms = torch.cat([g["a"], torch.as_tensor(data["a"], device=device)])
         weights = torch.cat([g["w"], torch.as_tensor(data["w"], dtype=torch.float64,
@@ -679,7 +680,20 @@ class ConditionalDivergenceBounds(BaseEstimator):
         return np.clip(e1, self.propensity_clip, 1 - self.propensity_clip).mean(axis=0)
 
     def average_bounds(self, X=None, y=None, treatment=None, *, method="one-step"):
-        """Averaged bounds with standard errors (training sample when X is None)."""
+        """Averaged bounds with standard errors (training sample when X is None).
+
+        Notes
+        -----
+        The one-step estimate adds :math:`\\lambda_j (1\\{A=a\\}/e_a)(g^*(T) - m_j)` for
+        each sample under the duals of the other folds ``j``. When fold ``j`` saw no
+        sample at an end of the declared support in some cell, its dual sits at the
+        boundary and a held-out sample at that end has :math:`T \\approx f(0) - \\delta`
+        (``domain_margin``). For Hellinger :math:`g^*(f(0) - \\delta) = (1 - 2\\delta) /
+        (4\\delta) \\approx 250`, so a few such samples can dominate the estimate and its
+        standard error (a finite-sample effect, not a domain violation). A larger
+        ``domain_margin``, more data per cell or fewer folds reduce it; see the user guide
+        (Inference).
+        """
         check_is_fitted(self)
         if method not in ("one-step", "plugin"):
             raise ValueError(f"method must be 'one-step' or 'plugin'; got {method!r}.")
@@ -696,7 +710,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
                          "X=None for the training-sample one-step bounds.")
 
     def summary(self, alpha=0.05, *, kind="outer"):
-        """statsmodels Summary of the averaged bounds (one-step, fstat extension)."""
+        """statsmodels Summary of the averaged bounds (one-step, fstat extension).
+
+        See :meth:`average_bounds` for the caveat on Hellinger standard errors driven by
+        held-out samples at the edge of the declared support.
+        """
         check_is_fitted(self)
         return self.averaged_bounds_.summary(alpha, kind)
 
