@@ -191,3 +191,17 @@ def test_bad_input(data):
         NTKSVC(device="cuda").fit(X, y)
     with pytest.raises(ValueError):
         NTKSVR(device="cpu").fit(X, np.column_stack([y, y]).astype(float))
+
+
+def test_tiled_symmetry_check():
+    from fstat.kernels._machines import _is_symmetric
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((70, 70))
+    A = A + A.T
+    assert _is_symmetric(A, block=16)
+    for i, j in ((69, 3), (3, 69), (17, 16), (64, 65)):  # off-diagonal tiles, last partial tile
+        B = A.copy()
+        B[i, j] = np.nextafter(B[i, j], np.inf)
+        assert not _is_symmetric(B, block=16)
+        assert not _is_symmetric(B)

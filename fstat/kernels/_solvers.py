@@ -559,13 +559,11 @@ def solve_libsvm(K, y, w, lam, loss, *, epsilon=0.1, tol=1e-6):
         model = SVC(kernel="precomputed", C=C, tol=_libsvm_tol(tol))
     else:
         model = SVR(kernel="precomputed", C=C, epsilon=epsilon, tol=_libsvm_tol(tol))
-    model.fit(Kn, yn, sample_weight=wn)
+    # unit weights are libsvm's default (per-sample C = C); skip the weight validation then
+    model.fit(Kn, yn, sample_weight=None if bool(np.all(wn == 1.0)) else wn)
     beta = np.zeros(Kn.shape[0])
-    coef = model.dual_coef_[0]
-    if loss == "hinge":
-        # SVC's decision is for classes_[1] = +1 when labels are {-1, +1}
-        pass
-    beta[model.support_] = coef
+    # SVC's dual_coef_ is for classes_[1] = +1 when the labels are {-1, +1}
+    beta[model.support_] = model.dual_coef_[0]
     b = float(model.intercept_[0])
     beta_t = torch.as_tensor(beta, dtype=K.dtype, device=K.device)
     P = primal_objective(K, beta_t, b, y, w, lam, loss, epsilon)
