@@ -190,3 +190,42 @@ def test_ibp_sound_and_shrinks_with_width(teacher):
             assert np.all(np.sign(net.decision_function(pts))
                           == np.sign(net.decision_function(x[None]))[0])
     assert radii[1] / radii[0] < 0.8
+
+
+@pytest.mark.parametrize("kind", ["ntk", "nngp"])
+@pytest.mark.parametrize("norm, interval", [("linf", "tight"), ("l2", "tight"),
+                                            ("linf", "paper")])
+def test_bracketed_bisection_equals_plain_bisection(teacher, kind, norm, interval):
+    """The Illinois bracket + replayed bisection returns exactly what plain bisection on the
+    same worst-case margin returns, for every chunking and both prediction signs."""
+    import torch
+
+    from fstat.kernels._robust import _certify_chunk, _Margin
+
+    X, y, Xt, _ = teacher
+    m = NTKSVC(0.3, kernel=kind, w_std=1.2, device="cpu").fit(X, y)
+    pts = np.vstack([Xt, X[:10]])
+    g = m.decision_function(pts)
+    order = np.argsort(-np.sign(g), kind="stable")
+    pts, g = pts[order], g[order]
+    assert (g > 0).any() and (g < 0).any()
+    Xfit = torch.as_tensor(m.X_fit_)
+    beta = torch.as_tensor(m.dual_coef_)
+    Xn = Xfit.norm(dim=1)
+    Xq = Xfit.abs().sum(1) if norm == "linf" else Xn
+    x = torch.as_tensor(pts)
+    c = m.w_std**4 / (2 * math.pi * pts.shape[1])
+    margin = _Margin(x, x @ Xfit.T, torch.as_tensor(np.sign(g)), Xn, Xq, beta, 0.0, c, kind,
+                     norm, interval)
+    R = torch.as_tensor(np.abs(pts).max(1) if norm == "linf" else np.linalg.norm(pts, axis=1))
+    lo, hi = torch.zeros_like(R), R.clone()
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        ok = margin(mid) > 0
+        lo, hi = torch.where(ok, mid, lo), torch.where(ok, hi, mid)
+    plain = torch.where(margin(R) > 0, R, lo).numpy()
+    fast = _certify_chunk(margin, torch.as_tensor(np.abs(g)), R, 40).numpy()
+    np.testing.assert_array_equal(fast, plain)
+    for batch in (1, 7):  # chunking does not change the radii
+        radii = m.certify(pts, norm=norm, interval=interval, batch_size=batch)
+        np.testing.assert_allclose(radii, plain, rtol=1e-12, atol=1e-15)

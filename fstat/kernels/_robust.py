@@ -24,6 +24,7 @@ from ._ntk import H_U_STAR, U_STAR
 __all__ = ["certify_machine", "pgd_attack", "attack_radius", "ibp_bounds"]
 
 _CHUNK_BYTES = 512 * 2**20
+_CPU_CHUNK_PAIRS = 2**17
 
 
 def _h(u):
@@ -48,54 +49,156 @@ def _pnorm(X, norm):
     return np.abs(X).max(axis=1) if norm == "linf" else np.linalg.norm(X, axis=1)
 
 
-def _certified(x, absx, xnorm, dot0, r, Xn, Xq, beta, b, sign, c, kind, norm, interval, d):
-    """Boolean (m,): is each point certified at its radius r (m,)?"""
-    rr = r[:, None]
-    if interval == "paper":
-        rho = math.sqrt(d) * r
-        d_lo = dot0 - rho[:, None] * Xn[None, :]
-        d_hi = dot0 + rho[:, None] * Xn[None, :]
-        N_lo = torch.clamp(xnorm - rho, min=0.0)
-        N_hi = xnorm + rho
-    else:
-        d_lo = dot0 - rr * Xq[None, :]
-        d_hi = dot0 + rr * Xq[None, :]
-        if norm == "linf":
+def _h_inplace(v):
+    """``h(v) = 2 v (pi - arccos v) + sqrt(1 - v^2)``, overwriting ``v``'s temporaries only."""
+    root = torch.mul(v, v).neg_().add_(1.0).clamp_(min=0.0).sqrt_()
+    return torch.arccos(v).neg_().add_(math.pi).mul_(v).mul_(2.0).add_(root)
+
+
+def _k_inplace(v):
+    """``k(v) = v (pi - arccos v) + sqrt(1 - v^2)``."""
+    root = torch.mul(v, v).neg_().add_(1.0).clamp_(min=0.0).sqrt_()
+    return torch.arccos(v).neg_().add_(math.pi).mul_(v).add_(root)
+
+
+class _Margin:
+    """Worst-case signed decision ``W(r) = s (sum_i beta_i t_i(r) + b)`` over the ball.
+
+    One instance holds a chunk of test points (rows, sorted so that ``s = +1`` rows come
+    first) against the training rows with ``beta_i != 0`` and ``||x_i|| > 0`` (the others
+    contribute exactly 0), split by the sign of ``beta``. The worst case uses the lower end
+    ``t_lo`` of the kernel interval where ``s beta_i > 0`` and the upper end ``t_hi``
+    otherwise (spec §2.8 step 4), so each (row group, training group) block needs one end
+    only and no per-pair selection:
+
+    - NTK lower end: ``h`` is minimised over ``[u_L, u_U]`` at ``clip(u*, u_L, u_U)``;
+      upper end: ``max(h(u_L), h(u_U))``, one ``h`` unless the range straddles ``u*``;
+      then ``min`` / ``max`` of ``h N_L`` and ``h N_U`` picks the norm bound by the sign of h.
+    - NNGP (``k`` increasing, ``>= 0``): ``N_L k(u_L)`` and ``N_U k(u_U)``.
+
+    ``u_L = min(d_L / N_U, d_L / N_L)`` and ``u_U = max(d_U / N_L, d_U / N_U)`` are the
+    sign-dependent quotients of step 2 (a division by ``N_L = 0`` gives the infinities
+    that the clip to [-1, 1] turns into -1 / 1). The point is certified at r iff W(r) > 0.
+    """
+
+    def __init__(self, x, dot0, sign, Xn, Xq, beta, b, c, kind, norm, interval):
+        self.kind, self.norm, self.interval = kind, norm, interval
+        self.d = x.shape[1]
+        self.sign = sign
+        self.n_pos = int((sign > 0).sum())  # rows are sorted: s = +1 first
+        self.absx = x.abs()
+        self.xnorm = x.norm(dim=1)
+        self.b = b
+        self.groups = []
+        for sel in (beta > 0, beta < 0):
+            spread = Xn[sel] if interval == "paper" else Xq[sel]
+            self.groups.append((dot0[:, sel].contiguous(), Xn[sel], spread,
+                                c * Xn[sel] * beta[sel]))
+
+    def _block(self, D, r, NL, NU, n_i, q_i, weight, lower):
+        """``sum_i beta_i t_i`` over one block (rows x training group)."""
+        spread = r[:, None] * q_i[None, :]
+        NLc, NUc = NL[:, None], NU[:, None]
+        # 0 / N_L = NaN only where N_L = 0: then fmin/fmax (NaN-ignoring) are needed
+        lower_of, upper_of = ((torch.fmin, torch.fmax) if bool((NL == 0).any())
+                              else (torch.minimum, torch.maximum))
+        u_lo = u_hi = None
+        if lower or self.kind == "ntk":
+            d_lo = D - spread
+            u_lo = lower_of(d_lo / NUc, d_lo.div_(NLc)).div_(n_i).clamp_(-1.0, 1.0)
+        if not lower or self.kind == "ntk":
+            d_hi = spread.add_(D)
+            u_hi = upper_of(d_hi / NLc, d_hi.div_(NUc)).div_(n_i).clamp_(-1.0, 1.0)
+        if self.kind == "nngp":
+            t = _k_inplace(u_lo).mul_(NLc) if lower else _k_inplace(u_hi).mul_(NUc)
+            return t @ weight
+        if lower:
+            v = torch.clamp(u_hi, max=U_STAR)
+            h = _h_inplace(torch.maximum(v, u_lo, out=v))
+            t = torch.minimum(h * NLc, h.mul_(NUc))
+        else:
+            rising = u_lo >= U_STAR
+            h = _h_inplace(torch.where(rising, u_hi, u_lo))
+            straddle = ~rising & (u_hi > U_STAR)
+            if bool(straddle.any()):  # range contains u*: the max is at either end
+                h = torch.where(straddle, torch.maximum(h, _h_inplace(u_hi)), h)
+            t = torch.maximum(h * NLc, h.mul_(NUc))
+        return t @ weight
+
+    def __call__(self, r, rows=None):
+        """``W`` at radii ``r`` (one per selected row, ``rows`` sorted; None: all rows)."""
+        if rows is None:
+            sign, absx, xnorm, k = self.sign, self.absx, self.xnorm, self.n_pos
+        else:
+            sign, absx, xnorm = self.sign[rows], self.absx[rows], self.xnorm[rows]
+            k = int(torch.searchsorted(rows, self.n_pos))
+        if self.interval == "paper":
+            rho = math.sqrt(self.d) * r
+            N_lo, N_hi, r = torch.clamp(xnorm - rho, min=0.0), xnorm + rho, rho
+        elif self.norm == "linf":
+            rr = r[:, None]
             N_lo = torch.clamp(absx - rr, min=0.0).norm(dim=1)
             N_hi = (absx + rr).norm(dim=1)
         else:
-            N_lo = torch.clamp(xnorm - r, min=0.0)
-            N_hi = xnorm + r
-    NL, NU = N_lo[:, None], N_hi[:, None]
-    n_i = Xn[None, :]
-    safe_n = torch.where(n_i > 0, n_i, torch.ones_like(n_i))
-    zero_NL = NL == 0
-    safe_NL = torch.where(zero_NL, torch.ones_like(NL), NL)
-    safe_NU = torch.where(NU == 0, torch.ones_like(NU), NU)
-    u_lo = torch.where(d_lo >= 0, d_lo / safe_NU,
-                       torch.where(zero_NL, torch.full_like(d_lo, -math.inf), d_lo / safe_NL))
-    u_hi = torch.where(d_hi >= 0,
-                       torch.where(zero_NL, torch.full_like(d_hi, math.inf), d_hi / safe_NL),
-                       d_hi / safe_NU)
-    u_lo = torch.clamp(u_lo / safe_n, -1.0, 1.0)
-    u_hi = torch.clamp(u_hi / safe_n, -1.0, 1.0)
-    if kind == "ntk":
-        hl, hu = _h(u_lo), _h(u_hi)
-        h_lo = torch.where((u_lo <= U_STAR) & (U_STAR <= u_hi),
-                           torch.full_like(hl, H_U_STAR), torch.minimum(hl, hu))
-        h_hi = torch.maximum(hl, hu)
-        t_lo = c * n_i * torch.where(h_lo >= 0, NL, NU) * h_lo
-        t_hi = c * n_i * torch.where(h_hi >= 0, NU, NL) * h_hi
-    else:
-        t_lo = c * n_i * NL * _k(u_lo)
-        t_hi = c * n_i * NU * _k(u_hi)
-    zero_row = Xn[None, :] == 0
-    t_lo = torch.where(zero_row, torch.zeros_like(t_lo), t_lo)
-    t_hi = torch.where(zero_row, torch.zeros_like(t_hi), t_hi)
-    pos = beta[None, :] > 0
-    worst_low = torch.where(pos, beta * t_lo, beta * t_hi).sum(1) + b
-    worst_high = torch.where(pos, beta * t_hi, beta * t_lo).sum(1) + b
-    return torch.where(sign > 0, worst_low > 0, worst_high < 0)
+            N_lo, N_hi = torch.clamp(xnorm - r, min=0.0), xnorm + r
+        total = torch.full_like(r, self.b)
+        for g, (D, n_i, q_i, weight) in enumerate(self.groups):
+            if not n_i.numel():
+                continue
+            if rows is not None:
+                D = D[rows]
+            for part, lower in ((slice(0, k), g == 0), (slice(k, None), g == 1)):
+                if D[part].shape[0]:
+                    total[part] += self._block(D[part], r[part], N_lo[part], N_hi[part], n_i,
+                                               q_i, weight, lower)
+        return sign * total
+
+
+def _certify_chunk(margin, g_abs, hi_r, n_bisect, max_illinois=12):
+    """Radii of one chunk: exactly the bisection of spec §2.8 step 5, made cheap.
+
+    Plain bisection returns ``lo`` after ``n_bisect`` halvings of ``[0, max_radius]``,
+    keeping the certified half. ``W(r)`` is continuous and non-increasing (nested ranges),
+    so its root is first bracketed by Illinois (regula falsi) steps, ``[a, b]`` with ``a``
+    certified and ``b`` not; the bisection is then replayed step by step, evaluating ``W``
+    only for rows whose midpoint falls inside their bracket (elsewhere the outcome follows
+    from monotonicity). About ``max_illinois + 3`` evaluations replace ``n_bisect + 1``.
+    """
+    W_full = margin(hi_r)
+    done = W_full > 0  # max_radius itself is certified
+    a, Wa = torch.zeros_like(hi_r), g_abs.clone()  # W(0) = |g(x)| (a = 0 is never inferred)
+    b, Wb = hi_r.clone(), W_full
+    side = torch.zeros_like(hi_r)  # +1: a moved last, -1: b moved last
+    width = 2.0 * hi_r * 2.0 ** (-n_bisect)
+    for _ in range(max_illinois):
+        rows = (~done & (b - a > width)).nonzero().squeeze(1)
+        if not rows.numel():
+            break
+        ar, br, war, wbr, sr = a[rows], b[rows], Wa[rows], Wb[rows], side[rows]
+        c = br - wbr * (br - ar) / (wbr - war)
+        c = torch.where(torch.isfinite(c) & (c > ar) & (c < br), c, 0.5 * (ar + br))
+        Wc = margin(c, rows)
+        ok = Wc > 0
+        # Illinois: halve the value kept at the end that stayed put twice in a row
+        a[rows] = torch.where(ok, c, ar)
+        Wa[rows] = torch.where(ok, Wc, torch.where(sr < 0, 0.5 * war, war))
+        b[rows] = torch.where(ok, br, c)
+        Wb[rows] = torch.where(ok, torch.where(sr > 0, 0.5 * wbr, wbr), Wc)
+        side[rows] = torch.where(ok, torch.ones_like(sr), -torch.ones_like(sr))
+    lo, hi = torch.zeros_like(hi_r), hi_r.clone()
+    for _ in range(n_bisect):
+        mid = 0.5 * (lo + hi)
+        good = mid <= a
+        need = ~done & ~good & (mid < b)
+        if bool(need.any()):
+            rows = need.nonzero().squeeze(1)
+            ok = margin(mid[rows], rows) > 0
+            good[rows] = ok
+            a[rows] = torch.where(ok, mid[rows], a[rows])
+            b[rows] = torch.where(ok, b[rows], mid[rows])
+        lo = torch.where(good, mid, lo)
+        hi = torch.where(good, hi, mid)
+    return torch.where(done, hi_r, lo)
 
 
 def _kernel_info(model):
@@ -129,34 +232,40 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
         if y.shape[0] != m:
             raise ValueError(f"y has {y.shape[0]} entries but X has {m} rows.")
         valid &= model.predict(X) == y
-    Xfit = torch.as_tensor(model.X_fit_, dtype=torch.float64)
-    beta = torch.as_tensor(np.asarray(model.dual_coef_, dtype=np.float64))
-    b = float(model.intercept_)
+    device = torch.device(model.device_)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        device = torch.device("cpu")
+    Xfit = torch.as_tensor(model.X_fit_, dtype=torch.float64, device=device)
+    beta = torch.as_tensor(np.asarray(model.dual_coef_, dtype=np.float64), device=device)
     Xn = Xfit.norm(dim=1)
+    keep = (beta != 0) & (Xn > 0)  # the other training rows contribute exactly 0
+    Xfit, beta, Xn = Xfit[keep], beta[keep], Xn[keep]
+    b = float(model.intercept_)
     Xq = Xfit.abs().sum(1) if norm == "linf" else Xn
     c = model.w_std**4 / (2.0 * math.pi * d)
-    n_train = Xfit.shape[0]
-    chunk = batch_size or max(1, _CHUNK_BYTES // (8 * 16 * max(n_train, 1)))
+    n_train = max(Xfit.shape[0], 1)
+    # one GEMM x . x_i per block of rows; the margin is evaluated on chunks of a block
+    block = max(1, _CHUNK_BYTES // (8 * 4 * n_train))
+    if batch_size is not None:
+        chunk = int(batch_size)
+    elif device.type == "cuda":
+        chunk = max(1, _CHUNK_BYTES // (8 * 16 * n_train))
+    else:  # keep the pair temporaries in cache
+        chunk = max(1, _CPU_CHUNK_PAIRS // n_train)
     radii = np.zeros(m)
-    for start in range(0, m, chunk):
-        sl = slice(start, min(start + chunk, m))
-        x = torch.as_tensor(X[sl])
-        args = (x, x.abs(), x.norm(dim=1), x @ Xfit.T)
-        sign = torch.as_tensor(np.sign(g[sl]))
-        lo = torch.zeros(x.shape[0], dtype=torch.float64)
-        hi = torch.as_tensor(hi_r[sl])
-
-        def ok(r, args=args, sign=sign):
-            return _certified(*args, r, Xn, Xq, beta, b, sign, c, kind, norm, interval, d)
-
-        full = ok(hi)
-        for _ in range(n_bisect):
-            mid = 0.5 * (lo + hi)
-            good = ok(mid)
-            lo = torch.where(good, mid, lo)
-            hi = torch.where(good, hi, mid)
-        out = torch.where(full, torch.as_tensor(hi_r[sl]), lo)
-        radii[sl] = to_numpy(out)
+    for first in range(0, m, block):
+        Xb = torch.as_tensor(X[first:first + block], device=device)
+        dots = Xb @ Xfit.T
+        for start in range(0, Xb.shape[0], chunk):
+            rows = slice(start, min(start + chunk, Xb.shape[0]))
+            order = start + np.argsort(-np.sign(g[first:][rows]), kind="stable")  # s=+1 first
+            order_t = torch.as_tensor(order, device=device)
+            sign = torch.as_tensor(np.sign(g[first + order]), device=device)
+            margin = _Margin(Xb[order_t], dots[order_t], sign, Xn, Xq, beta, b, c, kind, norm,
+                             interval)
+            out = _certify_chunk(margin, torch.as_tensor(np.abs(g[first + order]), device=device),
+                                 torch.as_tensor(hi_r[first + order], device=device), n_bisect)
+            radii[first + order] = to_numpy(out)
     radii[~valid] = 0.0
     return radii
 
