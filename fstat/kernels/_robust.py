@@ -19,20 +19,12 @@ from sklearn.utils.validation import check_array
 
 from .._sklearn_compat import check_is_fitted
 from .._torch import to_numpy
-from ._ntk import H_U_STAR, U_STAR
+from ._ntk import U_STAR
 
 __all__ = ["certify_machine", "pgd_attack", "attack_radius", "ibp_bounds"]
 
 _CHUNK_BYTES = 512 * 2**20
 _CPU_CHUNK_PAIRS = 2**17
-
-
-def _h(u):
-    return 2.0 * u * (math.pi - torch.arccos(u)) + torch.sqrt(torch.clamp(1.0 - u * u, min=0.0))
-
-
-def _k(u):
-    return u * (math.pi - torch.arccos(u)) + torch.sqrt(torch.clamp(1.0 - u * u, min=0.0))
 
 
 def _check_norm_interval(norm, interval):

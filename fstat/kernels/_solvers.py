@@ -285,9 +285,6 @@ def _cd_pass(H, G, z, lo, hi, order):
     return G, moved, deltas
 
 
-_DEBUG = False
-
-
 def _box_cd(prob, z, tol, max_iter, generator, block=256, blowup=None, cache_limit=4096):
     """Dual coordinate descent with shrinking (Hsieh et al. 2008, kernelised).
 
@@ -375,7 +372,6 @@ def _box_cd(prob, z, tol, max_iter, generator, block=256, blowup=None, cache_lim
         if blowup is not None and blowup(torch.as_tensor(zz)):
             return torch.as_tensor(zz, device=z.device), epoch, None
         pg = proj_grad(active, G[active])
-        if _DEBUG: print(epoch, active.size, float(np.abs(pg).max()) if pg.size else 0)
         pg_max = float(pg.max()) if pg.size else 0.0
         pg_min = float(pg.min()) if pg.size else 0.0
         if max(pg_max, -pg_min) <= tol:
