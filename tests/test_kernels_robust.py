@@ -229,3 +229,23 @@ def test_bracketed_bisection_equals_plain_bisection(teacher, kind, norm, interva
     for batch in (1, 7):  # chunking does not change the radii
         radii = m.certify(pts, norm=norm, interval=interval, batch_size=batch)
         np.testing.assert_allclose(radii, plain, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.slow
+def test_kernel_certificate_exceeds_ibp_at_width_4096():
+    """Spec §6: IBP radii of the trained wide network shrink with width (4m vs m < 0.8) and
+    at width 4096 fall below the kernel certificate of the matching machine (paper Table 2)."""
+    X, y = load_digits_pair()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, train_size=100, random_state=0, stratify=y)
+    n = len(ytr)
+    pts, labels = Xte[:20], yte[:20]
+    ibp = {}
+    for width in (1024, 4096):
+        net = NTKNetwork(width, loss="hinge", lam=0.01 * n, lr=0.5 / n, max_iter=150,
+                         dtype="float32", device="cpu", random_state=0).fit(Xtr, ytr)
+        ibp[width] = net.certify(pts, labels, n_bisect=25)
+    machine = net.matching_kernel_machine().fit(Xtr, ytr)
+    kernel = machine.certify(pts, labels)
+    assert np.mean(kernel > 0) >= 0.9
+    assert ibp[4096].mean() / ibp[1024].mean() < 0.8
+    assert kernel.mean() > ibp[4096].mean()
