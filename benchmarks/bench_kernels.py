@@ -74,6 +74,59 @@ print(json.dumps({"times": times, "jax": jax.__version__,
 '''
 
 
+SKNTK_WORKER = r'''
+import json, sys, time
+import numpy as np
+import skntk
+from skntk import NeuralTangentKernel
+
+data = np.load(sys.argv[1])
+depths = json.loads(sys.argv[2])
+out, times = {}, []
+X = data["X"]
+for depth in depths:
+    kern = NeuralTangentKernel(depth, bias=0.0, bias_bounds="fixed")
+    t0 = time.perf_counter()
+    K = kern(X)
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(int(sys.argv[4])):
+        t0 = time.perf_counter()
+        K = kern(X)
+        runs.append(time.perf_counter() - t0)
+    out[f"d{depth}"] = K
+    times.append({"depth": depth, "first": first, "median": float(np.median(runs))})
+np.savez(sys.argv[3], **out)
+print(json.dumps({"times": times, "skntk": getattr(skntk, "__version__", "1.2.1")}))
+'''
+
+
+def run_skntk(python, X, depths, repeats=5):
+    """scikit-ntk Grams (bias 0) in the peer interpreter; ``(info, grams)`` or ``(None, why)``."""
+    if not python:
+        return None, "no --nt-python given (scikit-ntk runs in the peer venv)"
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = os.path.join(tmp, "X.npz"), os.path.join(tmp, "K.npz")
+        np.savez(src, X=X)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        try:
+            proc = subprocess.run([python, "-c", SKNTK_WORKER, src, json.dumps(list(depths)), dst,
+                                   str(repeats)], capture_output=True, text=True, timeout=1800,
+                                  env=env)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return None, repr(exc)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            return None, lines[-1] if lines else "failed"
+        return json.loads(proc.stdout.strip().splitlines()[-1]), dict(np.load(dst))
+
+
+def skntk_scale(d, depth):
+    """scikit-ntk ``NeuralTangentKernel(depth, bias=0)`` = fstat NTK (w_std=sqrt 2, b_std=0)
+    times this factor (spec §2.2: no 1/d, sigma_w^2 = 2, final 1/(L+1))."""
+    return d / (2.0 * (depth + 1))
+
+
 def _median_time(fn, repeats=5):
     first_start = time.perf_counter()
     result = fn()
@@ -131,6 +184,9 @@ def bench_gram(n, device, nt_python, rows):
         nt_error = "no --nt-python given"
     if nt_error:
         print(f"[neural-tangents not run: {nt_error}]")
+    sk_info, sk_grams = run_skntk(nt_python, X, (1, 2, 3))
+    if sk_info is None:
+        print(f"[scikit-ntk not run: {sk_grams}]")
     for cfg in configs:
         dt = torch.float64 if cfg["dtype"] == "float64" else torch.float32
         Xt = torch.as_tensor(X, dtype=dt, device=device)
@@ -163,8 +219,26 @@ def bench_gram(n, device, nt_python, rows):
                 "max_rel_err_ntk_offdiag": float(err[off].max()),
                 "max_rel_err_nngp_offdiag": float(errg[off].max()),
             })
+        if (sk_info is not None and cfg["b_std"] == 0.0 and cfg["dtype"] == "float64"):
+            t = next(x for x in sk_info["times"] if x["depth"] == cfg["depth"])
+            ref = sk_grams[f"d{cfg['depth']}"]
+            Xt = torch.as_tensor(X, dtype=torch.float64, device=device)
+
+            def run_sk(Xt=Xt, cfg=cfg):  # fstat with scikit-ntk's convention (w_std=sqrt 2)
+                K = ntk_kernel_torch(Xt, depth=cfg["depth"], w_std=math.sqrt(2), b_std=0.0)
+                _sync(device)
+                return K
+
+            ours, med_sk, _ = _median_time(run_sk)
+            ours = ours.double().cpu().numpy() * skntk_scale(X.shape[1], cfg["depth"])
+            rows.append({"workload": "gram-skntk", "config": f"depth {cfg['depth']} bias 0",
+                         "n": n, "fstat_s": med_sk, "peer_s": t["median"],
+                         "ratio": med_sk / t["median"],
+                         "quality": f"rel err vs scikit-ntk "
+                                    f"{np.abs(ours - ref).max() / np.abs(ref).max():.1e}"})
         rows.append(row)
-    return nt_result[0] if nt_result else {"error": nt_error}
+    return {"neural_tangents": nt_result[0] if nt_result else {"error": nt_error},
+            "scikit_ntk": sk_info if sk_info is not None else {"error": sk_grams}}
 
 
 def _objective(K, beta, b, y, lam, loss, eps=0.1):
@@ -268,6 +342,19 @@ def make_nt_reference(nt_python, path):
     print(f"wrote {path}")
 
 
+def make_skntk_reference(python, path):
+    """Write ``tests/data/skntk_reference.npz``: scikit-ntk Grams (bias 0) on fixed inputs."""
+    rng = np.random.default_rng(20211112)
+    X = rng.standard_normal((12, 5))
+    X = np.vstack([X, 2.0 * X[:1], -X[1:2]])
+    info, grams = run_skntk(python, X, (1, 2, 3), repeats=1)
+    if info is None:
+        raise SystemExit(f"scikit-ntk failed: {grams}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, X=X, version=info["skntk"], **grams)
+    print(f"wrote {path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -276,7 +363,12 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--make-nt-reference", default=None, metavar="NPZ",
                         help="only write the neural-tangents reference Grams used by the tests")
+    parser.add_argument("--make-skntk-reference", default=None, metavar="NPZ",
+                        help="only write the scikit-ntk reference Grams used by the tests")
     args = parser.parse_args(argv)
+    if args.make_skntk_reference:
+        make_skntk_reference(args.nt_python, args.make_skntk_reference)
+        return [1]
     if args.make_nt_reference:
         make_nt_reference(args.nt_python, args.make_nt_reference)
         return [1]
@@ -305,7 +397,7 @@ def main(argv=None):
     meta = {"python": platform.python_version(), "torch": torch.__version__,
             "sklearn": sklearn.__version__, "torch_threads": torch.get_num_threads(),
             "omp": os.environ.get("OMP_NUM_THREADS"), "device": args.device,
-            "neural_tangents": nt_info, "machine": platform.processor() or platform.machine()}
+            "peers": nt_info, "machine": platform.processor() or platform.machine()}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1, default=float))
     print(f"\nwrote {out}")
     return rows

@@ -278,6 +278,26 @@ def test_matches_neural_tangents_reference_file():
             assert np.abs(ours - ref).max() <= 1e-7 * scale
 
 
+
+def test_scikit_ntk_reference():
+    """scikit-ntk 1.2.1 ``NeuralTangentKernel(depth, bias=0)`` (committed Grams from
+    ``benchmarks/bench_kernels.py --make-skntk-reference``) equals fstat's NTK with
+    w_std = sqrt 2, b_std = 0 times d / (2 (L + 1)) (spec §2.2), to 1e-10."""
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "skntk_reference.npz"
+    if not path.exists():
+        pytest.skip("reference file absent")
+    data = np.load(path)
+    X = data["X"]
+    d = X.shape[1]
+    for depth in (1, 2, 3):
+        ref = data[f"d{depth}"]
+        ours = ntk_kernel(X, depth=depth, w_std=np.sqrt(2), b_std=0.0, device="cpu")
+        ours = ours * d / (2 * (depth + 1))
+        assert np.abs(ours - ref).max() <= 1e-10 * np.abs(ref).max()
+        assert not np.allclose(ours * (depth + 1), ref)  # the depth factor matters
+
 def test_memory_precheck_raises_before_allocating():
     X = torch.zeros((10**6, 1), dtype=torch.float64)
     with pytest.raises(MemoryError, match="GiB"):
