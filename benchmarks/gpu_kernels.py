@@ -67,7 +67,40 @@ def run(device):
                     "max_abs_diff": pred, "cpu_seconds": 0.0, "device_seconds": 0.0,
                     "ok": state_ok and pred <= 1e-8})
 
-    # 3. large-n Gram timing on the device (float32), CPU timing on a 1/4 slice for scale
+    # 3. certificate: device vs CPU radii, then the spec §8 size (2000 x 12 665, d = 784) on
+    # the device with the CPU timed on 100 points for scale (random coefficients: timing only)
+    Xc, yc = make_ntk_teacher(300, 20, random_state=1)
+    a = NTKSVC(0.5, device="cpu").fit(Xc[:200], yc[:200])
+    b = NTKSVC(0.5, device=device).fit(Xc[:200], yc[:200])
+    ra, t_a = _timed(lambda: a.certify(Xc[200:]), "cpu")
+    rb, t_b = _timed(lambda: b.certify(Xc[200:]), device)
+    diff = float(np.abs(ra - rb).max() / max(np.abs(ra).max(), 1e-300))
+    results.append({"check": "certify radii n=200 train x 100 test (relative)",
+                    "max_abs_diff": diff, "cpu_seconds": t_a, "device_seconds": t_b,
+                    "ok": diff <= 1e-8})
+    n_tr, d_img = 12665, 784
+    Xs = rng.uniform(0, 1, (40, d_img))
+    ys = np.where(Xs[:, 0] > 0.5, 1, -1)
+    big = {}
+    for dev in ("cpu", device):
+        mdl = NTKSVC(1.0, device=dev).fit(Xs, ys)
+        mdl.X_fit_ = np.random.default_rng(2).uniform(0, 1, (n_tr, d_img)) * (
+            np.random.default_rng(3).uniform(size=(n_tr, d_img)) < 0.2)
+        mdl.dual_coef_ = np.random.default_rng(4).standard_normal(n_tr) * 1e-3
+        big[dev] = mdl
+    Xq = np.random.default_rng(5).uniform(0, 1, (2000, d_img)) * (
+        np.random.default_rng(6).uniform(size=(2000, d_img)) < 0.2)
+    sub = 100
+    rc, t_c = _timed(lambda: big["cpu"].certify(Xq[:sub]), "cpu")
+    n_dev = 2000 if device.startswith("cuda") else sub
+    rd, t_d = _timed(lambda: big[device].certify(Xq[:n_dev]), device)
+    diff = float(np.abs(rc - rd[:sub]).max() / max(np.abs(rc).max(), 1e-300))
+    results.append({"check": f"certify {n_dev} x {n_tr} d=784 on device (CPU: first {sub} "
+                             "points; target <= 2 s GPU)",
+                    "max_abs_diff": diff, "cpu_seconds": t_c, "device_seconds": t_d,
+                    "ok": diff <= 1e-8})
+
+    # 4. large-n Gram timing on the device (float32), CPU timing on a 1/4 slice for scale
     n_big = 20000 if device.startswith("cuda") else 2000
     Xb = torch.randn(n_big, 784, generator=torch.Generator().manual_seed(0))
     Xd = Xb.to(device)
