@@ -28,3 +28,11 @@ def test_solvers_and_pickle_cpu_vs_cuda():
     state = pickle.loads(pickle.dumps(r))
     assert isinstance(state.dual_coef_, np.ndarray)
     np.testing.assert_allclose(state.predict(X), r.predict(X), atol=1e-10)
+
+
+def test_certify_cpu_vs_cuda():
+    X, y = make_ntk_teacher(300, 10, random_state=1)
+    a = NTKSVC(0.5, device="cpu").fit(X[:200], y[:200])
+    b = NTKSVC(0.5, device="cuda").fit(X[:200], y[:200])
+    ra, rb = a.certify(X[200:]), b.certify(X[200:])
+    assert np.abs(ra - rb).max() <= 1e-8 * np.abs(ra).max()
