@@ -314,11 +314,15 @@ def _box_cd(prob, z, tol, max_iter, generator, block=256, blowup=None, cache_lim
         return s * (K @ v)[idx] + r * zv + q
 
     def hess(rows, cols):
-        """``H[rows][:, cols]`` without the diagonal term, in Fortran order."""
-        H = K.take(idx[rows], axis=0).take(idx[cols], axis=1)
+        """``H[rows][:, cols]`` without the diagonal term, in Fortran order (gathered in
+        slabs of 512 rows, so the temporary stays at 512 x n)."""
+        ri, ci = idx[rows], idx[cols]
+        H = np.empty((ri.size, ci.size), order="F")
+        for start in range(0, ri.size, 512):
+            H[start:start + 512] = K.take(ri[start:start + 512], axis=0).take(ci, axis=1)
         H *= s[rows][:, None]
         H *= s[cols][None, :]
-        return np.asfortranarray(H)
+        return H
 
     def proj_grad(sel, G_sel):
         pg = G_sel.copy()
