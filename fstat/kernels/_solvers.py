@@ -623,12 +623,27 @@ def solve_subgradient(K, Y, w, lam, loss, *, epsilon=0.0, lr, max_iter, fit_inte
     Kb = torch.zeros_like(beta)
     if record and 0 in record:
         snapshot(0, Kb)
+    # hinge / epsilon-insensitive derivatives are piecewise constant: between steps only the
+    # rows crossing a kink change, so K dl is updated from those columns and K beta follows
+    # the same recursion as beta; K beta is recomputed exactly every 50 steps
+    sparse = loss in ("hinge", "epsilon_insensitive")
+    dl_prev = K_dl = None
     for step in range(1, max_iter + 1):
         dl = W * deriv(Kb + b, Y, epsilon)
         beta = (1.0 - lr * lam) * beta - lr * dl
         if fit_intercept:
             b = b - lr * dl.sum(0)
-        Kb = K @ beta
+        if sparse and K_dl is not None and step % 50 != 0:
+            changed = (dl != dl_prev).any(1).nonzero().squeeze(1)
+            if changed.numel() * 8 < n:  # K symmetric: gather rows, not columns
+                K_dl = K_dl + K[changed].T @ (dl[changed] - dl_prev[changed])
+            else:
+                K_dl = K @ dl
+            Kb = (1.0 - lr * lam) * Kb - lr * K_dl
+        else:
+            Kb = K @ beta
+            K_dl = K @ dl if sparse else None
+        dl_prev = dl
         if step % 50 == 0 or step == max_iter:
             if not bool(torch.isfinite(Kb).all()):
                 raise RuntimeError(f"the subgradient iterates diverged at step {step}; "
