@@ -56,8 +56,11 @@ def cumsum_terms(ranks, U, *, matrix=False):
         w = None if weight is None else weight.to(U.dtype)
         step = _chunk(n, U.device, width=max(1, d))
         for start in range(0, order.shape[0], step):
-            C = Ut[:, order[start:start + step]]  # (d, c, n)
-            C = C.cumsum_(dim=2) if inplace else torch.cumsum(C, dim=2)
+            index = order[start:start + step]
+            if inplace and U.device.type == "cpu":  # numpy's gather is ~2x faster here
+                C = torch.from_numpy(np.take(Ut.numpy(), index.numpy(), axis=1)).cumsum_(2)
+            else:
+                C = torch.cumsum(Ut[:, index], dim=2)  # (d, c, n)
             wc = None if w is None else w[start:start + step]
             if matrix:
                 flat = C.reshape(d, -1)
