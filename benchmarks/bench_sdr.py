@@ -40,6 +40,7 @@ from _frechet_gsir import FrechetGSIR  # noqa: E402
 from sklearn.decomposition import KernelPCA  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
+from fstat._torch import resolve_device  # noqa: E402
 from fstat.datasets import make_frechet_sdr  # noqa: E402
 from fstat.sdr import FCCovNet, LinearFCCov, ball_kernel, fccov, pairwise_response_distances  # noqa: E402,E501
 from fstat.sdr._dcor import _distance_correlation  # noqa: E402
@@ -389,12 +390,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--speed-only", action="store_true", help="skip the quality table")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                       "sdr.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    args.device = str(resolve_device(args.device))  # "auto" -> the device actually used
     reps = args.reps or (2 if args.quick else 5)
     settings = [s for s in SETTINGS if not args.quick or s[0] in QUICK]
     ctx = _context()
