@@ -114,10 +114,14 @@ def in_fresh_process(ctx, fn, *args, device="cpu"):
 # --------------------------------------------------------------------------- quality
 
 
-def _methods(metric, d, scalar, device):
+def _methods(metric, d, scalar, device, warm_up=False):
+    # the warm-up run of a net takes the same code paths (validation included) in few epochs
+    short = {"max_epochs": 30, "min_epochs": 0} if warm_up else {}
+
     def net(objective):
         def fit(X, Y, D):
-            est = FCCovNet(d, metric=metric, objective=objective, random_state=0, device=device)
+            est = FCCovNet(d, metric=metric, objective=objective, random_state=0, device=device,
+                           **short)
             return est.fit(X, Y).transform
 
         return fit
@@ -161,7 +165,8 @@ def _quality_fit(setting, rep, method, device, n):
     fit = _methods(metric, d, Y.ndim == 1, device)[method]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit(X[:40], Y[:40], D[:40, :40])  # warm-up (code pages, lazy imports)
+        warm = _methods(metric, d, Y.ndim == 1, device, warm_up=True)[method]
+        warm(X[:40], Y[:40], D[:40, :40])  # warm-up (code pages, lazy imports)
     dcor = _dcor_module()
     if dcor is not None:  # imports numba and compiles its kernels: not the fit's memory
         dcor.distance_correlation(np.asarray(H[:40], dtype=np.float64), X[:40, :2])
