@@ -32,6 +32,9 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# dcor's numba kernels start an OpenMP pool sized by NUMBA_NUM_THREADS (default: all cores)
+# and that resets the thread count torch shares with it: pin both to one thread
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -62,10 +65,12 @@ _PRELOAD = ["numpy", "torch", "torch._dynamo", "sklearn.decomposition", "sklearn
 
 def _dcor_module():
     """The optional ``dcor`` peer, or None (with the reason printed once by the caller)."""
+    threads = torch.get_num_threads()
     try:
         import dcor
     except ImportError:
         return None
+    torch.set_num_threads(threads)  # (importing numba can reset it)
     return dcor
 
 
