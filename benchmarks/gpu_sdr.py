@@ -85,34 +85,45 @@ def run(device):
     rows.append({"check": f"fit on {est.device_}, pickle, transform on cpu",
                  "max_abs_diff": diff, "cpu_seconds": float("nan"), "device_seconds": t_dev,
                  "ok": diff == 0.0 and est.device_ == str(torch.device(device))})
-    # large-n timings (device only; CPU would take minutes)
-    big = 10_000 if str(device).startswith("cuda") else 1000
+    # large-n timings against the spec §8 GPU targets (gated on CUDA only; CPU runs a
+    # small version of every path in seconds)
+    cuda = str(device).startswith("cuda")
+    big = 10_000 if cuda else 1000
+
+    def timing(check, seconds, target, **extra):
+        rows.append({"check": f"{check} (target < {target} s on an H100/H200)",
+                     "max_abs_diff": 0.0, "cpu_seconds": float("nan"), "device_seconds": seconds,
+                     "ok": bool(seconds < target) if cuda else True, **extra})
+
     yb = rng.standard_normal(big)
     Ub = rng.standard_normal((big, 2))
     _, t_dev = _timed(lambda: fccov(Ub, yb, device=device), device)
-    rows.append({"check": f"fccov n={big} d=2 (timing)", "max_abs_diff": 0.0,
-                 "cpu_seconds": float("nan"), "device_seconds": t_dev, "ok": True})
+    timing(f"fccov n={big} d=2 incl. distances", t_dev, 0.5)
     _, t_dev = _timed(lambda: ball_kernel(yb, device=device), device)
-    rows.append({"check": f"ball_kernel n={big} (timing)", "max_abs_diff": 0.0,
-                 "cpu_seconds": float("nan"), "device_seconds": t_dev, "ok": True})
+    timing(f"ball_kernel n={big}", t_dev, 5.0)
     Xb, Yb, _ = make_frechet_sdr("M1", n_samples=big, random_state=1)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, t_dev = _timed(lambda: FCCovNet(max_epochs=1000, early_stopping=False,
-                                           random_state=0, device=device).fit(Xb, Yb), device)
-    rows.append({"check": f"FCCovNet.fit n={big} full batch 1000 epochs (timing)",
-                 "max_abs_diff": 0.0, "cpu_seconds": float("nan"), "device_seconds": t_dev,
-                 "ok": True})
-    if str(device).startswith("cuda"):
+        est, t_dev = _timed(lambda: FCCovNet(max_epochs=1000, early_stopping=False,
+                                             random_state=0, device=device).fit(Xb, Yb), device)
+    timing(f"FCCovNet.fit n={big} full batch 1000 epochs incl. precompute", t_dev, 5.0)
+    if cuda:  # resident K (float32) + transient precompute chunks: <= 2 n^2 floats + chunks
+        n_train = big  # early_stopping=False: every row trains
+        peak = torch.cuda.max_memory_allocated(device)
+        rows.append({"check": f"GPU peak memory of that fit {peak / 2**20:.0f} MiB vs 2 n^2 "
+                              f"float32 = {2 * n_train**2 * 4 / 2**20:.0f} MiB (+ float64 "
+                              "precompute chunks, not gated)",
+                     "max_abs_diff": 0.0, "cpu_seconds": float("nan"), "device_seconds": t_dev,
+                     "ok": True})
         Xh, Yh, _ = make_frechet_sdr("M1", n_samples=100_000, random_state=2)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _, t_dev = _timed(lambda: FCCovNet(max_epochs=20, batch_size=1024,
                                                early_stopping=False, random_state=0,
                                                device=device).fit(Xh, Yh), device)
-        rows.append({"check": "FCCovNet.fit n=1e5 batch 1024 20 epochs (timing)",
-                     "max_abs_diff": 0.0, "cpu_seconds": float("nan"),
-                     "device_seconds": t_dev, "ok": True})
+        timing("FCCovNet.fit n=1e5 batch 1024 in-batch ranks 20 epochs", t_dev, 30.0)
     return rows
 
 

@@ -45,22 +45,35 @@ _METHODS = ("auto", "cumsum", "kernel")
 def cumsum_terms(ranks, U, *, matrix=False):
     """sum_k sum_l |m_kl|^2 (or the outer-product sum) over the centres of ``ranks``.
 
-    ``U`` is the centred (n, d) tensor; differentiable.
+    ``U`` is the centred (n, d) tensor; differentiable. The cumulative sums are taken of
+    ``U`` itself and the factor 1/n^2 is applied once to the total.
     """
     n, d = U.shape
     total = U.new_zeros((d, d) if matrix else ())
+    inplace = not (torch.is_grad_enabled() and U.requires_grad)
     Ut = U.T.contiguous()  # (d, n): gather per coordinate, no (c, n, d) reshuffle
     for order, _, weight in ranks.chunks:
-        w = weight.to(U.dtype)
+        w = None if weight is None else weight.to(U.dtype)
         step = _chunk(n, U.device, width=max(1, d))
         for start in range(0, order.shape[0], step):
-            C = torch.cumsum(Ut[:, order[start:start + step]], dim=2) / n  # (d, c, n)
-            wc = w[start:start + step]
-            if matrix:
-                total = total + torch.einsum("cr,dcr,ecr->de", wc, C, C)
+            index = order[start:start + step]
+            if inplace and U.device.type == "cpu":  # numpy's gather is ~2x faster here
+                C = torch.from_numpy(np.take(Ut.numpy(), index.numpy(), axis=1)).cumsum_(2)
             else:
-                total = total + (wc * C.square().sum(0)).sum()
-    return total
+                C = torch.cumsum(Ut[:, index], dim=2)  # (d, c, n)
+            wc = None if w is None else w[start:start + step]
+            if matrix:
+                flat = C.reshape(d, -1)
+                if wc is None:
+                    total = total + flat @ flat.T
+                else:
+                    total = total + (flat * wc.reshape(1, -1)) @ flat.T
+            elif wc is None:
+                flat = C.reshape(-1)
+                total = total + torch.dot(flat, flat)
+            else:
+                total = total + torch.dot(C.square().sum(0).reshape(-1), wc.reshape(-1))
+    return total / (n * n)
 
 
 def class_mean_terms(codes, n_classes, U, *, matrix=False):
@@ -90,8 +103,11 @@ def ball_variance(ranks):
     n = ranks.n
     p = torch.arange(1, n + 1, dtype=torch.float64, device=ranks.centers.device) / n
     total = 0.0
-    for _, _, weight in ranks.chunks:
-        total += float((weight.to(torch.float64) * (p * (1 - p))).sum())
+    for order, _, weight in ranks.chunks:
+        if weight is None:  # no ties: every ball-end weight is 1
+            total += order.shape[0] * float((p * (1 - p)).sum())
+        else:
+            total += float((weight.to(torch.float64) * (p * (1 - p))).sum())
     return total / (ranks.n_centers * n)
 
 

@@ -43,7 +43,8 @@ class BallRanks:
         Centre indices (all n, or a sampled subset).
     chunks : list of (order, first, weight)
         ``order`` (c, n) int64 sorted point indices, ``first`` (c, n) int32 first index of
-        the tie group at each sorted position, ``weight`` (c, n) int32 ball-end weights.
+        the tie group at each sorted position (None if built with ``counts=False``),
+        ``weight`` (c, n) int32 ball-end weights (None when the chunk has no ties: all 1).
     """
 
     n: int
@@ -55,60 +56,87 @@ class BallRanks:
         return len(self.centers)
 
     def to(self, device):
-        chunks = [tuple(t.to(device) for t in chunk) for chunk in self.chunks]
+        chunks = [tuple(None if t is None else t.to(device) for t in chunk)
+                  for chunk in self.chunks]
         return BallRanks(self.n, self.centers.to(device), chunks)
 
 
 def _interval_sort(y, centers):
-    """R2: per-centre sorted distances of scalar data by two pointers (numpy, CPU).
+    """R2: per-centre distance orders of scalar data by two pointers (numpy, CPU).
 
     All centres advance in lock-step through the globally sorted data, taking the nearer
     neighbour (the left one on equal distance); distances are ``y_k - y_left`` and
     ``y_right - y_k``, the same floating-point values as ``|y_i - y_k|``.
+
+    Returns
+    -------
+    order : ndarray of shape (c, n), int64
+        Point indices by non-decreasing distance from each centre (centre-major).
+    tied : ndarray of shape (c, n), bool, or None
+        ``tied[k, t]`` is True when the t-th distance equals the (t-1)-th one; None when
+        no centre has a tie (the common case for continuous data).
     """
-    n = len(y)
+    n, c = len(y), len(centers)
     g = np.argsort(y, kind="stable")
     padded = np.concatenate([[-np.inf], y[g], [np.inf]])  # index shift of one
     pos = np.empty(n, dtype=np.int64)
     pos[g] = np.arange(n)
     g_padded = np.concatenate([[0], g, [0]])
     yk = y[centers]
-    left = pos[centers].copy()  # padded index of the next left candidate
-    right = pos[centers] + 2  # padded index of the next right candidate
-    order = np.empty((n, len(centers)), dtype=np.int64)  # step-major: contiguous writes
-    dist = np.empty((n, len(centers)), dtype=np.float64)
-    order[0] = centers
-    dist[0] = 0.0
+    # padded index of the next left candidate; the next right one is always left + t + 1
+    # at step t (each step moves exactly one of the two pointers outwards by one)
+    left = pos[centers].copy()
+    order = np.empty((c, n), dtype=np.int64)
+    tied = np.empty((n, c), dtype=bool)  # step-major: contiguous writes
+    tied[0] = False
+    # Steps are written to a small step-major buffer and transposed into ``order`` block by
+    # block (a whole-array transpose afterwards costs about as much as the loop itself).
+    width = 64
+    buffer = np.empty((width, c), dtype=np.int64)
+    buffer[0] = centers
+    dl, dr, idx = np.empty(c), np.empty(c), np.empty(c, dtype=np.int64)
+    previous, current = np.zeros(c), np.empty(c)
+    take_left = np.empty(c, dtype=bool)
     for t in range(1, n):
-        dl = yk - padded[left]
-        dr = padded[right] - yk
-        take_left = dl <= dr
-        idx = np.where(take_left, left, right)
-        order[t] = g_padded[idx]
-        np.minimum(dl, dr, out=dist[t])
+        np.subtract(yk, padded[left], out=dl)
+        np.subtract(padded[t + 1:][left], yk, out=dr)
+        np.less_equal(dl, dr, out=take_left)
+        np.minimum(dl, dr, out=current)
+        np.equal(current, previous, out=tied[t])
+        previous, current = current, previous
+        np.add(left, t + 1, out=idx)
+        np.copyto(idx, left, where=take_left)
+        j = t % width
+        np.take(g_padded, idx, out=buffer[j])
+        if j == width - 1:
+            order[:, t - j:t + 1] = buffer.T
         left -= take_left
-        right += ~take_left
-    return dist.T, order.T
+    rest = n % width
+    if rest:
+        order[:, n - rest:] = buffer[:rest].T
+    return order, (np.ascontiguousarray(tied.T) if tied.any() else None)
 
 
-def _tie_groups(s, *, first=True):
-    """First and last sorted index of each position's tie group (rows sorted ascending).
+def _tie_groups(starts):
+    """First sorted index of each position's tie group and the ball-end weights.
 
-    Equivalent to ``searchsorted(s, s, "left")`` and ``searchsorted(s, s, "right") - 1``,
-    by running maxima/minima of the group boundaries (linear time).
+    ``starts[k, r]`` marks the first position of a tie group (rows sorted ascending). The
+    first index is the running maximum of the group starts (``searchsorted(s, s, "left")``
+    in linear time); the ball through any member of a group ends at the group's last
+    position, so the weight there is the group size and 0 elsewhere in the group.
     """
-    c, n = s.shape
-    positions = torch.arange(n, device=s.device).expand(c, n)
-    change = s[:, 1:] != s[:, :-1]
-    true = torch.ones(c, 1, dtype=torch.bool, device=s.device)
-    starts = torch.cat([true, change], dim=1)
-    ends = torch.cat([change, true], dim=1)
-    if first:
-        first = torch.cummax(torch.where(starts, positions, 0), dim=1).values
-    else:
-        first = None
-    last_rev = torch.cummin(torch.where(ends, positions, n).flip(1), dim=1).values
-    return first, last_rev.flip(1)
+    c, n = starts.shape
+    positions = torch.arange(n, device=starts.device, dtype=torch.int32).expand(c, n)
+    first = torch.cummax(torch.where(starts, positions, 0), dim=1).values
+    ends = torch.ones_like(starts)
+    ends[:, :-1] = starts[:, 1:]
+    weight = torch.where(ends, positions - first + 1, 0)
+    return first, weight
+
+
+def _untied(c, n, device):
+    """Tie-group starts of rows without ties (the weights are then all ones: None)."""
+    return torch.arange(n, device=device, dtype=torch.int32).expand(c, n).contiguous()
 
 
 def ball_ranks(response, device, *, centers=None, route="auto", counts=True):
@@ -125,6 +153,11 @@ def ball_ranks(response, device, *, centers=None, route="auto", counts=True):
     counts : bool, default=True
         Also keep the tie-group starts needed by :func:`counts_from_ranks` (the cumsum
         evaluation does not need them).
+
+    Notes
+    -----
+    A chunk's ``weight`` is None when none of its rows has a tie: every ball-end weight is
+    then 1 and the evaluators skip the multiplication.
     """
     device = torch.device(device)
     n = response.n
@@ -133,21 +166,28 @@ def ball_ranks(response, device, *, centers=None, route="auto", counts=True):
         route = "interval" if response.is_scalar_euclidean and device.type == "cpu" else "sort"
     D = None if route == "interval" else response.pairwise(device)
     y = response.data[:, 0] if route == "interval" else None
-    step = _chunk(n, device, width=1 if route == "sort" else 0.5)
+    # R1 sorts a float64 block of D (chunked); R2's per-step cost is numpy call overhead,
+    # so it takes centres in wider blocks (every block's order is kept either way)
+    step = _chunk(n, device, width=1 if route == "sort" else 0.25)
     chunks = []
     for start in range(0, len(centers), step):
         block = centers[start:start + step]
         if route == "interval":
-            s, order = _interval_sort(y, block)
-            s = torch.from_numpy(np.ascontiguousarray(s)).to(device)
-            order = torch.from_numpy(np.ascontiguousarray(order)).to(device)
+            order, tied = _interval_sort(y, block)
+            order = torch.from_numpy(order).to(device)
+            starts = None if tied is None else ~torch.from_numpy(tied).to(device)
         else:
             s, order = torch.sort(D[torch.from_numpy(block).to(device)], dim=1, stable=True)
-        first, last = _tie_groups(s, first=counts)
-        if counts:
-            first = first.to(torch.int32)
-        weight = torch.zeros(s.shape, dtype=torch.int32, device=device)
-        weight.scatter_add_(1, last, torch.ones_like(weight))
+            starts = torch.ones(s.shape, dtype=torch.bool, device=device)
+            torch.ne(s[:, 1:], s[:, :-1], out=starts[:, 1:])
+            del s
+            if bool(starts.all()):
+                starts = None
+        if starts is None:
+            first, weight = _untied(len(block), n, device) if counts else None, None
+        else:
+            first, weight = _tie_groups(starts)
+            first = first if counts else None
         chunks.append((order, first, weight))
     return BallRanks(n, torch.from_numpy(centers).to(device), chunks)
 
