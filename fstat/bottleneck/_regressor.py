@@ -83,7 +83,7 @@ class _Widths:
             sq_y = sq_dists(b.y) if isinstance(est.sigma_y, str) else None
             b.sigma_y = self._resolve(est.sigma_y, b.y, sq_y, "sigma_y")[0]
         if compression and t_width:
-            b.sq_t = sq_dists(b.t)
+            b.sq_t = sq_dists(b.t.detach())
             b.sigma_t = self._resolve(est.sigma_t, b.t, b.sq_t, "sigma_t")[0]
         self._record(b, prediction)
 

@@ -264,10 +264,15 @@ def _median_of_sqrt(sq):
     """
     m = sq.numel()
     k = (m + 1) // 2  # 1-based rank of the lower middle value
-    lower = float(sq.kthvalue(k).values.sqrt())
+    lower_sq = sq.kthvalue(k).values
+    lower = float(lower_sq.sqrt())
     if m % 2:
         return lower
-    upper = float(sq.kthvalue(k + 1).values.sqrt())
+    # the (k+1)-th smallest: lower_sq itself if tied, else the smallest larger value
+    # (one selection instead of two)
+    if int((sq <= lower_sq).sum()) > k:
+        return lower
+    upper = float(torch.where(sq > lower_sq, sq, torch.inf).min().sqrt())
     return 0.5 * (lower + upper)
 
 
