@@ -226,6 +226,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         Validation error (RMSE or MAE, standardised units, lower is better) per epoch.
     best_validation_score_ : float or None
     n_nonfinite_steps_ : int
+        Steps skipped because the batch loss was not finite; 10 consecutive skipped
+        steps stop training (best weights kept, ``ConvergenceWarning``).
     training_time_ : float
 
     See Also
@@ -414,7 +416,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         result = train_minibatches(
             network, loss_fn, len(train_idx), optimizer=optimizer, generator=generator,
             max_epochs=self.max_iter, batch_size=batch_size, min_last_batch=2,
-            skip_nonfinite=True, device=device, validate=validate,
+            skip_nonfinite=True, max_consecutive_nonfinite=10, device=device, validate=validate,
             validate_initial=False, early_stopping=val_idx is not None,
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
             desc="CSIBRegressor",
