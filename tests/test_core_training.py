@@ -252,6 +252,21 @@ def test_eval_every_buffers_losses():
     assert result.validation_iterations == [0, 3, 6, 7]
 
 
+@pytest.mark.parametrize("solver", ["adam", "adamw"])
+def test_fused_adam_follows_the_same_trajectory(solver):
+    X, y = _problem(n=50)
+    nets = [make_mlp(3, (8,), 1, generator=make_generator(0)) for _ in range(2)]
+    opts = [make_optimizer(net.parameters(), solver, learning_rate=0.05, weight_decay=0.01,
+                           fused=fused) for net, fused in zip(nets, (None, True))]
+    for _ in range(20):
+        for net, opt in zip(nets, opts):
+            opt.zero_grad()
+            ((net(X) - y) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_make_optimizer_names():
     p = [torch.nn.Parameter(torch.zeros(2))]
     assert isinstance(make_optimizer(p, "adamw"), torch.optim.AdamW)

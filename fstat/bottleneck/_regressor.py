@@ -405,7 +405,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         )
         optimizer = make_optimizer(network.parameters(), "adam",
                                    learning_rate=self.learning_rate,
-                                   weight_decay=self.weight_decay)
+                                   weight_decay=self.weight_decay, fused=True)
         X_train, Y_train = Xs[train_idx.to(device)], Ys[train_idx.to(device)]
         loss_fn, widths = self._loss_function(network, X_train, Y_train, generator)
         validate = None
