@@ -121,8 +121,10 @@ def conditional_cs_core(x, y, y_pred, sigma_x, sigma_y, *, weights=None):
     )
 
 
-#: entries of one row block in the no-autograd paths (2**18: 2 MiB in float64)
+#: entries of one row block in the no-autograd paths: on CPU 2**18 (2 MiB in float64,
+#: cache-sized); on GPUs blocks only bound memory, so they are large (fewer launches)
 _BLOCK_ENTRIES = 2**18
+_BLOCK_ENTRIES_GPU = 2**26
 
 
 def _lse_rows_(a):
@@ -149,7 +151,8 @@ def _qmi_rows_blocked(x, t, sigma_x, sigma_t):
     """
     with torch.no_grad():
         n = x.shape[0]
-        block = max(1, _BLOCK_ENTRIES // n)
+        entries = _BLOCK_ENTRIES if x.device.type == "cpu" else _BLOCK_ENTRIES_GPU
+        block = max(1, entries // n)
         rows = ([], [], [])
         for start in range(0, n, block):
             stop = min(start + block, n)
