@@ -88,7 +88,10 @@ def sq_dists(X, Y=None, *, chunk_size=None):
         blocks.append(block.clamp_min(0.0))
     D = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
     if symmetric:
-        D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
+        if D.requires_grad:  # keep the graph free of in-place writes
+            D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
+        else:
+            D.fill_diagonal_(0.0)
     return D
 
 
