@@ -299,24 +299,33 @@ def speed(args):
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
-    # S1: epoch time, CS-IB vs MSE objective (same network)
+    # S1: epoch time, CS-IB vs the MSE objective on the same network: with the same
+    # compression term (beta = 0.01, noise 0.1, the defaults) and as the plain MLP
+    # (beta = 0, noise 0). Interleaved repeats, best of each.
     n = 65536 if device.type == "cuda" else (2048 if args.quick else 4096)
     X, y = make_heavy_tailed_friedman(n, 16, random_state=0)
+    variants = {"cs_ib": dict(objective="cs_ib"), "mse": dict(objective="mse"),
+                "mse_plain": dict(objective="mse", beta=0.0, noise_std=0.0)}
     for batch in (128, 1024, 4096):
         if batch > n:
             continue
-        times = {}
-        for objective in ("cs_ib", "mse"):
-            model = CSIBRegressor(objective=objective, max_iter=2, batch_size=batch,
-                                  early_stopping=False, random_state=0, device=args.device)
-            model.fit(X, y)
-            times[objective] = model.training_time_ / model.n_iter_
+        times = {k: [] for k in variants}
+        for _ in range(args.repeats):
+            for name, params in variants.items():
+                model = CSIBRegressor(max_iter=2, batch_size=batch, early_stopping=False,
+                                      random_state=0, device=args.device, **params)
+                model.fit(X, y)
+                times[name].append(model.training_time_ / model.n_iter_)
+        times = {k: min(v) for k, v in times.items()}
         records.append({"workload": "S1 epoch", "batch": batch, "n": n,
                         "cs_ib_s": times["cs_ib"], "mse_s": times["mse"],
-                        "ratio": times["cs_ib"] / times["mse"]})
+                        "mse_plain_s": times["mse_plain"],
+                        "ratio": times["cs_ib"] / times["mse"],
+                        "ratio_plain": times["cs_ib"] / times["mse_plain"]})
         print(f"  S1 epoch n={n} batch={batch:5d}: CS-IB {times['cs_ib']:.3f}s  "
-              f"MSE {times['mse']:.3f}s  ratio {times['cs_ib'] / times['mse']:.2f} "
-              "(target <= 2 CPU, <= 3 GPU at batch 128)")
+              f"MSE {times['mse']:.3f}s (ratio {times['cs_ib'] / times['mse']:.2f})  "
+              f"plain MSE {times['mse_plain']:.3f}s (ratio "
+              f"{times['cs_ib'] / times['mse_plain']:.2f}) (target <= 2 CPU, <= 3 GPU at 128)")
     # S2: forward + backward of the exact estimators
     sizes = [128, 1024, 4096, 8192, 16384] if device.type == "cuda" else (
         [128, 1024] if args.quick else [128, 1024, 2048])
@@ -356,32 +365,52 @@ def speed(args):
         return (np.log(np.trace(K @ Q) / N**2) + np.log(K.sum() * Q.sum() / N**4)
                 - 2 * np.log(ones @ K @ Q @ ones / N**3))
 
-    t_fast = _median_time(lambda: cs_mutual_information(Xn, Tn, sigma_x=4.0, sigma_t=3.0,
-                                                        device=args.device), 3)
-    t_ref = _median_time(numpy_reference, 3)
+    t_fast, t_ref = [], []
+    fast = lambda: cs_mutual_information(Xn, Tn, sigma_x=4.0, sigma_t=3.0,  # noqa: E731
+                                         device=args.device)
+    fast(), numpy_reference()
+    for _ in range(max(3, args.repeats)):  # interleaved, best of each
+        for fn, out in ((fast, t_fast), (numpy_reference, t_ref)):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    t_fast, t_ref = min(t_fast), min(t_ref)
     records.append({"workload": "exact CS-QMI float64 vs O(N^3) numpy", "N": N,
                     "fstat_s": t_fast, "numpy_s": t_ref, "speedup": t_ref / t_fast})
     print(f"  CS-QMI float64 N={N}: fstat {t_fast:.3f}s  numpy O(N^3) {t_ref:.3f}s  "
           f"speedup {t_ref / t_fast:.1f}x (target >= 2x at N=2048)")
     records += speed_rff(args)
-    # S4: CSIBRegressor vs MLPRegressor fit time, same architecture, 50 epochs, batch 128
+    # S4: CSIBRegressor vs MLPRegressor fit time, same architecture, 50 epochs, batch 128.
+    # Interleaved repeats, best of each: wall-clock and process CPU time (the CPU time is
+    # the steadier figure on a shared machine; one torch thread makes them comparable).
     epochs = 10 if args.quick else 50
     X, y = make_heavy_tailed_friedman(2048 if args.quick else 4096, 16, random_state=1)
-    model = CSIBRegressor(max_iter=epochs, batch_size=128, early_stopping=False,
-                          hidden_layer_sizes=(128, 128), bottleneck_dim=128,
-                          decoder_hidden_sizes=(128,), random_state=0, device=args.device)
-    start = time.perf_counter()
-    model.fit(X, y)
-    t_cs = time.perf_counter() - start
-    mlp = MLPRegressor(hidden_layer_sizes=(128, 128, 128, 128), batch_size=128,
-                       max_iter=epochs, tol=0.0, n_iter_no_change=10**6, random_state=0)
-    start = time.perf_counter()
-    mlp.fit(X, y)
-    t_mlp = time.perf_counter() - start
-    records.append({"workload": "S4 fit", "epochs": epochs, "csib_s": t_cs, "mlp_s": t_mlp,
-                    "ratio": t_cs / t_mlp})
-    print(f"  S4 fit {epochs} epochs: CSIBRegressor {t_cs:.2f}s  MLPRegressor {t_mlp:.2f}s  "
-          f"ratio {t_cs / t_mlp:.2f} (target <= 2)")
+    makers = {
+        "csib": lambda: CSIBRegressor(max_iter=epochs, batch_size=128, early_stopping=False,
+                                      hidden_layer_sizes=(128, 128), bottleneck_dim=128,
+                                      decoder_hidden_sizes=(128,), random_state=0,
+                                      device=args.device),
+        "mlp": lambda: MLPRegressor(hidden_layer_sizes=(128, 128, 128, 128), batch_size=128,
+                                    max_iter=epochs, tol=0.0, n_iter_no_change=10**6,
+                                    random_state=0),
+    }
+    wall, cpu = {k: [] for k in makers}, {k: [] for k in makers}
+    for _ in range(args.repeats):
+        for name, make in makers.items():
+            model = make()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            model.fit(X, y)
+            sync()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    t_cs, t_mlp = min(wall["csib"]), min(wall["mlp"])
+    c_cs, c_mlp = min(cpu["csib"]), min(cpu["mlp"])
+    records.append({"workload": "S4 fit", "epochs": epochs, "repeats": args.repeats,
+                    "csib_s": t_cs, "mlp_s": t_mlp, "ratio": t_cs / t_mlp,
+                    "csib_cpu_s": c_cs, "mlp_cpu_s": c_mlp, "cpu_ratio": c_cs / c_mlp})
+    print(f"  S4 fit {epochs} epochs (best of {args.repeats}): CSIBRegressor {t_cs:.2f}s "
+          f"MLPRegressor {t_mlp:.2f}s ratio {t_cs / t_mlp:.2f}; CPU time {c_cs:.2f}s vs "
+          f"{c_mlp:.2f}s ratio {c_cs / c_mlp:.2f} (target <= 2)")
     return records
 
 
@@ -394,9 +423,14 @@ def main(argv=None):
                         help="workloads: quality robustness plane speed (all of S1-S4), or "
                              "rff (S3 alone)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="interleaved repeats of the S1/S4 timings (best of; default 3, "
+                             "2 with --quick)")
     args = parser.parse_args(argv)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.repeats is None:
+        args.repeats = 2 if args.quick else 3
     if args.seeds is None:
         args.seeds = [0] if args.quick else [0, 1, 2, 3, 4]
     device_name = (torch.cuda.get_device_name(0) if args.device == "cuda"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from _reference_bottleneck import hsic_ref
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -353,3 +353,28 @@ def test_cuda_fitted_model_predicts_on_cpu_only_machine(monkeypatch):
 def test_verbose_progress(capsys):
     _fit(verbose=1, max_iter=2)
     assert "CSIBRegressor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_ten_consecutive_nonfinite_steps_stop_training(monkeypatch, early_stopping):
+    # 2 steps per epoch (120 or 108 training rows, batch 64); the prediction term turns
+    # NaN after 6 steps, so the 10th consecutive skipped step is step 16, in epoch 8
+    from fstat.bottleneck import _objectives
+
+    calls = {"n": 0}
+    real = _objectives.OBJECTIVES["cs_ib"]
+
+    def flaky(b):
+        calls["n"] += 1
+        value = real(b)
+        return value * math.nan if calls["n"] > 6 else value
+
+    monkeypatch.setitem(_objectives.OBJECTIVES, "cs_ib", flaky)
+    with pytest.warns(ConvergenceWarning, match="10 consecutive non-finite"):
+        model, X, _ = _fit(max_iter=50, early_stopping=early_stopping, n_iter_no_change=100)
+    assert calls["n"] == 16 and model.n_nonfinite_steps_ == 10
+    assert model.n_iter_ == 8 and len(model.loss_curve_) == model.n_iter_
+    if early_stopping:
+        assert len(model.validation_scores_) == model.n_iter_
+        assert model.best_epoch_ == int(np.argmin(model.validation_scores_))
+    assert np.isfinite(model.predict(X)).all()

@@ -181,6 +181,52 @@ def test_skip_nonfinite_steps_counts_them():
     assert all(math.isfinite(v) for v in result.loss_curve)
 
 
+def _nan_after(pattern):
+    """A minibatch loss that is NaN on the steps where ``pattern(step)`` is true."""
+    X, y = _problem(n=30)
+    net = make_mlp(3, (), 1, generator=make_generator(0))
+    opt = make_optimizer(net.parameters(), "adam", learning_rate=0.01)
+    calls = {"n": 0}
+
+    def loss(idx):
+        calls["n"] += 1
+        value = ((net(X[idx]) - y[idx]) ** 2).mean()
+        return value * math.nan if pattern(calls["n"]) else value
+
+    return net, opt, loss, calls
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_consecutive_nonfinite_steps_stop_exactly(early_stopping):
+    # 3 steps per epoch, steps 1-5 finite, then NaN forever: the 10th consecutive
+    # skipped step is step 15, in epoch 5; all-NaN epochs 3-4 do not stop training
+    net, opt, loss, calls = _nan_after(lambda step: step > 5)
+    with pytest.warns(ConvergenceWarning, match="10 consecutive non-finite"):
+        result = train_minibatches(
+            net, loss, 30, optimizer=opt, generator=make_generator(0), max_epochs=50,
+            batch_size=10, skip_nonfinite=True, max_consecutive_nonfinite=10,
+            early_stopping=early_stopping, n_iter_no_change=100,
+        )
+    assert calls["n"] == 15 and result.n_nonfinite == 10 and result.n_iter == 5
+    assert math.isfinite(result.loss_curve[0]) and math.isnan(result.loss_curve[3])
+    assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_nonfinite_streak_resets_on_a_finite_step():
+    # 9 NaN steps, then one finite step, repeated: never 10 in a row
+    net, opt, loss, calls = _nan_after(lambda step: step % 10 != 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        result = train_minibatches(
+            net, loss, 30, optimizer=opt, generator=make_generator(0), max_epochs=10,
+            batch_size=10, skip_nonfinite=True, max_consecutive_nonfinite=10,
+        )
+    assert result.n_iter == 10 and calls["n"] == 30 and result.n_nonfinite == 27
+    with pytest.raises(ValueError, match="max_consecutive_nonfinite"):
+        train_minibatches(net, loss, 30, optimizer=opt, generator=make_generator(0),
+                          max_epochs=1, max_consecutive_nonfinite=10)
+
+
 def test_named_terms_and_callback():
     X, y = _problem(n=40)
     net = make_mlp(3, (), 1, generator=make_generator(0))
@@ -206,11 +252,37 @@ def test_eval_every_buffers_losses():
     assert result.validation_iterations == [0, 3, 6, 7]
 
 
+@pytest.mark.parametrize("solver", ["adam", "adamw"])
+def test_fused_adam_follows_the_same_trajectory(solver):
+    X, y = _problem(n=50)
+    nets = [make_mlp(3, (8,), 1, generator=make_generator(0)) for _ in range(2)]
+    opts = [make_optimizer(net.parameters(), solver, learning_rate=0.05, weight_decay=0.01,
+                           fused=fused) for net, fused in zip(nets, (None, True))]
+    for _ in range(20):
+        for net, opt in zip(nets, opts):
+            opt.zero_grad()
+            ((net(X) - y) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_make_optimizer_names():
     p = [torch.nn.Parameter(torch.zeros(2))]
     assert isinstance(make_optimizer(p, "adamw"), torch.optim.AdamW)
     with pytest.raises(ValueError, match="solver"):
         make_optimizer(p, "lbfgs-ish")
+
+
+def test_progress_falls_back_to_plain_text_without_tqdm(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes "import tqdm..." fail
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    assert progress_bar(5, verbose=0) is None
+    _fit(max_epochs=3, verbose=1, desc="tiny")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("tiny: 1/3 loss=") and lines[-1].startswith("tiny: 3/3 loss=")
 
 
 def test_progress_bar_only_when_verbose(capsys):

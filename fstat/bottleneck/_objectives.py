@@ -27,10 +27,11 @@ from ._approx import approx_conditional_cs, approx_cs_qmi
 from ._estimators import (
     _cs_qmi_terms,
     conditional_cs_core,
-    conditioning_weights,
     cs_qmi_core,
+    lse,
     normalized_cs_qmi_core,
 )
+from ._fused import conditional_cs_loss, cs_qmi_loss
 
 __all__ = ["OBJECTIVES", "Batch"]
 
@@ -50,7 +51,7 @@ class Batch:
     sigma_y: float | None = None
     sigma_t: float | None = None
     sq_x: torch.Tensor | None = None  # detached sq_dists(x), shared by every x-Gram
-    sq_t: torch.Tensor | None = None  # sq_dists(t) (differentiable), shared by t-Grams
+    sq_t: torch.Tensor | None = None  # detached sq_dists(t) (the t width; fused CS-QMI)
     approximation: str | None = None  # "rff" / "nystroem": CS terms by feature maps
     n_components: int = 1024
     generator: torch.Generator | None = None  # fresh random features per batch
@@ -61,8 +62,9 @@ def cs_prediction(b):
         return approx_conditional_cs(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y,
                                      b.approximation, b.n_components, b.generator,
                                      chunk_size=None)
-    weights = conditioning_weights(b.x, b.sigma_x_pred, sq_x=b.sq_x)
-    return conditional_cs_core(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y, weights=weights)
+    if b.sq_x is None:
+        return conditional_cs_core(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y)
+    return conditional_cs_loss(b.y, b.y_pred, b.sq_x, b.sigma_x_pred, b.sigma_y)
 
 
 def mse_prediction(b):
@@ -77,14 +79,15 @@ def _approx_qmi(b, normalized):
 def cs_qmi_compression(b):
     if b.approximation is not None:
         return _approx_qmi(b, False)
-    return cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, sq_x=b.sq_x, sq_t=b.sq_t)
+    if b.sq_x is None:
+        return cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t)
+    return cs_qmi_loss(b.t, b.sq_x, b.sigma_x, b.sigma_t, sq_t=b.sq_t)
 
 
 def normalized_cs_qmi_compression(b):
     if b.approximation is not None:
         return _approx_qmi(b, True)
-    return normalized_cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, warn=False, sq_x=b.sq_x,
-                                  sq_t=b.sq_t)
+    return normalized_cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t, warn=False, sq_x=b.sq_x)
 
 
 def vib_kl(mu, s):
@@ -99,7 +102,7 @@ def vib_compression(b):
 def nib_bound(mu, eta):
     """-(1/N) sum_i log((1/N) sum_j exp(-||mu_i - mu_j||^2 / (2 eta^2))), in [0, log N]."""
     log_g = log_gaussian_gram(mu, None, eta)
-    return -(torch.logsumexp(log_g, dim=1) - math.log(mu.shape[0])).mean()
+    return -(lse(log_g, dim=1) - math.log(mu.shape[0])).mean()
 
 
 def nib_compression(b):
@@ -113,7 +116,7 @@ def hsic_value(x, t, sigma_x, sigma_t, *, sq_x=None, sq_t=None):
 
 
 def hsic_compression(b):
-    return hsic_value(b.x, b.t, b.sigma_x, b.sigma_t, sq_x=b.sq_x, sq_t=b.sq_t)
+    return hsic_value(b.x, b.t, b.sigma_x, b.sigma_t, sq_x=b.sq_x)
 
 
 OBJECTIVES = {

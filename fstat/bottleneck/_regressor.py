@@ -83,7 +83,7 @@ class _Widths:
             sq_y = sq_dists(b.y) if isinstance(est.sigma_y, str) else None
             b.sigma_y = self._resolve(est.sigma_y, b.y, sq_y, "sigma_y")[0]
         if compression and t_width:
-            b.sq_t = sq_dists(b.t)
+            b.sq_t = sq_dists(b.t.detach())
             b.sigma_t = self._resolve(est.sigma_t, b.t, b.sq_t, "sigma_t")[0]
         self._record(b, prediction)
 
@@ -226,6 +226,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         Validation error (RMSE or MAE, standardised units, lower is better) per epoch.
     best_validation_score_ : float or None
     n_nonfinite_steps_ : int
+        Steps skipped because the batch loss was not finite; 10 consecutive skipped
+        steps stop training (best weights kept, ``ConvergenceWarning``).
     training_time_ : float
 
     See Also
@@ -403,7 +405,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         )
         optimizer = make_optimizer(network.parameters(), "adam",
                                    learning_rate=self.learning_rate,
-                                   weight_decay=self.weight_decay)
+                                   weight_decay=self.weight_decay, fused=True)
         X_train, Y_train = Xs[train_idx.to(device)], Ys[train_idx.to(device)]
         loss_fn, widths = self._loss_function(network, X_train, Y_train, generator)
         validate = None
@@ -414,7 +416,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         result = train_minibatches(
             network, loss_fn, len(train_idx), optimizer=optimizer, generator=generator,
             max_epochs=self.max_iter, batch_size=batch_size, min_last_batch=2,
-            skip_nonfinite=True, device=device, validate=validate,
+            skip_nonfinite=True, max_consecutive_nonfinite=10, device=device, validate=validate,
             validate_initial=False, early_stopping=val_idx is not None,
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
             desc="CSIBRegressor",

@@ -9,6 +9,7 @@ Bandwidth rules are computed without autograd and return Python floats.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -87,7 +88,10 @@ def sq_dists(X, Y=None, *, chunk_size=None):
         blocks.append(block.clamp_min(0.0))
     D = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
     if symmetric:
-        D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
+        if D.requires_grad:  # keep the graph free of in-place writes
+            D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
+        else:
+            D.fill_diagonal_(0.0)
     return D
 
 
@@ -244,6 +248,14 @@ def median_from_sq_dists(D):
     """
     with torch.no_grad():
         n = D.shape[0]
+        if D.device.type == "cpu":
+            sq = D.detach().numpy()[_upper_triangle(n)]
+            median = _median_of_sqrt(sq)
+            if median > 0:
+                return median
+            dists = np.sqrt(sq)
+            positive = dists[dists > 0]
+            return float(positive.mean()) if positive.size else None
         iu = torch.triu_indices(n, n, offset=1, device=D.device)
         sq = D.detach()[iu[0], iu[1]]
         median = _median_of_sqrt(sq)
@@ -256,18 +268,36 @@ def median_from_sq_dists(D):
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _upper_triangle(n):
+    """numpy indices of the pairs i < j of n rows (cached: one batch size per fit)."""
+    return np.triu_indices(n, 1)
+
+
 def _median_of_sqrt(sq):
     """numpy's median of ``sqrt(sq)`` by order selection (``kthvalue``: O(m), not a sort).
 
     The square root is monotone, so the middle order statistics of the squared values
     give those of the distances; an even count averages the two middle distances.
+    A numpy array (CPU data) uses ``numpy.partition`` on both middle ranks at once (the
+    same order statistics, several times faster than the torch selection for a 128-row
+    batch).
     """
-    m = sq.numel()
+    m = sq.size if isinstance(sq, np.ndarray) else sq.numel()
     k = (m + 1) // 2  # 1-based rank of the lower middle value
-    lower = float(sq.kthvalue(k).values.sqrt())
+    if isinstance(sq, np.ndarray):
+        ranks = [k - 1] if m % 2 else [k - 1, k]
+        middle = [float(v) for v in np.sqrt(np.partition(sq, ranks)[ranks])]
+        return middle[0] if m % 2 else 0.5 * (middle[0] + middle[1])
+    lower_sq = sq.kthvalue(k).values
+    lower = float(lower_sq.sqrt())
     if m % 2:
         return lower
-    upper = float(sq.kthvalue(k + 1).values.sqrt())
+    # the (k+1)-th smallest: lower_sq itself if tied, else the smallest larger value
+    # (one selection instead of two)
+    if int((sq <= lower_sq).sum()) > k:
+        return lower
+    upper = float(torch.where(sq > lower_sq, sq, torch.inf).min().sqrt())
     return 0.5 * (lower + upper)
 
 

@@ -1,0 +1,116 @@
+"""The fast paths (training-loss Functions, clamped logsumexp, blocked CS-QMI) equal the cores."""
+
+import numpy as np
+import pytest
+import torch
+from _reference_bottleneck import cs_qmi_abc_ref
+from scipy.spatial.distance import pdist
+
+from fstat.bottleneck import _estimators, cs_mutual_information, kernel_width
+from fstat.bottleneck._estimators import (
+    _cs_qmi_terms,
+    conditional_cs_core,
+    cs_qmi_core,
+    lse,
+)
+from fstat.bottleneck._fused import conditional_cs_loss, cs_qmi_loss
+from fstat.kernels._gram import sq_dists
+
+
+def _tensors(n, dx, dt, dy, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dx, generator=g, dtype=dtype)
+    t = (x[:, :1] + 0.5 * torch.randn(n, dt, generator=g, dtype=dtype)).requires_grad_(True)
+    y = x[:, :1].repeat(1, dy) + 0.3 * torch.randn(n, dy, generator=g, dtype=dtype)
+    y_pred = (y + 0.8 * torch.randn(n, dy, generator=g, dtype=dtype)).requires_grad_(True)
+    return x, t, y, y_pred
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_lse_equals_torch_logsumexp(dtype):
+    g = torch.Generator().manual_seed(0)
+    a = -torch.rand(40, 50, generator=g, dtype=dtype) * 2000  # most exps underflow
+    a[3] = -torch.inf
+    a[5, :10] = -torch.inf
+    for dim in (None, 0, 1):
+        ref = torch.logsumexp(a.reshape(-1), 0) if dim is None else torch.logsumexp(a, dim)
+        tol = 1e-14 if dtype == torch.float64 else 1e-6
+        torch.testing.assert_close(lse(a, dim), ref, rtol=tol, atol=0, equal_nan=True)
+    assert lse(torch.tensor([-torch.inf, -torch.inf])) == -torch.inf
+    assert torch.isnan(lse(torch.tensor([torch.nan, 0.0])))
+    # gradient: softmax weights, exact
+    b = torch.randn(7, 9, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(lse(b, 1).sum(), b)
+    torch.testing.assert_close(grad, torch.softmax(b.detach(), 1), rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("n,dx,dt,dy", [(2, 1, 1, 1), (17, 3, 5, 1), (64, 8, 12, 2)])
+def test_fused_losses_match_autograd_cores(n, dx, dt, dy):
+    x, t, y, y_pred = _tensors(n, dx, dt, dy, seed=n + dx)
+    sq_x = sq_dists(x)
+    for sx, st in ((0.6, 1.7), (2.5, 0.4)):
+        ref = cs_qmi_core(x, t, sx, st)
+        (g_ref,) = torch.autograd.grad(ref, t)
+        got = cs_qmi_loss(t, sq_x, sx, st)
+        (g_got,) = torch.autograd.grad(got, t)
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(g_got, g_ref, rtol=1e-10, atol=1e-13)
+        ref = conditional_cs_core(x, y, y_pred, sx, st)
+        (g_ref,) = torch.autograd.grad(ref, y_pred)
+        got = conditional_cs_loss(y, y_pred, sq_x, sx, st)
+        (g_got,) = torch.autograd.grad(got, y_pred)
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-13)
+        torch.testing.assert_close(g_got, g_ref, rtol=1e-10, atol=1e-13)
+
+
+def test_fused_losses_gradcheck():
+    x, t, y, y_pred = _tensors(8, 3, 4, 2, seed=3)
+    sq_x = sq_dists(x)
+    assert torch.autograd.gradcheck(lambda v: cs_qmi_loss(v, sq_x, 1.1, 1.3), (t,))
+    assert torch.autograd.gradcheck(lambda v: conditional_cs_loss(y, v, sq_x, 0.8, 0.9),
+                                    (y_pred,))
+
+
+def test_fused_losses_float32_large_residuals():
+    # far residuals: every off-diagonal L21 weight underflows; value and gradient stay finite
+    x = torch.randn(128, 4)
+    y = torch.zeros(128, 1)
+    y_pred = torch.full((128, 1), 30.0, requires_grad=True)
+    value = conditional_cs_loss(y, y_pred, sq_dists(x), 0.5, 1.0)
+    value.backward()
+    assert abs(float(value.detach()) - 900.0) <= 1e-3 * 900.0
+    assert torch.isfinite(y_pred.grad).all()
+
+
+@pytest.mark.parametrize("block_entries", [7, 64, 2**18])
+def test_blocked_cs_qmi_matches_reference(monkeypatch, block_entries):
+    monkeypatch.setattr(_estimators, "_BLOCK_ENTRIES", block_entries)
+    rng = np.random.default_rng(4)
+    for dx, dt in ((1, 1), (3, 5)):
+        X = rng.standard_normal((37, dx))
+        T = X[:, :1] + 0.4 * rng.standard_normal((37, dt))
+        with torch.no_grad():
+            got = _cs_qmi_terms(torch.as_tensor(X), torch.as_tensor(T), 0.9, 1.4)
+        ref = cs_qmi_abc_ref(X, T, 0.9, 1.4)
+        np.testing.assert_allclose([float(v) for v in got], np.log(ref), rtol=1e-12)
+
+
+def test_blocked_and_unblocked_public_values_agree():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 4))
+    T = np.tanh(X @ rng.standard_normal((4, 6))) + 0.1 * rng.standard_normal((300, 6))
+    x, t = torch.as_tensor(X), torch.as_tensor(T).requires_grad_(True)
+    unblocked = float(cs_qmi_core(x, t, 1.5, 2.0).detach())  # t requires grad: N x N path
+    blocked = cs_mutual_information(X, T, sigma_x=1.5, sigma_t=2.0, device="cpu")
+    assert blocked == pytest.approx(unblocked, rel=1e-12)
+
+
+def test_median_with_ties_matches_numpy():
+    # many tied distances around the middle exercise the one-selection even-count rule
+    rng = np.random.default_rng(6)
+    for n in (4, 5, 8, 9, 16):
+        for X in (rng.integers(0, 3, (n, 1)).astype(float),
+                  rng.integers(0, 2, (n, 2)).astype(float), rng.standard_normal((n, 2))):
+            ref = np.median(pdist(X))
+            if ref > 0:
+                assert kernel_width(X) == pytest.approx(ref, rel=1e-12)
