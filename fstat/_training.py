@@ -45,7 +45,8 @@ __all__ = [
 _SOLVERS = ("adam", "adamw", "sgd", "momentum")
 
 
-def make_optimizer(params, solver="adam", *, learning_rate=1e-3, weight_decay=0.0, momentum=0.9):
+def make_optimizer(params, solver="adam", *, learning_rate=1e-3, weight_decay=0.0, momentum=0.9,
+                   fused=None):
     """Build a torch optimiser by name.
 
     Parameters
@@ -58,15 +59,18 @@ def make_optimizer(params, solver="adam", *, learning_rate=1e-3, weight_decay=0.
         L2 penalty (decoupled for ``"adamw"``).
     momentum : float, default=0.9
         Used by ``"momentum"`` only.
+    fused : bool or None, default=None
+        Passed to ``torch.optim.Adam``/``AdamW`` (one fused kernel for all parameters, CPU
+        and CUDA, floating dtypes); None keeps torch's default. Ignored by the SGD solvers.
 
     Returns
     -------
     torch.optim.Optimizer
     """
     if solver == "adam":
-        return torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay, fused=fused)
     if solver == "adamw":
-        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay, fused=fused)
     if solver == "sgd":
         return torch.optim.SGD(params, lr=learning_rate, weight_decay=weight_decay)
     if solver == "momentum":

@@ -213,6 +213,28 @@ def test_make_optimizer_names():
         make_optimizer(p, "lbfgs-ish")
 
 
+@pytest.mark.parametrize("solver", ["adam", "adamw"])
+def test_make_optimizer_fused_matches_default(solver):
+    """fused=True (one kernel, CPU here) follows the same Adam trajectory as the default."""
+    g = torch.Generator().manual_seed(0)
+    start = [torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(3, generator=g,
+                                                                               dtype=torch.float64)]
+    grads = [[torch.randn_like(t) for t in start] for _ in range(20)]
+    ends = []
+    for fused in (None, True):
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        opt = make_optimizer(params, solver, learning_rate=0.1, weight_decay=0.01, fused=fused)
+        assert opt.defaults["fused"] == fused
+        for gs in grads:
+            for p, gr in zip(params, gs, strict=True):
+                p.grad = gr.clone()
+            opt.step()
+        ends.append([p.detach().clone() for p in params])
+    for a, b in zip(*ends, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert not torch.equal(ends[1][0], start[0])
+
+
 def test_progress_bar_only_when_verbose(capsys):
     assert progress_bar(10, verbose=0) is None
     bar = progress_bar(3, verbose=1, desc="fit")

@@ -250,9 +250,12 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         tilted = energy.tilted
         objective = self._make_objective(energy, B, m, dtype, device)
         groups = objective.param_groups(energy, self.learning_rate)
-        optimizer = make_optimizer(groups, objective.optimizer_name(self.optimizer),
-                                   learning_rate=self.learning_rate,
-                                   weight_decay=self.weight_decay, momentum=self.momentum)
+        opt_name = objective.optimizer_name(self.optimizer)
+        # one fused Adam kernel for all parameters (CPU and CUDA): no per-tensor launches
+        fused = True if opt_name == "adam" and device.type in ("cpu", "cuda") else None
+        optimizer = make_optimizer(groups, opt_name, learning_rate=self.learning_rate,
+                                   weight_decay=self.weight_decay, momentum=self.momentum,
+                                   fused=fused)
         if self.optimizer == "adam":
             for g in optimizer.param_groups:
                 g["betas"] = (self.momentum, 0.999)
