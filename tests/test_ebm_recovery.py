@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _reference_ebm import _far_noise_errors
 
 from fstat.datasets import make_toy_density
 from fstat.ebm import (
@@ -48,37 +49,6 @@ def test_shifted_gaussian_recovery(cls):
               device="cpu", random_state=0).fit(X)
     assert abs(est.quadratic_mean_[0] - X.mean()) <= 0.15
     assert 0.85 <= est.quadratic_covariance_[0, 0] / X.var() <= 1.15
-
-
-class MeanShiftEnergy(torch.nn.Module):
-    """E(x) = (x - θ)² / 2 (module-level class, so fitted models pickle)."""
-
-    def __init__(self, n_features):
-        super().__init__()
-        self.theta = torch.nn.Parameter(torch.zeros(n_features))
-
-    def forward(self, z):
-        return 0.5 * ((z - self.theta) ** 2).sum(1)
-
-
-def _far_noise_errors(gamma, seeds):
-    errors = []
-    for seed in seeds:
-        X = 4.0 + np.random.RandomState(seed).normal(size=(1000, 1))
-        est = CompositionalEBM(
-            MeanShiftEnergy, tilt=False, noise=GaussianNoise(mean=[0.0], covariance=[[1.0]]),
-            noise_scale=1.0, standardize=False, optimizer="sgd", learning_rate=0.1,
-            dtype="float64", batch_size=128, n_noise=128, max_iter=2000, gamma=gamma,
-            logz_method="grid", device="cpu", random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                est.fit(X)
-            except ValueError:  # non-finite: diverged
-                errors.append(math.inf)
-                continue
-        errors.append(abs(float(est.energy_module_.core.theta[0]) - X.mean()))
-    return np.array(errors)
 
 
 def test_far_noise_moving_average_vs_naive_snis():
