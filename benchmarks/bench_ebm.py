@@ -1,6 +1,8 @@
 """Benchmark of fstat.ebm against scikit-learn KernelDensity / GaussianMixture (and zuko NSF).
 
-Usage: ``PYTHONPATH=. python benchmarks/bench_ebm.py [--device cpu|cuda] [--quick]``
+Usage: ``PYTHONPATH=. python benchmarks/bench_ebm.py [--device cpu|cuda] [--quick]
+[--only PART ...]`` (parts: eight_gaussians moons rings gaussian digits timing; separate
+parts can run in separate processes, each writing its own JSON).
 
 Workloads: the three 2-D toys (true density known), the 5-D Gaussian (closed-form MLE), the
 digits OOD split (PCA-8). Methods: CompositionalEBM ("ma", "msvr"), NCEDensity, SNLDensity,
@@ -196,46 +198,60 @@ def _memory_probe(device):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+_PARTS = ("eight_gaussians", "moons", "rings", "gaussian", "digits", "timing")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="+", choices=_PARTS, default=list(_PARTS),
+                        help="run only these parts (each run writes its own JSON)")
     args = parser.parse_args(argv)
-    try:
-        import zuko  # noqa: F401
+    parts = set(args.only)
+    zuko_ok = False
+    if parts & {"eight_gaussians", "moons", "rings", "digits"}:
+        try:
+            import zuko  # noqa: F401
 
-        zuko_ok = True
-    except ImportError as exc:
-        zuko_ok = False
-        print(f"zuko not available ({exc}); the flow peer is skipped.")
+            zuko_ok = True
+        except ImportError as exc:
+            print(f"zuko not available ({exc}); the flow peer is skipped.")
     n = 2000 if args.quick else 5000
     toy_iter = 1500 if args.quick else 10_000
     rows = []
     for toy in ("eight_gaussians", "moons", "rings"):
+        if toy not in parts:
+            continue
         X, logp = make_toy_density(toy, n, random_state=0, return_log_density=True)
         X_test = make_toy_density(toy, n, random_state=1)
         rows += _run_workload(toy, X, X_test, truth=logp, n_iter=toy_iter, lr=2e-3 if not
                               args.quick else 5e-3, device=args.device, zuko_ok=zuko_ok)
         print(f"done {toy}", flush=True)
-    X, logp = make_toy_density("gaussian", 2000, random_state=0, return_log_density=True)
-    X_test = make_toy_density("gaussian", 2000, random_state=0)  # same law, train = test set
-    rows += _run_workload("gaussian-5d (train)", X, X_test, truth=logp, energy="quadratic",
-                          n_iter=3000, lr=1e-2, device=args.device, zuko_ok=False)
-    S = np.cov(X.T, bias=True)
-    mle = -(2.5 * (1 + math.log(2 * math.pi)) + 0.5 * np.linalg.slogdet(S)[1])
-    for row in rows[-6:]:
-        row["gap_to_mle"] = mle - row["test_loglik"]
-    digits = load_digits_ood(n_components=8)
-    rows += _run_workload("digits-ood (PCA-8)", digits.X_train, digits.X_test,
-                          X_ood=digits.X_ood, n_iter=1500 if args.quick else 3000, lr=1e-3,
-                          device=args.device, zuko_ok=zuko_ok)
-    X = make_toy_density("moons", 5000, random_state=0)
-    timing = _score_timing(X, args.device)
-    steps = _step_timing(X, args.device, repeats=3 if args.quick else 5)
-    memory = _memory_probe(args.device)
+    if "gaussian" in parts:
+        X, logp = make_toy_density("gaussian", 2000, random_state=0, return_log_density=True)
+        X_test = make_toy_density("gaussian", 2000, random_state=0)  # train = test set
+        rows += _run_workload("gaussian-5d (train)", X, X_test, truth=logp,
+                              energy="quadratic", n_iter=3000, lr=1e-2, device=args.device,
+                              zuko_ok=False)
+        S = np.cov(X.T, bias=True)
+        mle = -(2.5 * (1 + math.log(2 * math.pi)) + 0.5 * np.linalg.slogdet(S)[1])
+        for row in rows[-6:]:
+            row["gap_to_mle"] = mle - row["test_loglik"]
+    if "digits" in parts:
+        digits = load_digits_ood(n_components=8)
+        rows += _run_workload("digits-ood (PCA-8)", digits.X_train, digits.X_test,
+                              X_ood=digits.X_ood, n_iter=1500 if args.quick else 3000,
+                              lr=1e-3, device=args.device, zuko_ok=zuko_ok)
+    timing = steps = memory = None
+    if "timing" in parts:
+        X = make_toy_density("moons", 5000, random_state=0)
+        timing = _score_timing(X, args.device)
+        steps = _step_timing(X, args.device, repeats=3 if args.quick else 5)
+        memory = _memory_probe(args.device)
 
     keys = ["test_loglik", "gap_to_truth", "gap_to_mle", "auroc", "fit_s", "ms_per_iter",
-            "logz_se", "logz_ess"]
+            "logz_se", "logz_ess", "clamped"]
     print(f"\n{'workload':22s} {'method':10s} " + " ".join(f"{k:>12s}" for k in keys))
     for row in rows:
         cells = []
@@ -243,6 +259,26 @@ def main(argv=None):
             v = row.get(k)
             cells.append(f"{v:12.4g}" if isinstance(v, (int, float)) else f"{'':>12s}")
         print(f"{row['workload']:22s} {row['method']:10s} " + " ".join(cells))
+    if timing is not None:
+        _print_timing(timing, steps, memory)
+    for name in dict.fromkeys(r["workload"] for r in rows):
+        sub = [r for r in rows if r["workload"] == name]
+        best_peer = max(r["test_loglik"] for r in sub if r["method"] in ("KDE-CV", "GMM-CV"))
+        meco = next(r for r in sub if r["method"] == "MECO-ma")
+        nce = next(r for r in sub if r["method"] == "NCE")
+        print(f"{name:22s} MECO-ma - best(KDE,GMM) = {meco['test_loglik'] - best_peer:+.3f} "
+              f"nats (target >= -0.15 on the 2-D toys); MECO-ma / NCE fit time per iter = "
+              f"{meco['ms_per_iter'] / nce['ms_per_iter']:.2f}")
+    os.makedirs("benchmarks/results", exist_ok=True)
+    suffix = "" if parts == set(_PARTS) else "_" + "-".join(p for p in _PARTS if p in parts)
+    path = f"benchmarks/results/bench_ebm_{args.device.replace(':', '')}{suffix}.json"
+    with open(path, "w") as fh:
+        json.dump({"rows": rows, "score_timing": timing, "step_timing": steps,
+                   "memory_mb": memory, "quick": args.quick}, fh, indent=1)
+    print(f"wrote {path}")
+
+
+def _print_timing(timing, steps, memory):
     print(f"\nscore_samples on 1e5 points: EBM {timing['ebm_s']:.3f} s, KDE(n=5000) "
           f"{timing['kde_s']:.3f} s, ratio KDE/EBM {timing['speedup']:.1f}x (target >= 5); "
           f"1e6 points: EBM {timing['ebm_1e6_s']:.2f} s (target <= 10)")
@@ -257,19 +293,6 @@ def main(argv=None):
           f" IS 1e6 vs 1e5 draws adds {memory['is_1000000_mb'] - memory['is_100000_mb']:.0f} MB;"
           f" score_samples on 1e6 rows adds {memory['score_1e6_mb'] - memory['data_1e6_mb']:.0f}"
           " MB")
-    for name in {r["workload"] for r in rows}:
-        sub = [r for r in rows if r["workload"] == name]
-        best_peer = max(r["test_loglik"] for r in sub if r["method"] in ("KDE-CV", "GMM-CV"))
-        meco = next(r for r in sub if r["method"] == "MECO-ma")
-        nce = next(r for r in sub if r["method"] == "NCE")
-        print(f"{name:22s} MECO-ma - best(KDE,GMM) = {meco['test_loglik'] - best_peer:+.3f} "
-              f"nats; MECO-ma / NCE time per iter = {meco['ms_per_iter'] / nce['ms_per_iter']:.2f}")
-    os.makedirs("benchmarks/results", exist_ok=True)
-    path = f"benchmarks/results/bench_ebm_{args.device.replace(':', '')}.json"
-    with open(path, "w") as fh:
-        json.dump({"rows": rows, "score_timing": timing, "step_timing": steps,
-                   "memory_mb": memory, "quick": args.quick}, fh, indent=1)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
