@@ -1,7 +1,7 @@
 """Slow statistical checks of spec §6: 2-D toys against their true densities (17), OOD on digits
 (19), and the full seed sets of the shifted-Gaussian (15) and far-noise (16) recoveries.
 
-The full seed sets cost about two minutes; they run when ``FSTAT_EBM_FULL=1`` is set. Without
+The full seed sets cost several minutes of CPU; they run when ``FSTAT_EBM_FULL=1`` is set. Without
 it, ``tests/test_ebm_recovery.py`` runs seed 0 of test 15 and seeds 0-3 of test 16.
 """
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 full_seeds = pytest.mark.skipif(
     os.environ.get("FSTAT_EBM_FULL") != "1",
-    reason="full seed set of spec §6.15/16 (about 2 minutes): set FSTAT_EBM_FULL=1")
+    reason="full seed set of spec §6.15/16 (several minutes): set FSTAT_EBM_FULL=1")
 
 
 @pytest.mark.parametrize("toy", ["eight_gaussians", "moons", "rings"])
