@@ -66,6 +66,26 @@ def run(device):
                  "max_abs_diff": gap, "cpu_seconds": times["cpu"],
                  "device_seconds": times[device], "ok": gap < 0.1})
 
+    # 2b. CUDA only: training data kept in pinned host memory (forced), batches copied
+    # asynchronously; statistically equal to the device-resident fit of 2
+    if str(device).startswith("cuda"):
+        from fstat.ebm import _base
+
+        saved = _base._DEVICE_DATA_FRACTION
+        _base._DEVICE_DATA_FRACTION = 0.0
+        try:
+            model = CompositionalEBM(hidden_layer_sizes=(64, 64), learning_rate=2e-3,
+                                     max_iter=n_iter, device=device, random_state=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pinned, t_pin = _timed(lambda: model.fit(X))
+        finally:
+            _base._DEVICE_DATA_FRACTION = saved
+        gap = abs(pinned.score(X_test) - fits[device].score(X_test))
+        rows.append({"check": f"moons fit ({n_iter} it), data in pinned host memory vs on "
+                              "device", "max_abs_diff": gap, "cpu_seconds": float("nan"),
+                     "device_seconds": t_pin, "ok": gap < 0.1})
+
     # 3. large-n paths on the device (timed); CPU timing of a 10x smaller problem for scale
     d = 16 if small else 64
     n = 5000 if small else 100_000
@@ -82,6 +102,34 @@ def run(device):
                           f"({1e3 * t_fit / iters:.2f} ms/it incl. log Z)",
                  "max_abs_diff": 0.0, "cpu_seconds": float("nan"), "device_seconds": t_fit,
                  "ok": bool(np.isfinite(model.score(Xd[:1000])))})
+    # 4. micro-benchmark: time per training step (fit of 20 + k steps minus fit of 20 steps)
+    grid = [(2, 256, (64, 64)), (2, 256, (256, 256))] if small else [
+        (d_, b_, h_) for d_ in (2, 16, 64) for b_ in (256, 4096, 32_768)
+        for h_ in ((64, 64), (256, 256))]
+    k = 30 if small else 200
+    for d_, b_, h_ in grid:
+        Xm = make_toy_density("gaussian", max(b_, 1000), n_features=d_, random_state=0)
+        step_ms = {}
+        for inner in ("ma", "msvr"):
+            fit_s = []
+            for n_it in (20, 20 + k):
+                model = CompositionalEBM(hidden_layer_sizes=h_, batch_size=b_, n_noise=b_,
+                                         max_iter=n_it, inner_estimator=inner, device=device,
+                                         random_state=0, n_logz_samples=1000)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit_s.append(_timed(lambda model=model, Xm=Xm: (model.fit(Xm),
+                                                                     _sync(device)))[1])
+            step_ms[inner] = 1e3 * (fit_s[1] - fit_s[0]) / k
+        target = (3.0, 4.5)
+        rows.append({"check": f"step time d={d_}, B=m={b_}, MLP{h_}: ma {step_ms['ma']:.2f} ms, "
+                              f"msvr {step_ms['msvr']:.2f} ms (targets {target[0]}/{target[1]} "
+                              "ms on one H100/H200)",
+                     "max_abs_diff": 0.0, "cpu_seconds": float("nan"),
+                     "device_seconds": step_ms["ma"] / 1e3,
+                     "ok": small or (step_ms["ma"] <= target[0] and
+                                     step_ms["msvr"] <= target[1])})
+
     M = 100_000 if small else 10_000_000
     est.device_ = str(device)
 
@@ -90,6 +138,14 @@ def run(device):
         _sync(dev)
         return out
 
+    if not small:  # 1e6 draws, timed (spec micro-benchmark); 1e7 below
+        is_6, t_6 = _timed(lambda: estimate_log_partition(est, "is", 1_000_000, device=device,
+                                                          random_state=1))
+        _sync(device)
+        rows.append({"check": "IS log Z with 1000000 draws (moons model)",
+                     "max_abs_diff": abs(is_6.log_z - est.log_partition_),
+                     "cpu_seconds": float("nan"), "device_seconds": t_6,
+                     "ok": abs(is_6.log_z - est.log_partition_) < max(0.02, 5 * is_6.se)})
     (is_dev, t_dev) = _timed(lambda: is_run(device))
     (is_cpu, t_cpu) = _timed(lambda: is_run("cpu")) if small else (is_dev, float("nan"))
     rows.append({"check": f"IS log Z with {M} draws (moons model)",

@@ -307,3 +307,15 @@ def test_msvr_momentum_correction(X):
     assert np.all(np.isfinite(c.score_samples(X)))
     assert not np.allclose(c.score_samples(X), d.score_samples(X))
     assert c.n_inner_clamped_ >= 0 and len(c.loss_curve_) == 60
+
+
+def test_training_data_placement(monkeypatch):
+    """Data stay on the compute device except on CUDA when they exceed the free-memory share."""
+    from fstat.ebm import _base
+
+    cpu = torch.device("cpu")
+    assert _base._data_device(10**15, cpu) == cpu
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4000, 8000))
+    cuda = torch.device("cuda", 0)
+    assert _base._data_device(999, cuda) == cuda
+    assert _base._data_device(1001, cuda) == cpu

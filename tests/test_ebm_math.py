@@ -45,21 +45,58 @@ def test_gamma_schedules():
     assert _gamma_at(10_000, 0.1, "inv_sqrt", 100) == 0.1
 
 
+def _msvr_linear_reference(u_prev, g, g_prev, gamma, kappa=1e-3):
+    """Linear-space msvr recursion u_t = (1-γ) u_{t-1} ĝ_t / ĝ'_t + γ ĝ_t with the floor κ ĝ_t."""
+    u = (1 - gamma) * u_prev * g / g_prev + gamma * g
+    if u <= kappa * g:
+        return kappa * g, True
+    return u, False
+
+
 def test_msvr_log_update_matches_linear_space_and_clamp():
     rs = np.random.RandomState(1)
     n_clamped_ref, n_clamped = 0, 0
-    for _ in range(200):
+    for i in range(300):
         ell, lam, lamp = rs.normal(scale=1.5, size=3)
-        gamma = rs.uniform(0.01, 1.0)
-        u = (1 - gamma) * math.exp(ell) + math.exp(lam) - (1 - gamma) * math.exp(lamp)
-        floor = 1e-3 * math.exp(lam)
-        if u <= floor:
-            u, n_clamped_ref = floor, n_clamped_ref + 1
+        # γ < κ = 1e-3 with u_{t-1} << ĝ'_t is the only way to reach the floor
+        gamma = rs.uniform(0.01, 1.0) if i % 3 else 10 ** rs.uniform(-6, -3.5)
+        if i % 3 == 0:
+            ell -= 12.0
+        u, c = _msvr_linear_reference(math.exp(ell), math.exp(lam), math.exp(lamp), gamma)
+        n_clamped_ref += c
         out, clamped = _msvr_log_update(torch.tensor(ell), torch.tensor(lam), torch.tensor(lamp),
                                         gamma)
         n_clamped += int(clamped)
         assert abs(float(out) - math.log(u)) < 1e-10
     assert n_clamped == n_clamped_ref > 0
+    # γ = 1 is the naive estimate; far-apart values do not overflow
+    out, _ = _msvr_log_update(torch.tensor(3.0), torch.tensor(-2.0), torch.tensor(5.0), 1.0)
+    assert float(out) == -2.0
+    out, c = _msvr_log_update(torch.tensor(900.0), torch.tensor(-800.0), torch.tensor(-799.0),
+                              0.1)
+    assert math.isfinite(float(out)) and not bool(c)
+    assert float(out) == pytest.approx(math.log(0.9) + 900.0 - 1.0, abs=1e-12)
+
+
+def test_msvr_update_is_positive_where_the_additive_correction_fails():
+    """A heavy weight at w_{t-1} (ĝ'_t >> u_{t-1}) and a step that lowers it: the additive
+    correction (1-γ)(u_{t-1} - ĝ'_t) + ĝ_t is negative, the multiplicative one is not; the two
+    differ by exactly (1-γ)(ĝ_t - ĝ'_t)(u_{t-1}/ĝ'_t - 1), so they coincide when u_{t-1} = ĝ'_t
+    and the difference vanishes with the step."""
+    gamma, u_prev, g_prev = 0.1, 1.0, 4.0
+    g = g_prev * math.exp(-0.5)
+    assert (1 - gamma) * (u_prev - g_prev) + g < 0
+    out, clamped = _msvr_log_update(0.0, math.log(g), math.log(g_prev), gamma)
+    assert not bool(clamped) and math.exp(float(out)) > gamma * g
+    rs = np.random.RandomState(3)
+    for _ in range(50):
+        u_prev, g_prev = np.exp(rs.normal(size=2))
+        g = g_prev * math.exp(rs.normal(scale=0.1))
+        gamma = rs.uniform(0.01, 1.0)
+        additive = (1 - gamma) * (u_prev - g_prev) + g
+        out, _ = _msvr_log_update(math.log(u_prev), math.log(g), math.log(g_prev), gamma)
+        diff = (1 - gamma) * (g - g_prev) * (u_prev / g_prev - 1)
+        assert math.exp(float(out)) - additive == pytest.approx(diff, abs=1e-12)
 
 
 def _quadratic_setup(seed=0, d=3, B=7, m=9):
@@ -310,3 +347,40 @@ def test_meco_overflow_guard_resets_to_minibatch_value():
     with pytest.warns(UserWarning, match="overflow guard triggered 1 time"):
         obj.finish(fitted)
     assert fitted.n_inner_resets_ == 1 and fitted.n_inner_clamped_ == 0
+
+
+def test_msvr_objective_gradient_is_the_surrogate_gradient_with_tracked_u():
+    """Two steps of the msvr objective: ℓ_t follows the linear-space recursion on the same noise
+    at w_t and w_{t-1}, and the autograd gradient is G_t = mean ∇E(z) - (1/u_t) mean e^{s}∇E(y)."""
+    from types import SimpleNamespace
+
+    from fstat.ebm._meco import _MecoObjective
+
+    core, energy, noise, z, y0 = _quadratic_setup(seed=4)
+    est = SimpleNamespace(inner_estimator="msvr", optimizer="adam", gamma=0.3,
+                          gamma_schedule="constant", max_iter=10, momentum=0.9)
+    obj = _MecoObjective(est, energy, len(y0), "cpu")
+    params = [core.log_diag, core.lower, core.b]
+    g = torch.Generator().manual_seed(5)
+    u = None
+    for t in range(3):
+        y = y0 if t == 0 else torch.randn(y0.shape, generator=g, dtype=torch.float64)
+        s_prev = energy.log_weight(y).detach().numpy().copy()  # at w_{t-1} (before the move)
+        if t > 0:
+            with torch.no_grad():  # move w: w_t = w_{t-1} + small step
+                for p in params:
+                    p.add_(0.05 * torch.randn(p.shape, generator=g, dtype=torch.float64))
+        e_data = energy.raw(z)
+        s = energy.log_weight(y)
+        loss, _ = obj.loss(t, e_data, s, -e_data, torch.zeros((), dtype=torch.float64), y, z)
+        grads = torch.autograd.grad(loss, params)
+        _, gz_ld, gz_low, gz_b = _numpy_energy_grads(core, z.numpy())
+        Ey, gy_ld, gy_low, gy_b = _numpy_energy_grads(core, y.numpy())
+        s_np = -Ey - noise.score_samples(y.numpy())
+        g_hat, g_prev = np.exp(s_np).mean(), np.exp(s_prev).mean()
+        u = g_hat if t == 0 else _msvr_linear_reference(u, g_hat, g_prev, 0.3)[0]
+        assert float(obj.ell) == pytest.approx(math.log(u), abs=1e-10)
+        w = np.exp(s_np) / u / len(y)
+        for got, gz, gy in zip(grads, (gz_ld, gz_low, gz_b), (gy_ld, gy_low, gy_b), strict=True):
+            np.testing.assert_allclose(got.numpy(), gz.mean(0) - np.tensordot(w, gy, axes=1),
+                                       atol=1e-10, rtol=1e-10)

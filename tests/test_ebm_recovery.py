@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _reference_ebm import _far_noise_errors
 
 from fstat.datasets import make_toy_density
 from fstat.ebm import (
@@ -48,37 +49,6 @@ def test_shifted_gaussian_recovery(cls):
               device="cpu", random_state=0).fit(X)
     assert abs(est.quadratic_mean_[0] - X.mean()) <= 0.15
     assert 0.85 <= est.quadratic_covariance_[0, 0] / X.var() <= 1.15
-
-
-class MeanShiftEnergy(torch.nn.Module):
-    """E(x) = (x - θ)² / 2 (module-level class, so fitted models pickle)."""
-
-    def __init__(self, n_features):
-        super().__init__()
-        self.theta = torch.nn.Parameter(torch.zeros(n_features))
-
-    def forward(self, z):
-        return 0.5 * ((z - self.theta) ** 2).sum(1)
-
-
-def _far_noise_errors(gamma, seeds):
-    errors = []
-    for seed in seeds:
-        X = 4.0 + np.random.RandomState(seed).normal(size=(1000, 1))
-        est = CompositionalEBM(
-            MeanShiftEnergy, tilt=False, noise=GaussianNoise(mean=[0.0], covariance=[[1.0]]),
-            noise_scale=1.0, standardize=False, optimizer="sgd", learning_rate=0.1,
-            dtype="float64", batch_size=128, n_noise=128, max_iter=2000, gamma=gamma,
-            logz_method="grid", device="cpu", random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                est.fit(X)
-            except ValueError:  # non-finite: diverged
-                errors.append(math.inf)
-                continue
-        errors.append(abs(float(est.energy_module_.core.theta[0]) - X.mean()))
-    return np.array(errors)
 
 
 def test_far_noise_moving_average_vs_naive_snis():
@@ -140,3 +110,34 @@ def test_sir_samples_look_like_held_out_data():
     raw = est.noise_.sample(2000, random_state=0) * est.scale_ + est.mean_
     assert abs(typical(samples) - typical(X_hold)) <= 0.4
     assert typical(samples) >= typical(raw) + 2.0
+
+
+def _additive_msvr_update(ell, lam, lam_prev, gamma, kappa=1e-3):
+    """fstat's first msvr recursion (additive STORM correction + floor), for the regression."""
+    a = torch.maximum(ell, torch.maximum(lam, lam_prev))
+    g = torch.exp(lam - a)
+    u = (1 - gamma) * torch.exp(ell - a) + g - (1 - gamma) * torch.exp(lam_prev - a)
+    clamped = u <= kappa * g
+    return a + torch.log(torch.where(clamped, kappa * g, u)), clamped
+
+
+def test_msvr_is_stable_on_moons_at_learning_rate_5e_3(monkeypatch):
+    """Regression of the msvr collapse: Adam at lr 5e-3 on moons (n = 2000, 1500 steps) trains
+    without a clamp to a test log-lik near the truth; the additive correction clamps within 400
+    steps on the same run and its log Z collapses."""
+    import fstat.ebm._meco as meco
+
+    X, logp = make_toy_density("moons", 2000, random_state=0, return_log_density=True)
+    X_test = make_toy_density("moons", 2000, random_state=1)
+    p = dict(inner_estimator="msvr", learning_rate=5e-3, n_logz_samples=20_000, device="cpu",
+             random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est = CompositionalEBM(max_iter=1500, **p).fit(X)
+    assert est.n_inner_clamped_ == 0 and est.n_inner_resets_ == 0
+    assert est.score(X_test) >= np.mean(logp(X_test)) - 0.3
+    monkeypatch.setattr(meco, "_msvr_log_update", _additive_msvr_update)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old = CompositionalEBM(max_iter=400, **p).fit(X)
+    assert old.n_inner_clamped_ > 0 and old.train_log_partition_ < -10

@@ -47,6 +47,7 @@ from ._partition import (
 from ._sampling import mala_step, sir, value_and_grad
 
 _CHUNK = 65536
+_DEVICE_DATA_FRACTION = 0.25
 _NOISES = {
     "gaussian": GaussianNoise,
     "diag_gaussian": DiagonalGaussianNoise,
@@ -63,6 +64,19 @@ def _check_tensor_input(X):
                             "first (X.detach().cpu().numpy()).")
         return X.detach().numpy()
     return X
+
+
+def _data_device(nbytes, device):
+    """Where the training data live during fit.
+
+    On the compute device, unless that is a CUDA device and the data exceed
+    ``_DEVICE_DATA_FRACTION`` of its free memory: then they stay in pinned CPU memory and each
+    minibatch is copied with ``non_blocking=True`` (spec §5.10).
+    """
+    if device.type != "cuda":
+        return device
+    free, _ = torch.cuda.mem_get_info(device)
+    return torch.device("cpu") if nbytes > _DEVICE_DATA_FRACTION * free else device
 
 
 class _BaseEnergyDensity(DensityMixin, BaseEstimator):
@@ -240,19 +254,27 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
         loop_gen = torch.Generator(device=device)
         loop_gen.manual_seed(int(seeds[4]))
-        Zt = torch.tensor(Ztr, dtype=dtype, device=device)
+        data_dev = _data_device(Ztr.shape[0] * (Ztr.shape[1] + 1) * dtype.itemsize, device)
+        on_host = data_dev.type != device.type
+        index_gen = loop_gen
+        if on_host:  # batch indices are drawn where the data are (CPU generator)
+            index_gen = torch.Generator().manual_seed(int(seeds[4]))
         with torch.no_grad():
-            lq_data = self.noise_._module().to(device)(
-                torch.tensor(Ztr, dtype=torch.float64, device=device)).to(dtype)
+            lq_data = self.noise_._module()(torch.tensor(Ztr, dtype=torch.float64)).to(dtype)
+        data = torch.cat([torch.tensor(Ztr, dtype=dtype), lq_data[:, None]], 1)
+        data = data.pin_memory() if on_host else data.to(device)
         probs = None
         if weighted:
-            probs = torch.tensor(atr / atr.sum(), dtype=torch.float64, device=device)
+            probs = torch.tensor(atr / atr.sum(), dtype=torch.float64, device=data_dev)
         tilted = energy.tilted
         objective = self._make_objective(energy, B, m, dtype, device)
         groups = objective.param_groups(energy, self.learning_rate)
-        optimizer = make_optimizer(groups, objective.optimizer_name(self.optimizer),
-                                   learning_rate=self.learning_rate,
-                                   weight_decay=self.weight_decay, momentum=self.momentum)
+        opt_name = objective.optimizer_name(self.optimizer)
+        # one fused Adam kernel for all parameters (CPU and CUDA): no per-tensor launches
+        fused = True if opt_name == "adam" and device.type in ("cpu", "cuda") else None
+        optimizer = make_optimizer(groups, opt_name, learning_rate=self.learning_rate,
+                                   weight_decay=self.weight_decay, momentum=self.momentum,
+                                   fused=fused)
         if self.optimizer == "adam":
             for g in optimizer.param_groups:
                 g["betas"] = (self.momentum, 0.999)
@@ -261,26 +283,28 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
         def draw(t):
             if probs is None:
-                idx = torch.randint(0, n_tr, (B,), generator=loop_gen, device=device)
+                idx = torch.randint(0, n_tr, (B,), generator=index_gen, device=data_dev)
             else:
-                idx = torch.multinomial(probs, B, replacement=True, generator=loop_gen)
+                idx = torch.multinomial(probs, B, replacement=True, generator=index_gen)
+            rows = data[idx]
+            if on_host:  # pinned staging copy, asynchronous host-to-device transfer
+                rows = rows.pin_memory().to(device, non_blocking=True)
             y = energy.noise.sample(m, loop_gen).to(dtype)
-            return idx, y
+            return rows[:, :-1], rows[:, -1], y
 
         def step(t):
             nonlocal first_bad
-            idx, y = draw(t)
-            z = Zt[idx]
+            z, lq_z, y = draw(t)
             out = energy.raw(torch.cat([z, y]))
             e_data, e_noise = out[:B], out[B:]
             if tilted:
                 s = -e_noise
                 s_data = -e_data
-                offset = -lq_data[idx].mean()
+                offset = -lq_z.mean()
             else:
                 lq_y = energy.noise(y)
                 s = -e_noise - lq_y
-                s_data = -e_data - lq_data[idx]
+                s_data = -e_data - lq_z
                 offset = torch.zeros((), dtype=dtype, device=device)
             loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, z)
             optimizer.zero_grad(set_to_none=True)

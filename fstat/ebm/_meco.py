@@ -40,21 +40,28 @@ def _ema_log_update(ell, lam, gamma):
 
 
 def _msvr_log_update(ell, lam, lam_prev, gamma, kappa=_KAPPA):
-    """STORM-corrected inner update in log space with the floor κ·ĝ.
+    """STORM-type inner update with a multiplicative (log-space) transport and the floor κ·ĝ.
 
-    u_t = (1-γ) u_{t-1} + ĝ_t - (1-γ) ĝ'_t, evaluated with the shift a = max(ell, λ, λ');
-    if u_t <= κ ĝ_t it is set to κ ĝ_t. Returns ``(log u_t, clamped)`` (tensors, branch-free).
+    u_t = (1-γ) u_{t-1} · ĝ_t / ĝ'_t + γ ĝ_t, i.e. in log space
+    log u_t = logaddexp(log(1-γ) + ell + λ - λ', log γ + λ); γ = 1 gives λ. The ratio
+    ĝ_t / ĝ'_t (same noise draws at w_t and w_{t-1}) estimates Z(w_t) / Z(w_{t-1}) and is
+    bounded by the largest per-draw change exp(max_j |s_j - s'_j|), so its error shrinks
+    with the step size as in STORM, and u_t > 0 always. To first order in the step it is the
+    additive correction (1-γ)(u_{t-1} + ĝ_t - ĝ'_t) + γ ĝ_t with the difference rescaled by
+    u_{t-1} / ĝ'_t; the additive form (fstat's first definition) can go negative when a
+    heavy importance weight makes ĝ'_t >> u_{t-1}, and its gradient weight ĝ_t / u_t is then
+    unbounded (see the user guide). If u_t <= κ ĝ_t (possible only for γ < κ) it is set to
+    κ ĝ_t. Returns ``(log u_t, clamped)`` (tensors, branch-free).
     """
     ell = torch.as_tensor(ell, dtype=torch.float64)
     lam = torch.as_tensor(lam, dtype=torch.float64, device=ell.device)
     lam_prev = torch.as_tensor(lam_prev, dtype=torch.float64, device=ell.device)
-    a = torch.maximum(ell, torch.maximum(lam, lam_prev))
-    g = torch.exp(lam - a)
-    u = (1.0 - gamma) * torch.exp(ell - a) + g - (1.0 - gamma) * torch.exp(lam_prev - a)
-    floor = kappa * g
-    clamped = u <= floor
-    u = torch.where(clamped, floor, u)
-    return a + torch.log(u), clamped
+    if gamma >= 1.0:
+        return lam.clone(), torch.zeros((), dtype=torch.bool, device=ell.device)
+    out = torch.logaddexp(math.log1p(-gamma) + ell + (lam - lam_prev), math.log(gamma) + lam)
+    floor = math.log(kappa) + lam
+    clamped = out <= floor
+    return torch.where(clamped, floor, out), clamped
 
 
 def _meco_surrogate(e_data, s, ell):
@@ -193,6 +200,9 @@ class CompositionalEBM(_BaseEnergyDensity):
     standardize : bool, default=True
         Work on (x - mean) / std; densities are reported in user units.
     inner_estimator : {"ma", "msvr"}, default="ma"
+        "msvr" transports the tracked value with the ratio of the noise averages at the
+        current and previous parameters, u_t = (1-γ) u_{t-1} ĝ_t/ĝ'_t + γ ĝ_t (one extra
+        forward pass per step; see the user guide for why not the additive correction).
     gamma : float in (0, 1], default=0.1
         Moving-average weight; 1 is naive self-normalised IS (biased).
     gamma_schedule : {"constant", "cosine", "inv_sqrt"}, default="constant"
