@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold, check_cv
 
@@ -22,11 +23,12 @@ from .._sklearn_compat import (
     validate_data,
 )
 from .._torch import parse_dtype, resolve_device
+from .._training import validation_split
 from .._validation import check_sample_weight, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import check_divergences, check_outcome_bounds, column_index, split_treatment
-from ._dualnet import BatchedMLP, group_generator, train_full_batch
+from ._dualnet import BatchedMLP, dual_outputs, fit_dual_groups, group_generator
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning
 from ._inference import AveragedBounds, build_table, weighted_se
 from ._nuisance import (
@@ -35,12 +37,11 @@ from ._nuisance import (
     positive_class_proba,
     predict_batched_regression,
 )
-from ._risk import dual_risk, surrogate_conjugate
+from ._risk import dual_risk
 
 __all__ = ["ConditionalDivergenceBounds"]
 
 FIVE = ("kl", "hellinger", "chi2", "tv", "js")
-_SOFTPLUS_INV_HALF = math.log(math.expm1(0.5))
 
 
 def _tangent_conjugate(t, div, t0):
@@ -284,8 +285,6 @@ class ConditionalDivergenceBounds(BaseEstimator):
         times = {}
         start = time.perf_counter()
         names = check_divergences(self.divergences, self.aggregation, self.k)
-        if self.early_stopping:
-            raise ValueError("early_stopping=True is not implemented yet; use False.")
         hidden = tuple(self.hidden_layer_sizes)
         if not hidden or any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1
                              for h in hidden):
@@ -395,107 +394,113 @@ class ConditionalDivergenceBounds(BaseEstimator):
         self._x_mean, self._x_scale = means, scales
         return {"x": x, "y": yy, "a": aa, "e": ee, "w": ww}
 
-    def _group_tensors(self, data, layout, device, dtype):
-        fold = layout["fold"]
-        t = {key: torch.as_tensor(val[fold]) for key, val in data.items()}
-        t["x"] = t["x"].to(device=device, dtype=dtype)
-        t["y"] = (t["y"] * torch.as_tensor(layout["sign"])[:, None]).to(device, torch.float64)
-        t["a"] = t["a"].to(device)
-        t["e"] = t["e"].to(device, torch.float64)
-        t["w"] = t["w"].to(device, torch.float64)
-        return t
+    def _group_f0(self, names, layout):
+        return np.array([get_divergence(names[d]).f0 for d in layout["divergence"]])
 
-    def _dual_outputs(self, net, x, names, declared, n_folds):
-        """(lam, u) of shape (G, n, 2) from the raw network output."""
-        out = net(x)
-        lam = torch.exp(torch.clamp(out[..., :2], -20.0, 20.0))
-        v = out[..., 2:]
-        if not declared:
-            return lam, v
-        f0 = torch.as_tensor(
-            np.repeat([get_divergence(nm).f0 for nm in names], 2 * n_folds),
-            dtype=out.dtype, device=out.device)[:, None, None]
-        return lam, 1.0 - lam * (f0 - self.domain_margin) + torch.nn.functional.softplus(v)
+    def _dual_outputs(self, net, x, names, declared, layout):
+        """(lam, u) of shape (G, n, 2) from the network."""
+        return dual_outputs(net(x), self._group_f0(names, layout), self.domain_margin, declared)
 
-    def _per_divergence(self, names, n_folds, fn):
-        """Apply ``fn(div, slice)`` per contiguous divergence slice and concatenate."""
-        parts = []
-        for d, name in enumerate(names):
-            parts.append(fn(get_divergence(name), slice(2 * n_folds * d, 2 * n_folds * (d + 1))))
-        return torch.cat(parts, dim=0)
+    def _validation_rows(self, data, n_folds):
+        """Stratified (by arm) early-stopping rows of each fold, (K, L) bool, or None."""
+        if not self.early_stopping:
+            return None
+        val = np.zeros(data["w"].shape, dtype=bool)
+        for k in range(n_folds):
+            real = np.flatnonzero(data["w"][k] > 0)
+            _, rows = validation_split(len(real), self.validation_fraction,
+                                       group_generator(self._seeds[2], k, "validation"),
+                                       stratify=data["a"][k, real], min_validation=2)
+            val[k, real[rows]] = True
+        return val
 
     def _train_dual(self, data, layout, names, declared, hidden, dtype, device):
         n_folds = layout["n_folds"]
-        g = self._group_tensors(data, layout, device, dtype)
-        gens = [group_generator(self._seeds[2], k, names[d])
-                for d, k in zip(layout["divergence"], layout["fold"])]
-        net = BatchedMLP(len(gens), g["x"].shape[2], hidden, 4, gens,
-                         activation=self.activation, dtype=dtype, device=device)
-        with torch.no_grad():
-            last = net.biases[-1]
-            last[..., :2] = 0.0
-            if declared:
-                last[..., 2:] = _SOFTPLUS_INV_HALF
+        fold = layout["fold"]
+        val = self._validation_rows(data, n_folds)
+        group_names = [names[d] for d in layout["divergence"]]
+        keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
+        options = dict(seed=self._seeds[2], declared=declared, hidden=hidden,
+                       activation=self.activation, dtype=str(dtype).replace("torch.", ""),
+                       max_iter=self.max_iter, learning_rate=self.learning_rate,
+                       weight_decay=self.weight_decay, debiased=self.debiased,
+                       margin=self.domain_margin, penalty=self.domain_penalty,
+                       n_iter_no_change=self.n_iter_no_change)
+
+        def task(groups):
+            """Inputs of the groups ``groups`` (trimmed to their folds' longest length)."""
+            length = int(max((data["w"][fold[gi]] > 0).sum() for gi in groups))
+            part = {key: data[key][fold[groups]][:, :length] for key in ("x", "y", "a", "e", "w")}
+            part["y"] = part["y"] * layout["sign"][groups][:, None]
+            return dict(data=part, names=[group_names[gi] for gi in groups],
+                        keys=[keys[gi] for gi in groups],
+                        validation=None if val is None else val[fold[groups]][:, :length])
+
+        if self.dual_batching == "all":
+            parts = [np.arange(len(fold))]
+            results = [fit_dual_groups(**task(parts[0]), device=str(device),
+                                       verbose=self.verbose, **options)]
+        else:
+            parts = [np.flatnonzero(fold == k) for k in range(n_folds)]
+            if device.type == "cuda":  # one device: the folds run here one after another
+                results = [fit_dual_groups(**task(p), device=str(device), **options)
+                           for p in parts]
             else:
-                masked = torch.where(g["w"] > 0, g["y"], torch.full_like(g["y"], -np.inf))
-                top = masked.max(dim=1).values.to(dtype)
-                last[..., 2:] = (top + 1.0)[:, None, None]
-        e1 = g["e"]
-        e = torch.stack([1.0 - e1, e1], dim=-1)  # (G, L, 2)
-        rad = self._per_divergence(names, n_folds, lambda div, sl: div.radius(e[sl]))
-        drad = self._per_divergence(names, n_folds,
-                                    lambda div, sl: div.radius_derivative(e[sl]))
-        onehot = torch.nn.functional.one_hot(g["a"], 2).to(torch.float64)
-        corr_coef = (e * drad * (onehot - e)).to(dtype)
-        rad_obs = rad.gather(2, g["a"].unsqueeze(-1)).squeeze(-1).to(dtype)
-        wn = (g["w"] / g["w"].sum(dim=1, keepdim=True)).to(dtype)
-        target = g["y"].to(dtype)
-        a_idx = g["a"].unsqueeze(-1)
-        margin, penalty, debiased = self.domain_margin, self.domain_penalty, self.debiased
+                results = Parallel(n_jobs=self.n_jobs)(
+                    delayed(fit_dual_groups)(**task(p), device="cpu", **options)
+                    for p in parts)
+        self._store_dual(results, parts, layout, names, declared, hidden)
 
-        def loss_fn():
-            lam, u = self._dual_outputs(net, g["x"], names, declared, n_folds)
-            lam_a = lam.gather(2, a_idx).squeeze(-1)
-            u_a = u.gather(2, a_idx).squeeze(-1)
-            t = (target - u_a) / lam_a
-            gstar = self._per_divergence(
-                names, n_folds, lambda div, sl: surrogate_conjugate(t[sl], div, margin, penalty))
-            loss = lam_a * (rad_obs + gstar) + u_a
-            if debiased:
-                loss = loss + (corr_coef * lam).sum(dim=-1)
-            return (wn * loss).sum(dim=1)
-
-        curve = train_full_batch(net, loss_fn, max_iter=self.max_iter,
-                                 learning_rate=self.learning_rate,
-                                 weight_decay=self.weight_decay, verbose=self.verbose,
-                                 desc="dual networks")
-        if not torch.all(torch.isfinite(curve)):
-            bad = int(torch.nonzero(~torch.isfinite(curve[-1]))[0, 0]) if curve.numel() else 0
-            raise RuntimeError(
-                f"non-finite dual loss for divergence {names[layout['divergence'][bad]]!r}, "
-                f"fold {layout['fold'][bad]}."
-            )
+    def _store_dual(self, results, parts, layout, names, declared, hidden):
+        """Assemble per-part training results into the (divergence, fold, sign) layout."""
+        n_groups, n_folds = len(layout["fold"]), layout["n_folds"]
+        n_iter = max(r["n_iter"] for r in results)
+        curve = torch.full((n_iter, n_groups), math.nan, dtype=torch.float64)
+        state = {}
+        for res, groups in zip(results, parts):
+            c = res["curve"]
+            curve[: c.shape[0], groups] = c
+            for key, value in res["state"].items():
+                if key not in state:
+                    state[key] = torch.empty((n_groups, *value.shape[1:]), dtype=torch.float64)
+                state[key][groups] = value
+        for res, groups in zip(results, parts):
+            bad = np.flatnonzero(~torch.isfinite(res["curve"]).all(dim=0).numpy())
+            if bad.size:
+                gi = groups[bad[0]]
+                raise RuntimeError(
+                    f"non-finite dual loss for divergence {names[layout['divergence'][gi]]!r}, "
+                    f"fold {layout['fold'][gi]}."
+                )
         n_div = len(names)
         self.loss_curve_ = curve.reshape(-1, n_div, n_folds, 2).permute(0, 2, 1, 3).numpy()
-        self.n_iter_ = int(self.max_iter)
-        self.validation_curve_ = None
-        state = {k: v.detach().to("cpu", torch.float64) for k, v in net.state_dict().items()}
+        self.n_iter_ = int(n_iter)
+        if results[0]["validation"] is None:
+            self.validation_curve_ = None
+        else:
+            n_checks = max(r["validation"].shape[0] for r in results)
+            val = torch.full((n_checks, n_groups), math.nan, dtype=torch.float64)
+            for res, groups in zip(results, parts):
+                val[: res["validation"].shape[0], groups] = res["validation"]
+            self.validation_curve_ = val.reshape(-1, n_div, n_folds, 2).permute(
+                0, 2, 1, 3).numpy()
         self.dual_state_ = {"state_dict": state, "layout": layout, "declared": declared,
                             "hidden": hidden, "x_mean": self._x_mean.copy(),
                             "x_scale": self._x_scale.copy()}
-        self._train_tensors = (g, net)
 
     def _fit_pseudo(self, data, layout, names, declared, cov, ytil, a, w, folds, device, dtype):
-        g, net = self._train_tensors
-        del self._train_tensors
         n_folds = layout["n_folds"]
         fold = layout["fold"]
+        g = {"a": torch.as_tensor(data["a"][fold], device=device),
+             "w": torch.as_tensor(data["w"][fold], dtype=torch.float64, device=device),
+             "y": torch.as_tensor(data["y"][fold] * layout["sign"][:, None],
+                                  dtype=torch.float64, device=device)}
         # float64 covariates (g["x"] is rounded to the network dtype), as in prediction
         x64 = torch.as_tensor(data["x"], dtype=torch.float64, device=device)
         x64g = x64[torch.as_tensor(fold, device=device)]
         with torch.no_grad():
             net64 = self._net(torch.float64, device)
-            lam, u = self._dual_outputs(net64, x64g, names, declared, n_folds)
+            lam, u = self._dual_outputs(net64, x64g, names, declared, layout)
             a_idx = g["a"].unsqueeze(-1)
             t = (g["y"] - u.gather(2, a_idx).squeeze(-1)) / lam.gather(2, a_idx).squeeze(-1)
             z_parts, v_parts = [], []
@@ -574,7 +579,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         xg = x_all[layout["fold"]]
         with torch.no_grad():
             lam, u = self._dual_outputs(self._net(torch.float64), xg, self.divergences_,
-                                        st["declared"], n_folds)
+                                        st["declared"], layout)
             inputs = torch.cat([xg, x_all])
             if isinstance(self.pseudo_outcome_model, str):
                 reg = predict_batched_regression(self.pseudo_outcome_models_, inputs)
