@@ -36,6 +36,7 @@ from ._nuisance import (
     fit_propensities,
     positive_class_proba,
     predict_batched_regression,
+    select_groups,
 )
 from ._risk import dual_risk
 
@@ -89,19 +90,27 @@ class ConditionalDivergenceBounds(BaseEstimator):
     learning_rate : float, default=3e-3
     weight_decay : float, default=1e-4
     batch_size : "auto", default="auto"
-        Full batch (minibatching of very large folds is not implemented yet).
+        Full batch, except for folds longer than 131,072 rows, which take one Adam step per
+        minibatch of 65,536 rows (reshuffled every pass; ``max_iter`` counts steps).
     early_stopping : bool, default=False
-        Not implemented yet (must be False).
+        Hold out a stratified (by arm) ``validation_fraction`` of each fold, evaluate every
+        group's debiased risk on it every 10 steps, keep a snapshot of each group's best
+        parameters and stop once no group improved by ``1e-4 * |best|`` for
+        ``n_iter_no_change`` checks; every group is restored to its best snapshot. The held-out
+        rows still enter the pseudo-outcome regressions and the inference.
     validation_fraction : float, default=0.2
     n_iter_no_change : int, default=10
     propensity_clip : float in (0, 0.5), default=1e-3
     domain_margin : float, default=1e-3
     domain_penalty : float, default=1e3
     dual_batching : {"all", "per_fold"}, default="all"
-        Only "all" is implemented; "per_fold" gives identical numbers (groups are independent)
-        and is accepted for forward compatibility.
+        "all": one batched model for every group. "per_fold": one batched model per fold,
+        dispatched with joblib (``n_jobs``; on a CUDA device the folds run here one after
+        another). Groups are independent and Adam is per-coordinate, so both give the same
+        networks up to float rounding.
     n_jobs : int, optional
-        Parallel propensity fits (joblib).
+        Parallel propensity fits and, with ``dual_batching="per_fold"``, fold trainings
+        (joblib; results do not depend on it).
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     random_state : int, RandomState or None
@@ -112,7 +121,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
     divergences_, support_, support_source_, y_center_, y_scale_, folds_, propensity_models_,
     propensity_oof_, propensity_clipped_fraction_, dual_state_, pseudo_outcome_models_,
     outcome_models_, domain_violation_fraction_ (K, D, 2), loss_curve_ (n_iter, K, D, 2),
-    n_iter_, device_, fit_time_, averaged_bounds_, covariate_indices_, treatment_col_,
+    validation_curve_ (n_checks, K, D, 2) or None, n_iter_, device_, fit_time_, averaged_bounds_, covariate_indices_, treatment_col_,
     n_features_in_, feature_names_in_.
 
     Notes
@@ -353,6 +362,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         times["pseudo_outcomes"] = time.perf_counter() - tick
         tick = time.perf_counter()
         self.averaged_bounds_ = self._one_step(cov, y, a, w)
+        self._averaged_plugin = self._plugin(cov, w)
         times["inference"] = time.perf_counter() - tick
         times["total"] = time.perf_counter() - start
         self.fit_time_ = times
@@ -532,30 +542,35 @@ class ConditionalDivergenceBounds(BaseEstimator):
         arms = torch.cat([g["a"], torch.as_tensor(data["a"], device=device)])
         weights = torch.cat([g["w"], torch.as_tensor(data["w"], dtype=torch.float64,
                                                      device=device)])
+        n_groups = len(fold)
         if isinstance(self.pseudo_outcome_model, str):
             keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
             keys += [(int(k), "outcome-mean") for k in range(n_folds)]
             fitted = fit_batched_regression(inputs, targets, arms, weights,
                                             seed=self._seeds[2] + 7, keys=keys, dtype=dtype,
                                             device=device, activation="relu")
-            self.pseudo_outcome_models_ = fitted
-            self.outcome_models_ = "shared with pseudo_outcome_models_ (last K groups)"
-        else:
-            models = {}
-            x_np, t_np = inputs.cpu().numpy(), targets.cpu().numpy()
-            a_np, w_np = arms.cpu().numpy(), weights.cpu().numpy()
-            for gi in range(inputs.shape[0]):
-                for arm in (0, 1):
-                    rows = (w_np[gi] > 0) & (a_np[gi] == arm)
-                    model = clone(self.pseudo_outcome_model)
-                    if w is None:
-                        model.fit(x_np[gi][rows], t_np[gi][rows])
-                    else:
-                        model.fit(x_np[gi][rows], t_np[gi][rows], sample_weight=w_np[gi][rows])
-                    models[(gi, arm)] = model
-            self.pseudo_outcome_models_ = models
-            self.outcome_models_ = "shared with pseudo_outcome_models_ (last K groups)"
-        del fold
+            self.pseudo_outcome_models_ = select_groups(fitted, slice(0, n_groups))
+            self.outcome_models_ = select_groups(fitted, slice(n_groups, None))
+            return
+        x_np, t_np = inputs.cpu().numpy(), targets.cpu().numpy()
+        a_np, w_np = arms.cpu().numpy(), weights.cpu().numpy()
+        pseudo, outcome = {}, {}
+        for gi in range(inputs.shape[0]):
+            for arm in (0, 1):
+                rows = (w_np[gi] > 0) & (a_np[gi] == arm)
+                model = clone(self.pseudo_outcome_model)
+                if w is None:
+                    model.fit(x_np[gi][rows], t_np[gi][rows])
+                else:
+                    model.fit(x_np[gi][rows], t_np[gi][rows], sample_weight=w_np[gi][rows])
+                if gi < n_groups:
+                    key = (int(fold[gi]), names[layout["divergence"][gi]],
+                           int(layout["sign"][gi]), arm)
+                    pseudo[key] = model
+                else:
+                    outcome[(gi - n_groups, arm)] = model
+        self.pseudo_outcome_models_ = pseudo
+        self.outcome_models_ = outcome
 
     def _net(self, dtype, device="cpu"):
         st = self.dual_state_
@@ -580,19 +595,29 @@ class ConditionalDivergenceBounds(BaseEstimator):
         with torch.no_grad():
             lam, u = self._dual_outputs(self._net(torch.float64), xg, self.divergences_,
                                         st["declared"], layout)
-            inputs = torch.cat([xg, x_all])
             if isinstance(self.pseudo_outcome_model, str):
-                reg = predict_batched_regression(self.pseudo_outcome_models_, inputs)
+                reg = predict_batched_regression(self.pseudo_outcome_models_, xg)
+                mu = predict_batched_regression(self.outcome_models_, x_all)
             else:
-                reg = torch.empty(inputs.shape[0], inputs.shape[1], 2, dtype=torch.float64)
-                for (gi, arm), model in self.pseudo_outcome_models_.items():
-                    reg[gi, :, arm] = torch.as_tensor(model.predict(inputs[gi].numpy()),
-                                                      dtype=torch.float64)
-        n_groups = len(layout["fold"])
+                reg = self._predict_regressors(self.pseudo_outcome_models_, xg, layout)
+                mu = self._predict_regressors(self.outcome_models_, x_all, None)
         e1 = np.stack([positive_class_proba(m, cov) for m in self.propensity_models_])
         e1 = np.clip(e1, self.propensity_clip, 1 - self.propensity_clip)
-        return (lam.numpy(), u.numpy(), reg[:n_groups].numpy(), e1,
-                reg[n_groups:].numpy())
+        return lam.numpy(), u.numpy(), reg.numpy(), e1, mu.numpy()
+
+    def _predict_regressors(self, models, inputs, layout):
+        """(groups, m, 2) predictions of fitted sklearn regressors keyed as in fit."""
+        out = torch.empty(inputs.shape[0], inputs.shape[1], 2, dtype=torch.float64)
+        for gi in range(inputs.shape[0]):
+            for arm in (0, 1):
+                if layout is None:
+                    key = (gi, arm)
+                else:
+                    key = (int(layout["fold"][gi]), self.divergences_[layout["divergence"][gi]],
+                           int(layout["sign"][gi]), arm)
+                out[gi, :, arm] = torch.as_tensor(models[key].predict(inputs[gi].numpy()),
+                                                  dtype=torch.float64)
+        return out
 
     def _theta(self, cov):
         """Per-fold plug-in theta (G, n, 2) in standardised units, plus the raw pieces."""
@@ -667,16 +692,18 @@ class ConditionalDivergenceBounds(BaseEstimator):
         """Conditional Manski bounds on an arm's mean (arm 0/1) or on the effect (None)."""
         if arm not in (0, 1, None):
             raise ValueError(f"arm must be 0, 1 or None; got arm={arm!r}.")
-        cov = self._check_X(X)
+        arms = self._manski_arms(self._check_X(X))
+        if arm is not None:
+            return arms[:, arm].copy()
+        return np.column_stack([arms[:, 1, 0] - arms[:, 0, 1], arms[:, 1, 1] - arms[:, 0, 0]])
+
+    def _manski_arms(self, cov):
+        """Conditional Manski bounds (n, 2 arms, [lower, upper])."""
         _, (_, _, _, e, mu) = self._theta(cov)
         mean = (self.y_center_ + self.y_scale_ * mu).mean(axis=0)  # (n, 2)
         ebar = e.mean(axis=0)
         lo, hi = self.support_
-        arms = [ebar[:, j] * mean[:, j] + (1 - ebar[:, j]) * np.array([[lo], [hi]])
-                for j in (0, 1)]
-        if arm is not None:
-            return arms[arm].T.copy()
-        return np.column_stack([arms[1][0] - arms[0][1], arms[1][1] - arms[0][0]])
+        return np.stack([ebar * mean + (1 - ebar) * lo, ebar * mean + (1 - ebar) * hi], axis=-1)
 
     def predict_propensity(self, X):
         """Fold-averaged clipped propensity e_1(x)."""
@@ -685,7 +712,12 @@ class ConditionalDivergenceBounds(BaseEstimator):
         return np.clip(e1, self.propensity_clip, 1 - self.propensity_clip).mean(axis=0)
 
     def average_bounds(self, X=None, y=None, treatment=None, *, method="one-step"):
-        """Averaged bounds with standard errors (training sample when X is None).
+        """Averaged bounds on the training sample (X None) or on new covariates.
+
+        ``method="one-step"`` (training sample only) gives the cross-fitted one-step
+        estimates with influence-function standard errors; ``method="plugin"`` averages the
+        conditional bounds (and conditional Manski bounds) over the rows, without standard
+        errors (the ``se_*`` columns are NaN). Both return an :class:`AveragedBounds`.
 
         Notes
         -----
@@ -702,17 +734,42 @@ class ConditionalDivergenceBounds(BaseEstimator):
         check_is_fitted(self)
         if method not in ("one-step", "plugin"):
             raise ValueError(f"method must be 'one-step' or 'plugin'; got {method!r}.")
-        if X is None and method == "one-step":
-            return self.averaged_bounds_
         if X is None:
-            raise ValueError("method='plugin' needs X.")
-        cov, y, a = self._covariates(X, y, treatment, reset=False, need_y=False,
-                                     need_treatment=False)
-        if method == "plugin":
-            b = self._bounds_all(cov).mean(axis=0)
-            return b
-        raise ValueError("one-step averaged bounds on new data are not implemented yet; pass "
-                         "X=None for the training-sample one-step bounds.")
+            return self.averaged_bounds_ if method == "one-step" else self._averaged_plugin
+        if method == "one-step":
+            raise ValueError("one-step averaged bounds on new data are not implemented yet; "
+                             "pass X=None for the training-sample one-step bounds.")
+        return self._plugin(self._check_X(X))
+
+    def _plugin(self, cov, w=None):
+        """Plug-in averaged bounds: weighted means of the conditional bounds (no SEs)."""
+        b = self._bounds_all(cov)  # (n, D, arm, [lo, up])
+        man = self._manski_arms(cov)
+        wn = np.full(cov.shape[0], 1.0 / cov.shape[0]) if w is None else w / w.sum()
+        per_target = {"Y(0)": (b[:, :, 0], man[:, 0]), "Y(1)": (b[:, :, 1], man[:, 1]),
+                      "effect": (np.stack([b[:, :, 1, 0] - b[:, :, 0, 1],
+                                           b[:, :, 1, 1] - b[:, :, 0, 0]], axis=-1),
+                                 np.column_stack([man[:, 1, 0] - man[:, 0, 1],
+                                                  man[:, 1, 1] - man[:, 0, 0]]))}
+        values, ses, sources = {}, {}, list(self.divergences_)
+        for target, (bounds, manski) in per_target.items():
+            est = np.tensordot(wn, bounds, axes=(0, 0))  # (D, 2)
+            rows = [tuple(r) for r in est]
+            if self.aggregation is not None:
+                a_lo, a_up, _ = aggregate_bounds(est[:, 0], est[:, 1],
+                                                 method=self.aggregation, k=self.k)
+                rows.append((float(a_lo), float(a_up)))
+            rows.append(tuple(wn @ manski))
+            values[target] = np.array(rows)
+            ses[target] = np.full((len(rows), 2), np.nan)
+        if self.aggregation is not None:
+            sources.append("aggregate")
+        sources.append("manski")
+        return AveragedBounds(build_table(values, ses, sources), n_samples=float(cov.shape[0]
+                              if w is None else w.sum()),
+                              method="plug-in (no standard errors)",
+                              aggregation=self.aggregation, divergences=self.divergences_,
+                              header={"Folds": self.dual_state_["layout"]["n_folds"]})
 
     def summary(self, alpha=0.05, *, kind="outer"):
         """statsmodels Summary of the averaged bounds (one-step, fstat extension).
