@@ -6,8 +6,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from fstat.causal import AveragedBounds, ConditionalDivergenceBounds
-from fstat.causal import _dualnet
+from fstat.causal import AveragedBounds, ConditionalDivergenceBounds, _dualnet
 from fstat.causal._dualnet import train_groups
 from fstat.datasets import make_confounded_discrete
 

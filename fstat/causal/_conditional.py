@@ -121,8 +121,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
     divergences_, support_, support_source_, y_center_, y_scale_, folds_, propensity_models_,
     propensity_oof_, propensity_clipped_fraction_, dual_state_, pseudo_outcome_models_,
     outcome_models_, domain_violation_fraction_ (K, D, 2), loss_curve_ (n_iter, K, D, 2),
-    validation_curve_ (n_checks, K, D, 2) or None, n_iter_, device_, fit_time_, averaged_bounds_, covariate_indices_, treatment_col_,
-    n_features_in_, feature_names_in_.
+    validation_curve_ (n_checks, K, D, 2) or None, n_iter_, device_, fit_time_,
+    averaged_bounds_, covariate_indices_, treatment_col_, n_features_in_, feature_names_in_.
 
     Notes
     -----
