@@ -4,8 +4,13 @@ W1: exact marginal solver (time per divergence and sign, error vs a nested high-
     vs scipy.optimize.minimize on the same dual and itbound's marginal solver when installed).
 W2: conditional bounds on make_confounded_discrete (errors vs exact population bounds, coverage,
     time), fstat vs itbound's DebiasedCausalBoundEstimator when installed.
+W3: conditional bounds on make_confounded_paper (unbounded t3 outcome, observed support):
+    coverage of the exact E[Y | do(1), x], mean width, width by propensity bins, domain
+    violations, time (fstat only; itbound's conditional run is W2's).
 
-Usage: ``PYTHONPATH=. python benchmarks/bench_causal.py [--quick] [--full]``.
+Usage: ``PYTHONPATH=. python benchmarks/bench_causal.py [--quick] [--full] [--workloads w1,w2,w3]``.
+Wall and process CPU seconds are both recorded with the 1-minute load average (the machine is
+shared; CPU seconds are less sensitive to other processes).
 Writes ``benchmarks/results/causal.json``.
 """
 
@@ -101,6 +106,49 @@ def workload_w1(sizes, rng):
     return rows
 
 
+def _load():
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:  # pragma: no cover - not Linux
+        return float("nan")
+
+
+def workload_w3(sizes, seed, max_iter):
+    import warnings
+
+    from fstat.causal import ConditionalDivergenceBounds
+    from fstat.datasets import make_confounded_paper
+
+    rows = []
+    for n in sizes:
+        X, y, a, truth = make_confounded_paper(n, random_state=seed, return_truth=True)
+        Xe = np.random.default_rng(seed + 1).uniform(-2, 2, size=(400, X.shape[1]))
+        start, cpu = time.perf_counter(), time.process_time()
+        est = ConditionalDivergenceBounds(max_iter=max_iter, random_state=seed, device="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y, treatment=a)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        mu1 = truth.mu_fn(1, Xe)
+        e_hat = est.predict_propensity(Xe)
+        bins = np.digitize(e_hat, [0.3, 0.5, 0.7])
+        allb = est.predict_outcome_bounds(Xe, 1, divergence="all")
+        agg = est.predict_outcome_bounds(Xe, 1)
+        for name, b in [*zip(est.divergences_, np.moveaxis(allb, 1, 0)), ("intersection", agg)]:
+            width = b[:, 1] - b[:, 0]
+            cover = (b[:, 0] <= mu1) & (mu1 <= b[:, 1])
+            rows.append({"workload": "W3", "n": n, "seed": seed, "divergence": name,
+                         "method": "fstat ConditionalDivergenceBounds (all 5 x 2 x 2)",
+                         "seconds": seconds, "cpu_seconds": cpu, "load": _load(),
+                         "coverage": float(cover.mean()), "mean_width": float(width.mean()),
+                         "width_by_ehat_bin": {lab: float(width[bins == i].mean())
+                                               for i, lab in enumerate(
+                                                   ("<0.3", "0.3-0.5", "0.5-0.7", ">0.7"))
+                                               if np.any(bins == i)},
+                         "violation_fraction": float(est.domain_violation_fraction_.max())})
+    return rows
+
+
 def _itbound():
     try:
         import itbound  # noqa: F401
@@ -119,11 +167,12 @@ def workload_w2(sizes, seeds, max_iter, itbound_epochs, full):
     for n in sizes:
         for seed in seeds:
             X, y, a, truth = make_confounded_discrete(n, random_state=seed, return_truth=True)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             est = ConditionalDivergenceBounds(outcome_bounds=(0, 4), max_iter=max_iter,
                                               random_state=seed, device="cpu")
             est.fit(X, y, treatment=a)
             seconds = time.perf_counter() - start
+            cpu = time.process_time() - cpu
             for name in FIVE:
                 pop = truth.population_bounds(name)
                 fitted = np.stack([est.predict_outcome_bounds(np.eye(4), arm, divergence=name)
@@ -133,7 +182,8 @@ def workload_w2(sizes, seeds, max_iter, itbound_epochs, full):
                                 & (truth.cell_mu <= fitted[..., 1] + 1e-12))
                 rows.append({"workload": "W2", "n": n, "seed": seed, "divergence": name,
                              "method": "fstat ConditionalDivergenceBounds (all 5 x 2 x 2)",
-                             "seconds": seconds, "max_err": float(err.max()),
+                             "seconds": seconds, "cpu_seconds": cpu, "load": _load(),
+                             "max_err": float(err.max()),
                              "mean_err": float(err.mean()), "coverage_cells": float(cover),
                              "mean_width": float(np.mean(fitted[..., 1] - fitted[..., 0])),
                              "violation_fraction": float(est.domain_violation_fraction_.max()),
@@ -211,8 +261,9 @@ def _itbound_marginal(y, a, name):  # pragma: no cover - optional
 
 
 def _print_table(rows):
-    keys = ("workload", "data", "n", "divergence", "method", "seconds", "seconds_both_signs",
-            "max_err", "mean_err", "abs_error_vs_nested", "coverage_cells", "note")
+    keys = ("workload", "data", "n", "divergence", "method", "seconds", "cpu_seconds", "load",
+            "seconds_both_signs", "max_err", "mean_err", "abs_error_vs_nested", "coverage_cells",
+            "coverage", "mean_width", "violation_fraction", "note")
     for row in rows:
         parts = []
         for k in keys:
@@ -226,7 +277,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--workloads", default="w1,w2,w3",
+                        help="comma-separated subset of w1,w2,w3")
     args = parser.parse_args(argv)
+    chosen = {w.strip().lower() for w in args.workloads.split(",")}
     rng = np.random.default_rng(0)
     meta = {"machine": platform.node(), "python": platform.python_version(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
@@ -237,11 +291,14 @@ def main(argv=None):
     except ImportError:  # pragma: no cover
         pass
     w1_sizes = (1_000, 10_000, 100_000) if args.quick else (1_000, 10_000, 100_000, 1_000_000)
-    rows = workload_w1(w1_sizes, rng)
-    if args.quick:
-        rows += workload_w2((4000,), (0,), 500, 20, args.full)
-    else:
-        rows += workload_w2((4000, 8000), (0, 1, 2), 500, 256, args.full)
+    rows = workload_w1(w1_sizes, rng) if "w1" in chosen else []
+    if "w2" in chosen:
+        if args.quick:
+            rows += workload_w2((4000,), (0,), 500, 20, args.full)
+        else:
+            rows += workload_w2((4000, 8000), (0, 1, 2), 500, 256, args.full)
+    if "w3" in chosen:
+        rows += workload_w3((4000,) if args.quick else (4000, 16000), 0, 500)
     _print_table(rows)
     meta["peak_rss_mb"] = _rss_mb()
     out = Path(__file__).parent / "results"

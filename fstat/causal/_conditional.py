@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import StratifiedKFold, check_cv
 
@@ -22,11 +23,12 @@ from .._sklearn_compat import (
     validate_data,
 )
 from .._torch import parse_dtype, resolve_device
+from .._training import validation_split
 from .._validation import check_sample_weight, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import check_divergences, check_outcome_bounds, column_index, split_treatment
-from ._dualnet import BatchedMLP, group_generator, train_full_batch
+from ._dualnet import BatchedMLP, dual_outputs, fit_dual_groups, group_generator
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning
 from ._inference import AveragedBounds, build_table, weighted_se
 from ._nuisance import (
@@ -34,13 +36,13 @@ from ._nuisance import (
     fit_propensities,
     positive_class_proba,
     predict_batched_regression,
+    select_groups,
 )
-from ._risk import dual_risk, surrogate_conjugate
+from ._risk import dual_risk
 
 __all__ = ["ConditionalDivergenceBounds"]
 
 FIVE = ("kl", "hellinger", "chi2", "tv", "js")
-_SOFTPLUS_INV_HALF = math.log(math.expm1(0.5))
 
 
 def _tangent_conjugate(t, div, t0):
@@ -88,19 +90,27 @@ class ConditionalDivergenceBounds(BaseEstimator):
     learning_rate : float, default=3e-3
     weight_decay : float, default=1e-4
     batch_size : "auto", default="auto"
-        Full batch (minibatching of very large folds is not implemented yet).
+        Full batch, except for folds longer than 131,072 rows, which take one Adam step per
+        minibatch of 65,536 rows (reshuffled every pass; ``max_iter`` counts steps).
     early_stopping : bool, default=False
-        Not implemented yet (must be False).
+        Hold out a stratified (by arm) ``validation_fraction`` of each fold, evaluate every
+        group's debiased risk on it every 10 steps, keep a snapshot of each group's best
+        parameters and stop once no group improved by ``1e-4 * |best|`` for
+        ``n_iter_no_change`` checks; every group is restored to its best snapshot. The held-out
+        rows still enter the pseudo-outcome regressions and the inference.
     validation_fraction : float, default=0.2
     n_iter_no_change : int, default=10
     propensity_clip : float in (0, 0.5), default=1e-3
     domain_margin : float, default=1e-3
     domain_penalty : float, default=1e3
     dual_batching : {"all", "per_fold"}, default="all"
-        Only "all" is implemented; "per_fold" gives identical numbers (groups are independent)
-        and is accepted for forward compatibility.
+        "all": one batched model for every group. "per_fold": one batched model per fold,
+        dispatched with joblib (``n_jobs``; on a CUDA device the folds run here one after
+        another). Groups are independent and Adam is per-coordinate, so both give the same
+        networks up to float rounding.
     n_jobs : int, optional
-        Parallel propensity fits (joblib).
+        Parallel propensity fits and, with ``dual_batching="per_fold"``, fold trainings
+        (joblib; results do not depend on it).
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     random_state : int, RandomState or None
@@ -111,8 +121,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
     divergences_, support_, support_source_, y_center_, y_scale_, folds_, propensity_models_,
     propensity_oof_, propensity_clipped_fraction_, dual_state_, pseudo_outcome_models_,
     outcome_models_, domain_violation_fraction_ (K, D, 2), loss_curve_ (n_iter, K, D, 2),
-    n_iter_, device_, fit_time_, averaged_bounds_, covariate_indices_, treatment_col_,
-    n_features_in_, feature_names_in_.
+    validation_curve_ (n_checks, K, D, 2) or None, n_iter_, device_, fit_time_,
+    averaged_bounds_, covariate_indices_, treatment_col_, n_features_in_, feature_names_in_.
 
     Notes
     -----
@@ -284,8 +294,6 @@ class ConditionalDivergenceBounds(BaseEstimator):
         times = {}
         start = time.perf_counter()
         names = check_divergences(self.divergences, self.aggregation, self.k)
-        if self.early_stopping:
-            raise ValueError("early_stopping=True is not implemented yet; use False.")
         hidden = tuple(self.hidden_layer_sizes)
         if not hidden or any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1
                              for h in hidden):
@@ -354,6 +362,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         times["pseudo_outcomes"] = time.perf_counter() - tick
         tick = time.perf_counter()
         self.averaged_bounds_ = self._one_step(cov, y, a, w)
+        self._averaged_plugin = self._plugin(cov, w)
         times["inference"] = time.perf_counter() - tick
         times["total"] = time.perf_counter() - start
         self.fit_time_ = times
@@ -395,107 +404,113 @@ class ConditionalDivergenceBounds(BaseEstimator):
         self._x_mean, self._x_scale = means, scales
         return {"x": x, "y": yy, "a": aa, "e": ee, "w": ww}
 
-    def _group_tensors(self, data, layout, device, dtype):
-        fold = layout["fold"]
-        t = {key: torch.as_tensor(val[fold]) for key, val in data.items()}
-        t["x"] = t["x"].to(device=device, dtype=dtype)
-        t["y"] = (t["y"] * torch.as_tensor(layout["sign"])[:, None]).to(device, torch.float64)
-        t["a"] = t["a"].to(device)
-        t["e"] = t["e"].to(device, torch.float64)
-        t["w"] = t["w"].to(device, torch.float64)
-        return t
+    def _group_f0(self, names, layout):
+        return np.array([get_divergence(names[d]).f0 for d in layout["divergence"]])
 
-    def _dual_outputs(self, net, x, names, declared, n_folds):
-        """(lam, u) of shape (G, n, 2) from the raw network output."""
-        out = net(x)
-        lam = torch.exp(torch.clamp(out[..., :2], -20.0, 20.0))
-        v = out[..., 2:]
-        if not declared:
-            return lam, v
-        f0 = torch.as_tensor(
-            np.repeat([get_divergence(nm).f0 for nm in names], 2 * n_folds),
-            dtype=out.dtype, device=out.device)[:, None, None]
-        return lam, 1.0 - lam * (f0 - self.domain_margin) + torch.nn.functional.softplus(v)
+    def _dual_outputs(self, net, x, names, declared, layout):
+        """(lam, u) of shape (G, n, 2) from the network."""
+        return dual_outputs(net(x), self._group_f0(names, layout), self.domain_margin, declared)
 
-    def _per_divergence(self, names, n_folds, fn):
-        """Apply ``fn(div, slice)`` per contiguous divergence slice and concatenate."""
-        parts = []
-        for d, name in enumerate(names):
-            parts.append(fn(get_divergence(name), slice(2 * n_folds * d, 2 * n_folds * (d + 1))))
-        return torch.cat(parts, dim=0)
+    def _validation_rows(self, data, n_folds):
+        """Stratified (by arm) early-stopping rows of each fold, (K, L) bool, or None."""
+        if not self.early_stopping:
+            return None
+        val = np.zeros(data["w"].shape, dtype=bool)
+        for k in range(n_folds):
+            real = np.flatnonzero(data["w"][k] > 0)
+            _, rows = validation_split(len(real), self.validation_fraction,
+                                       group_generator(self._seeds[2], k, "validation"),
+                                       stratify=data["a"][k, real], min_validation=2)
+            val[k, real[rows]] = True
+        return val
 
     def _train_dual(self, data, layout, names, declared, hidden, dtype, device):
         n_folds = layout["n_folds"]
-        g = self._group_tensors(data, layout, device, dtype)
-        gens = [group_generator(self._seeds[2], k, names[d])
-                for d, k in zip(layout["divergence"], layout["fold"])]
-        net = BatchedMLP(len(gens), g["x"].shape[2], hidden, 4, gens,
-                         activation=self.activation, dtype=dtype, device=device)
-        with torch.no_grad():
-            last = net.biases[-1]
-            last[..., :2] = 0.0
-            if declared:
-                last[..., 2:] = _SOFTPLUS_INV_HALF
+        fold = layout["fold"]
+        val = self._validation_rows(data, n_folds)
+        group_names = [names[d] for d in layout["divergence"]]
+        keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
+        options = dict(seed=self._seeds[2], declared=declared, hidden=hidden,
+                       activation=self.activation, dtype=str(dtype).replace("torch.", ""),
+                       max_iter=self.max_iter, learning_rate=self.learning_rate,
+                       weight_decay=self.weight_decay, debiased=self.debiased,
+                       margin=self.domain_margin, penalty=self.domain_penalty,
+                       n_iter_no_change=self.n_iter_no_change)
+
+        def task(groups):
+            """Inputs of the groups ``groups`` (trimmed to their folds' longest length)."""
+            length = int(max((data["w"][fold[gi]] > 0).sum() for gi in groups))
+            part = {key: data[key][fold[groups]][:, :length] for key in ("x", "y", "a", "e", "w")}
+            part["y"] = part["y"] * layout["sign"][groups][:, None]
+            return dict(data=part, names=[group_names[gi] for gi in groups],
+                        keys=[keys[gi] for gi in groups],
+                        validation=None if val is None else val[fold[groups]][:, :length])
+
+        if self.dual_batching == "all":
+            parts = [np.arange(len(fold))]
+            results = [fit_dual_groups(**task(parts[0]), device=str(device),
+                                       verbose=self.verbose, **options)]
+        else:
+            parts = [np.flatnonzero(fold == k) for k in range(n_folds)]
+            if device.type == "cuda":  # one device: the folds run here one after another
+                results = [fit_dual_groups(**task(p), device=str(device), **options)
+                           for p in parts]
             else:
-                masked = torch.where(g["w"] > 0, g["y"], torch.full_like(g["y"], -np.inf))
-                top = masked.max(dim=1).values.to(dtype)
-                last[..., 2:] = (top + 1.0)[:, None, None]
-        e1 = g["e"]
-        e = torch.stack([1.0 - e1, e1], dim=-1)  # (G, L, 2)
-        rad = self._per_divergence(names, n_folds, lambda div, sl: div.radius(e[sl]))
-        drad = self._per_divergence(names, n_folds,
-                                    lambda div, sl: div.radius_derivative(e[sl]))
-        onehot = torch.nn.functional.one_hot(g["a"], 2).to(torch.float64)
-        corr_coef = (e * drad * (onehot - e)).to(dtype)
-        rad_obs = rad.gather(2, g["a"].unsqueeze(-1)).squeeze(-1).to(dtype)
-        wn = (g["w"] / g["w"].sum(dim=1, keepdim=True)).to(dtype)
-        target = g["y"].to(dtype)
-        a_idx = g["a"].unsqueeze(-1)
-        margin, penalty, debiased = self.domain_margin, self.domain_penalty, self.debiased
+                results = Parallel(n_jobs=self.n_jobs)(
+                    delayed(fit_dual_groups)(**task(p), device="cpu", **options)
+                    for p in parts)
+        self._store_dual(results, parts, layout, names, declared, hidden)
 
-        def loss_fn():
-            lam, u = self._dual_outputs(net, g["x"], names, declared, n_folds)
-            lam_a = lam.gather(2, a_idx).squeeze(-1)
-            u_a = u.gather(2, a_idx).squeeze(-1)
-            t = (target - u_a) / lam_a
-            gstar = self._per_divergence(
-                names, n_folds, lambda div, sl: surrogate_conjugate(t[sl], div, margin, penalty))
-            loss = lam_a * (rad_obs + gstar) + u_a
-            if debiased:
-                loss = loss + (corr_coef * lam).sum(dim=-1)
-            return (wn * loss).sum(dim=1)
-
-        curve = train_full_batch(net, loss_fn, max_iter=self.max_iter,
-                                 learning_rate=self.learning_rate,
-                                 weight_decay=self.weight_decay, verbose=self.verbose,
-                                 desc="dual networks")
-        if not torch.all(torch.isfinite(curve)):
-            bad = int(torch.nonzero(~torch.isfinite(curve[-1]))[0, 0]) if curve.numel() else 0
-            raise RuntimeError(
-                f"non-finite dual loss for divergence {names[layout['divergence'][bad]]!r}, "
-                f"fold {layout['fold'][bad]}."
-            )
+    def _store_dual(self, results, parts, layout, names, declared, hidden):
+        """Assemble per-part training results into the (divergence, fold, sign) layout."""
+        n_groups, n_folds = len(layout["fold"]), layout["n_folds"]
+        n_iter = max(r["n_iter"] for r in results)
+        curve = torch.full((n_iter, n_groups), math.nan, dtype=torch.float64)
+        state = {}
+        for res, groups in zip(results, parts):
+            c = res["curve"]
+            curve[: c.shape[0], groups] = c
+            for key, value in res["state"].items():
+                if key not in state:
+                    state[key] = torch.empty((n_groups, *value.shape[1:]), dtype=torch.float64)
+                state[key][groups] = value
+        for res, groups in zip(results, parts):
+            bad = np.flatnonzero(~torch.isfinite(res["curve"]).all(dim=0).numpy())
+            if bad.size:
+                gi = groups[bad[0]]
+                raise RuntimeError(
+                    f"non-finite dual loss for divergence {names[layout['divergence'][gi]]!r}, "
+                    f"fold {layout['fold'][gi]}."
+                )
         n_div = len(names)
         self.loss_curve_ = curve.reshape(-1, n_div, n_folds, 2).permute(0, 2, 1, 3).numpy()
-        self.n_iter_ = int(self.max_iter)
-        self.validation_curve_ = None
-        state = {k: v.detach().to("cpu", torch.float64) for k, v in net.state_dict().items()}
+        self.n_iter_ = int(n_iter)
+        if results[0]["validation"] is None:
+            self.validation_curve_ = None
+        else:
+            n_checks = max(r["validation"].shape[0] for r in results)
+            val = torch.full((n_checks, n_groups), math.nan, dtype=torch.float64)
+            for res, groups in zip(results, parts):
+                val[: res["validation"].shape[0], groups] = res["validation"]
+            self.validation_curve_ = val.reshape(-1, n_div, n_folds, 2).permute(
+                0, 2, 1, 3).numpy()
         self.dual_state_ = {"state_dict": state, "layout": layout, "declared": declared,
                             "hidden": hidden, "x_mean": self._x_mean.copy(),
                             "x_scale": self._x_scale.copy()}
-        self._train_tensors = (g, net)
 
     def _fit_pseudo(self, data, layout, names, declared, cov, ytil, a, w, folds, device, dtype):
-        g, net = self._train_tensors
-        del self._train_tensors
         n_folds = layout["n_folds"]
         fold = layout["fold"]
+        g = {"a": torch.as_tensor(data["a"][fold], device=device),
+             "w": torch.as_tensor(data["w"][fold], dtype=torch.float64, device=device),
+             "y": torch.as_tensor(data["y"][fold] * layout["sign"][:, None],
+                                  dtype=torch.float64, device=device)}
         # float64 covariates (g["x"] is rounded to the network dtype), as in prediction
         x64 = torch.as_tensor(data["x"], dtype=torch.float64, device=device)
         x64g = x64[torch.as_tensor(fold, device=device)]
         with torch.no_grad():
             net64 = self._net(torch.float64, device)
-            lam, u = self._dual_outputs(net64, x64g, names, declared, n_folds)
+            lam, u = self._dual_outputs(net64, x64g, names, declared, layout)
             a_idx = g["a"].unsqueeze(-1)
             t = (g["y"] - u.gather(2, a_idx).squeeze(-1)) / lam.gather(2, a_idx).squeeze(-1)
             z_parts, v_parts = [], []
@@ -527,30 +542,35 @@ class ConditionalDivergenceBounds(BaseEstimator):
         arms = torch.cat([g["a"], torch.as_tensor(data["a"], device=device)])
         weights = torch.cat([g["w"], torch.as_tensor(data["w"], dtype=torch.float64,
                                                      device=device)])
+        n_groups = len(fold)
         if isinstance(self.pseudo_outcome_model, str):
             keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
             keys += [(int(k), "outcome-mean") for k in range(n_folds)]
             fitted = fit_batched_regression(inputs, targets, arms, weights,
                                             seed=self._seeds[2] + 7, keys=keys, dtype=dtype,
                                             device=device, activation="relu")
-            self.pseudo_outcome_models_ = fitted
-            self.outcome_models_ = "shared with pseudo_outcome_models_ (last K groups)"
-        else:
-            models = {}
-            x_np, t_np = inputs.cpu().numpy(), targets.cpu().numpy()
-            a_np, w_np = arms.cpu().numpy(), weights.cpu().numpy()
-            for gi in range(inputs.shape[0]):
-                for arm in (0, 1):
-                    rows = (w_np[gi] > 0) & (a_np[gi] == arm)
-                    model = clone(self.pseudo_outcome_model)
-                    if w is None:
-                        model.fit(x_np[gi][rows], t_np[gi][rows])
-                    else:
-                        model.fit(x_np[gi][rows], t_np[gi][rows], sample_weight=w_np[gi][rows])
-                    models[(gi, arm)] = model
-            self.pseudo_outcome_models_ = models
-            self.outcome_models_ = "shared with pseudo_outcome_models_ (last K groups)"
-        del fold
+            self.pseudo_outcome_models_ = select_groups(fitted, slice(0, n_groups))
+            self.outcome_models_ = select_groups(fitted, slice(n_groups, None))
+            return
+        x_np, t_np = inputs.cpu().numpy(), targets.cpu().numpy()
+        a_np, w_np = arms.cpu().numpy(), weights.cpu().numpy()
+        pseudo, outcome = {}, {}
+        for gi in range(inputs.shape[0]):
+            for arm in (0, 1):
+                rows = (w_np[gi] > 0) & (a_np[gi] == arm)
+                model = clone(self.pseudo_outcome_model)
+                if w is None:
+                    model.fit(x_np[gi][rows], t_np[gi][rows])
+                else:
+                    model.fit(x_np[gi][rows], t_np[gi][rows], sample_weight=w_np[gi][rows])
+                if gi < n_groups:
+                    key = (int(fold[gi]), names[layout["divergence"][gi]],
+                           int(layout["sign"][gi]), arm)
+                    pseudo[key] = model
+                else:
+                    outcome[(gi - n_groups, arm)] = model
+        self.pseudo_outcome_models_ = pseudo
+        self.outcome_models_ = outcome
 
     def _net(self, dtype, device="cpu"):
         st = self.dual_state_
@@ -574,20 +594,30 @@ class ConditionalDivergenceBounds(BaseEstimator):
         xg = x_all[layout["fold"]]
         with torch.no_grad():
             lam, u = self._dual_outputs(self._net(torch.float64), xg, self.divergences_,
-                                        st["declared"], n_folds)
-            inputs = torch.cat([xg, x_all])
+                                        st["declared"], layout)
             if isinstance(self.pseudo_outcome_model, str):
-                reg = predict_batched_regression(self.pseudo_outcome_models_, inputs)
+                reg = predict_batched_regression(self.pseudo_outcome_models_, xg)
+                mu = predict_batched_regression(self.outcome_models_, x_all)
             else:
-                reg = torch.empty(inputs.shape[0], inputs.shape[1], 2, dtype=torch.float64)
-                for (gi, arm), model in self.pseudo_outcome_models_.items():
-                    reg[gi, :, arm] = torch.as_tensor(model.predict(inputs[gi].numpy()),
-                                                      dtype=torch.float64)
-        n_groups = len(layout["fold"])
+                reg = self._predict_regressors(self.pseudo_outcome_models_, xg, layout)
+                mu = self._predict_regressors(self.outcome_models_, x_all, None)
         e1 = np.stack([positive_class_proba(m, cov) for m in self.propensity_models_])
         e1 = np.clip(e1, self.propensity_clip, 1 - self.propensity_clip)
-        return (lam.numpy(), u.numpy(), reg[:n_groups].numpy(), e1,
-                reg[n_groups:].numpy())
+        return lam.numpy(), u.numpy(), reg.numpy(), e1, mu.numpy()
+
+    def _predict_regressors(self, models, inputs, layout):
+        """(groups, m, 2) predictions of fitted sklearn regressors keyed as in fit."""
+        out = torch.empty(inputs.shape[0], inputs.shape[1], 2, dtype=torch.float64)
+        for gi in range(inputs.shape[0]):
+            for arm in (0, 1):
+                if layout is None:
+                    key = (gi, arm)
+                else:
+                    key = (int(layout["fold"][gi]), self.divergences_[layout["divergence"][gi]],
+                           int(layout["sign"][gi]), arm)
+                out[gi, :, arm] = torch.as_tensor(models[key].predict(inputs[gi].numpy()),
+                                                  dtype=torch.float64)
+        return out
 
     def _theta(self, cov):
         """Per-fold plug-in theta (G, n, 2) in standardised units, plus the raw pieces."""
@@ -662,16 +692,18 @@ class ConditionalDivergenceBounds(BaseEstimator):
         """Conditional Manski bounds on an arm's mean (arm 0/1) or on the effect (None)."""
         if arm not in (0, 1, None):
             raise ValueError(f"arm must be 0, 1 or None; got arm={arm!r}.")
-        cov = self._check_X(X)
+        arms = self._manski_arms(self._check_X(X))
+        if arm is not None:
+            return arms[:, arm].copy()
+        return np.column_stack([arms[:, 1, 0] - arms[:, 0, 1], arms[:, 1, 1] - arms[:, 0, 0]])
+
+    def _manski_arms(self, cov):
+        """Conditional Manski bounds (n, 2 arms, [lower, upper])."""
         _, (_, _, _, e, mu) = self._theta(cov)
         mean = (self.y_center_ + self.y_scale_ * mu).mean(axis=0)  # (n, 2)
         ebar = e.mean(axis=0)
         lo, hi = self.support_
-        arms = [ebar[:, j] * mean[:, j] + (1 - ebar[:, j]) * np.array([[lo], [hi]])
-                for j in (0, 1)]
-        if arm is not None:
-            return arms[arm].T.copy()
-        return np.column_stack([arms[1][0] - arms[0][1], arms[1][1] - arms[0][0]])
+        return np.stack([ebar * mean + (1 - ebar) * lo, ebar * mean + (1 - ebar) * hi], axis=-1)
 
     def predict_propensity(self, X):
         """Fold-averaged clipped propensity e_1(x)."""
@@ -680,7 +712,12 @@ class ConditionalDivergenceBounds(BaseEstimator):
         return np.clip(e1, self.propensity_clip, 1 - self.propensity_clip).mean(axis=0)
 
     def average_bounds(self, X=None, y=None, treatment=None, *, method="one-step"):
-        """Averaged bounds with standard errors (training sample when X is None).
+        """Averaged bounds on the training sample (X None) or on new covariates.
+
+        ``method="one-step"`` (training sample only) gives the cross-fitted one-step
+        estimates with influence-function standard errors; ``method="plugin"`` averages the
+        conditional bounds (and conditional Manski bounds) over the rows, without standard
+        errors (the ``se_*`` columns are NaN). Both return an :class:`AveragedBounds`.
 
         Notes
         -----
@@ -697,17 +734,42 @@ class ConditionalDivergenceBounds(BaseEstimator):
         check_is_fitted(self)
         if method not in ("one-step", "plugin"):
             raise ValueError(f"method must be 'one-step' or 'plugin'; got {method!r}.")
-        if X is None and method == "one-step":
-            return self.averaged_bounds_
         if X is None:
-            raise ValueError("method='plugin' needs X.")
-        cov, y, a = self._covariates(X, y, treatment, reset=False, need_y=False,
-                                     need_treatment=False)
-        if method == "plugin":
-            b = self._bounds_all(cov).mean(axis=0)
-            return b
-        raise ValueError("one-step averaged bounds on new data are not implemented yet; pass "
-                         "X=None for the training-sample one-step bounds.")
+            return self.averaged_bounds_ if method == "one-step" else self._averaged_plugin
+        if method == "one-step":
+            raise ValueError("one-step averaged bounds on new data are not implemented yet; "
+                             "pass X=None for the training-sample one-step bounds.")
+        return self._plugin(self._check_X(X))
+
+    def _plugin(self, cov, w=None):
+        """Plug-in averaged bounds: weighted means of the conditional bounds (no SEs)."""
+        b = self._bounds_all(cov)  # (n, D, arm, [lo, up])
+        man = self._manski_arms(cov)
+        wn = np.full(cov.shape[0], 1.0 / cov.shape[0]) if w is None else w / w.sum()
+        per_target = {"Y(0)": (b[:, :, 0], man[:, 0]), "Y(1)": (b[:, :, 1], man[:, 1]),
+                      "effect": (np.stack([b[:, :, 1, 0] - b[:, :, 0, 1],
+                                           b[:, :, 1, 1] - b[:, :, 0, 0]], axis=-1),
+                                 np.column_stack([man[:, 1, 0] - man[:, 0, 1],
+                                                  man[:, 1, 1] - man[:, 0, 0]]))}
+        values, ses, sources = {}, {}, list(self.divergences_)
+        for target, (bounds, manski) in per_target.items():
+            est = np.tensordot(wn, bounds, axes=(0, 0))  # (D, 2)
+            rows = [tuple(r) for r in est]
+            if self.aggregation is not None:
+                a_lo, a_up, _ = aggregate_bounds(est[:, 0], est[:, 1],
+                                                 method=self.aggregation, k=self.k)
+                rows.append((float(a_lo), float(a_up)))
+            rows.append(tuple(wn @ manski))
+            values[target] = np.array(rows)
+            ses[target] = np.full((len(rows), 2), np.nan)
+        if self.aggregation is not None:
+            sources.append("aggregate")
+        sources.append("manski")
+        return AveragedBounds(build_table(values, ses, sources), n_samples=float(cov.shape[0]
+                              if w is None else w.sum()),
+                              method="plug-in (no standard errors)",
+                              aggregation=self.aggregation, divergences=self.divergences_,
+                              header={"Folds": self.dual_state_["layout"]["n_folds"]})
 
     def summary(self, alpha=0.05, *, kind="outer"):
         """statsmodels Summary of the averaged bounds (one-step, fstat extension).

@@ -13,7 +13,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from ._dualnet import BatchedMLP, group_generator, train_full_batch
 
-__all__ = ["fit_propensities", "fit_batched_regression", "predict_batched_regression"]
+__all__ = ["fit_propensities", "fit_batched_regression", "predict_batched_regression",
+           "select_groups"]
 
 
 def _fit_with_weight(model, X, y, sample_weight):
@@ -101,6 +102,13 @@ def fit_batched_regression(inputs, targets, arms, weights, *, seed, keys, hidden
     return {"state": state, "mean": mean.to("cpu", torch.float64).squeeze(1),
             "scale": scale.to("cpu", torch.float64).squeeze(1), "hidden": tuple(hidden),
             "activation": activation}
+
+
+def select_groups(fitted, groups):
+    """The fitted state of a subset (slice) of the groups of :func:`fit_batched_regression`."""
+    return {"state": {k: v[groups].clone() for k, v in fitted["state"].items()},
+            "mean": fitted["mean"][groups].clone(), "scale": fitted["scale"][groups].clone(),
+            "hidden": fitted["hidden"], "activation": fitted["activation"]}
 
 
 def predict_batched_regression(fitted, inputs):

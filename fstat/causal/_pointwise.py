@@ -470,16 +470,18 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
     y, w = _check_values_weights(values, weights)
     lo, hi, _ = _check_support(support, y, w)
     eta = _resolve_eta(div, propensity, radius)
-    up = _side(y, w, eta, hi, div, method)
-    down = _side(-y, w, eta, -lo, div, method)
+    up = _side(y, w, eta, hi, div, method, return_info)
+    down = _side(-y, w, eta, -lo, div, method, return_info)
     lower, upper = -down["value"], up["value"]
     if not return_info:
         return lower, upper
     return lower, upper, {"upper": up, "lower": down}
 
 
-def _side(y, w, eta, hi, div, method):
+def _side(y, w, eta, hi, div, method, with_ratio=True):
     info = _upper(y, w, eta, hi, div, method)
+    if not with_ratio:  # the per-value worst-case ratio costs a search over n values
+        return info
     atoms = info["atoms"]
     # worst-case ratio per input value (zero-weight values get their atom's ratio if any)
     idx = np.clip(np.searchsorted(atoms, y), 0, atoms.size - 1)

@@ -1,0 +1,161 @@
+"""ConditionalDivergenceBounds training options: early stopping, per-fold batching,
+minibatches of large folds, plug-in averaged bounds and the fitted outcome models."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression, Ridge
+
+from fstat.causal import AveragedBounds, ConditionalDivergenceBounds, _dualnet
+from fstat.causal._dualnet import train_groups
+from fstat.datasets import make_confounded_discrete
+
+FAST = dict(divergences=("kl", "chi2"), max_iter=40, hidden_layer_sizes=(8,), device="cpu",
+            random_state=0, propensity_model=LogisticRegression(C=1e6),
+            outcome_bounds=(0, 4), dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_confounded_discrete(400, random_state=3)
+
+
+def _fit(data, **kw):
+    X, y, a = data
+    return ConditionalDivergenceBounds(**{**FAST, **kw}).fit(X, y, treatment=a)
+
+
+class _Toy(torch.nn.Module):
+    """Three independent scalar 'groups' with a noisy validation loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.tensor([3.0, -2.0, 0.5], dtype=torch.float64))
+
+
+def test_train_groups_early_stopping_rule_and_per_group_restore():
+    model = _Toy()
+    target = torch.tensor([1.0, 0.0, 0.4], dtype=torch.float64)
+    wiggle = torch.tensor([0.3, 0.05, 0.2], dtype=torch.float64)
+    seen = []
+
+    def validate():
+        p = model.p.detach().clone()
+        seen.append(p)
+        k = len(seen)
+        return (p - target) ** 2 + wiggle * np.sin(1.7 * k) ** 2
+
+    res = train_groups(model, lambda step: (model.p - target) ** 2, max_iter=5000,
+                       learning_rate=0.1, weight_decay=0.0, validate=validate,
+                       eval_every=10, n_iter_no_change=4, tol=1e-4)
+    val = res["validation"].numpy()
+    # slow reference of the rule: per-group best with relative tolerance, global patience
+    best = np.full(3, np.inf)
+    best_check = np.zeros(3, dtype=int)
+    stale, stop = 0, None
+    for c, score in enumerate(val):
+        thr = np.where(np.isfinite(best), np.abs(best), 0.0)
+        improved = score < best - 1e-4 * thr
+        best = np.where(improved, score, best)
+        best_check[improved] = c
+        stale = 0 if improved.any() else stale + 1
+        if stale >= 4:
+            stop = c
+            break
+    assert stop == len(val) - 1 and res["n_iter"] == 10 * len(val) < 5000
+    np.testing.assert_array_equal(res["best_iteration"], 10 * (best_check + 1))
+    restored = model.p.detach().numpy()
+    expected = np.array([seen[best_check[g]][g].item() for g in range(3)])
+    np.testing.assert_array_equal(restored, expected)
+
+
+def test_early_stopping_estimator(data):
+    X, y, a = data
+    est = _fit(data, early_stopping=True, max_iter=1000, n_iter_no_change=2,
+               learning_rate=3e-2)
+    assert est.n_iter_ < 1000 and est.n_iter_ % 10 == 0
+    assert est.validation_curve_.shape == (est.n_iter_ // 10, 2, 2, 2)
+    assert est.loss_curve_.shape == (est.n_iter_, 2, 2, 2)
+    assert np.all(np.isfinite(est.predict(X)))
+    # stratified 20% of each fold is held out from training
+    layout_data = {"w": np.ones((2, 200)), "a": np.stack([a[te] for _, te in est.folds_])}
+    val = est._validation_rows(layout_data, 2)
+    for k in range(2):
+        for arm in (0, 1):
+            members = layout_data["a"][k] == arm
+            assert val[k, members].sum() == round(0.2 * members.sum())
+    assert _fit(data).validation_curve_ is None
+
+
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_per_fold_batching_equals_all(data, n_jobs):
+    X = np.eye(4)
+    both = _fit(data, cv=3)  # unequal fold lengths: "all" pads, "per_fold" does not
+    per = _fit(data, cv=3, dual_batching="per_fold", n_jobs=n_jobs)
+    np.testing.assert_allclose(per.loss_curve_, both.loss_curve_, rtol=1e-9, atol=1e-12)
+    for key, value in both.dual_state_["state_dict"].items():
+        np.testing.assert_allclose(per.dual_state_["state_dict"][key], value, rtol=1e-7,
+                                   atol=1e-9)
+    np.testing.assert_allclose(per.predict_outcome_bounds(X, 1, divergence="all"),
+                               both.predict_outcome_bounds(X, 1, divergence="all"), atol=1e-6)
+
+
+def test_minibatches_of_large_folds(data, monkeypatch):
+    X = np.eye(4)
+    full = _fit(data)
+    monkeypatch.setattr(_dualnet, "MINIBATCH_THRESHOLD", 100)
+    monkeypatch.setattr(_dualnet, "MINIBATCH_SIZE", 10_000)  # one batch = the whole fold
+    one = _fit(data)
+    np.testing.assert_allclose(one.loss_curve_, full.loss_curve_, rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(_dualnet, "MINIBATCH_SIZE", 64)  # 200 rows -> 64 + 64 + 72
+    mini = _fit(data)
+    assert not np.allclose(mini.loss_curve_[1], full.loss_curve_[1])
+    np.testing.assert_allclose(mini.loss_curve_[0], full.loss_curve_[0], rtol=0.5)
+    b = mini.predict_outcome_bounds(X, 1, divergence="all")
+    assert np.all(np.isfinite(b)) and np.all(b[..., 0] <= b[..., 1])
+
+
+def test_plugin_average_bounds(data):
+    X, y, a = data
+    est = _fit(data)
+    plug = est.average_bounds(X, method="plugin")
+    assert isinstance(plug, AveragedBounds)
+    t = plug.table
+    allb = np.stack([est.predict_outcome_bounds(X, arm, divergence="all") for arm in (0, 1)])
+    for arm, target in ((0, "Y(0)"), (1, "Y(1)")):
+        for d, name in enumerate(est.divergences_):
+            np.testing.assert_allclose(t.loc[(target, name), ["lower", "upper"]],
+                                       allb[arm, :, d].mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(t.loc[(target, "manski"), ["lower", "upper"]],
+                                   est.predict_manski(X, arm).mean(axis=0), rtol=1e-12)
+    eff = np.stack([allb[1, :, :, 0] - allb[0, :, :, 1], allb[1, :, :, 1] - allb[0, :, :, 0]],
+                   axis=-1).mean(axis=0)
+    np.testing.assert_allclose(t.loc["effect"].loc[list(est.divergences_),
+                                                   ["lower", "upper"]], eff, rtol=1e-12)
+    np.testing.assert_allclose(t.loc[("effect", "manski"), ["lower", "upper"]],
+                               est.predict_manski(X).mean(axis=0), rtol=1e-12)
+    agg = t.loc[("Y(1)", "aggregate")]
+    assert agg["lower"] == t.loc["Y(1)"].loc[list(est.divergences_), "lower"].max()
+    assert np.all(np.isnan(t[["se_lower", "se_upper"]].to_numpy()))
+    train = est.average_bounds(method="plugin")  # X=None: the training sample
+    np.testing.assert_allclose(train.table[["lower", "upper"]], t[["lower", "upper"]],
+                               rtol=1e-12)
+    assert est.average_bounds() is est.averaged_bounds_
+
+
+def test_outcome_models_are_the_fitted_manski_mean_models(data):
+    X, y, a = data
+    est = _fit(data, divergences=("kl",))
+    assert est.outcome_models_["state"]["weights.0"].shape[0] == 2  # one group per fold
+    assert est.pseudo_outcome_models_["state"]["weights.0"].shape[0] == 2 * 2
+    ridge = _fit(data, divergences=("kl",), pseudo_outcome_model=Ridge())
+    assert set(ridge.outcome_models_) == {(k, arm) for k in range(2) for arm in (0, 1)}
+    assert set(ridge.pseudo_outcome_models_) == {
+        (k, "kl", s, arm) for k in range(2) for s in (1, -1) for arm in (0, 1)}
+    # the Manski mean of fold k, arm 1 is its regression of y on the fold's covariates
+    k = 0
+    te = ridge.folds_[k][1]
+    xs = (X - ridge.dual_state_["x_mean"][k]) / ridge.dual_state_["x_scale"][k]
+    rows = te[a[te] == 1]
+    ref = Ridge().fit(xs[rows], (y[rows] - ridge.y_center_) / ridge.y_scale_)
+    np.testing.assert_allclose(ridge.outcome_models_[(k, 1)].coef_, ref.coef_, rtol=1e-10)
