@@ -5,7 +5,8 @@ Usage: ``PYTHONPATH=. python benchmarks/bench_ebm.py [--device cpu|cuda] [--quic
 parts can run in separate processes, each writing its own JSON).
 
 Workloads: the three 2-D toys (true density known), the 5-D Gaussian (closed-form MLE), the
-digits OOD split (PCA-8). Methods: CompositionalEBM ("ma", "msvr"), NCEDensity, SNLDensity,
+digits OOD split (PCA-8). Methods: CompositionalEBM ("ma", "msvr", "msvr_ratio"), NCEDensity,
+SNLDensity,
 KernelDensity (bandwidth by 3-fold CV over 10 log-spaced values; sklearn's score is a sum, we
 report the mean), GaussianMixture (n_components by 3-fold CV from {1, 2, 4, 8}), and a zuko
 neural spline flow when zuko is importable. Prints a table and writes
@@ -81,6 +82,7 @@ def _ebm_methods(energy, n_iter, lr, device):
     return {
         "MECO-ma": CompositionalEBM(**common),
         "MECO-msvr": CompositionalEBM(inner_estimator="msvr", **common),
+        "MECO-msvr-ratio": CompositionalEBM(inner_estimator="msvr_ratio", **common),
         "NCE": NCEDensity(**common),
         "SNL": SNLDensity(**common),
     }

@@ -18,7 +18,13 @@ from fstat.ebm import (
     gaussian_mean_landscape,
 )
 from fstat.ebm._energies import EnergyModel, QuadraticEnergy
-from fstat.ebm._meco import _ema_log_update, _gamma_at, _meco_surrogate, _msvr_log_update
+from fstat.ebm._meco import (
+    _ema_log_update,
+    _gamma_at,
+    _meco_surrogate,
+    _msvr_log_update,
+    _msvr_ratio_log_update,
+)
 from fstat.ebm._nce import _nce_loss
 from fstat.ebm._partition import log_weight_stats
 from fstat.ebm._snl import _snl_loss
@@ -46,7 +52,15 @@ def test_gamma_schedules():
 
 
 def _msvr_linear_reference(u_prev, g, g_prev, gamma, kappa=1e-3):
-    """Linear-space msvr recursion u_t = (1-γ) u_{t-1} ĝ_t / ĝ'_t + γ ĝ_t with the floor κ ĝ_t."""
+    """Spec §2.6 in linear space: u_t = (1-γ) u_{t-1} + ĝ_t - (1-γ) ĝ'_t, floored at κ ĝ_t."""
+    u = (1 - gamma) * u_prev + g - (1 - gamma) * g_prev
+    if u <= kappa * g:
+        return kappa * g, True
+    return u, False
+
+
+def _msvr_ratio_linear_reference(u_prev, g, g_prev, gamma, kappa=1e-3):
+    """Linear-space "msvr_ratio": u_t = (1-γ) u_{t-1} ĝ_t / ĝ'_t + γ ĝ_t, floored at κ ĝ_t."""
     u = (1 - gamma) * u_prev * g / g_prev + gamma * g
     if u <= kappa * g:
         return kappa * g, True
@@ -56,12 +70,9 @@ def _msvr_linear_reference(u_prev, g, g_prev, gamma, kappa=1e-3):
 def test_msvr_log_update_matches_linear_space_and_clamp():
     rs = np.random.RandomState(1)
     n_clamped_ref, n_clamped = 0, 0
-    for i in range(300):
+    for _ in range(200):
         ell, lam, lamp = rs.normal(scale=1.5, size=3)
-        # γ < κ = 1e-3 with u_{t-1} << ĝ'_t is the only way to reach the floor
-        gamma = rs.uniform(0.01, 1.0) if i % 3 else 10 ** rs.uniform(-6, -3.5)
-        if i % 3 == 0:
-            ell -= 12.0
+        gamma = rs.uniform(0.01, 1.0)
         u, c = _msvr_linear_reference(math.exp(ell), math.exp(lam), math.exp(lamp), gamma)
         n_clamped_ref += c
         out, clamped = _msvr_log_update(torch.tensor(ell), torch.tensor(lam), torch.tensor(lamp),
@@ -69,16 +80,39 @@ def test_msvr_log_update_matches_linear_space_and_clamp():
         n_clamped += int(clamped)
         assert abs(float(out) - math.log(u)) < 1e-10
     assert n_clamped == n_clamped_ref > 0
-    # γ = 1 is the naive estimate; far-apart values do not overflow
-    out, _ = _msvr_log_update(torch.tensor(3.0), torch.tensor(-2.0), torch.tensor(5.0), 1.0)
-    assert float(out) == -2.0
+    # far-apart values do not overflow (common shift)
     out, c = _msvr_log_update(torch.tensor(900.0), torch.tensor(-800.0), torch.tensor(-799.0),
                               0.1)
+    assert not bool(c)
+    assert float(out) == pytest.approx(math.log(0.9) + 900.0, abs=1e-12)
+
+
+def test_msvr_ratio_log_update_matches_linear_space_and_clamp():
+    rs = np.random.RandomState(1)
+    n_clamped_ref, n_clamped = 0, 0
+    for i in range(300):
+        ell, lam, lamp = rs.normal(scale=1.5, size=3)
+        # γ < κ = 1e-3 with u_{t-1} << ĝ'_t is the only way to reach the floor
+        gamma = rs.uniform(0.01, 1.0) if i % 3 else 10 ** rs.uniform(-6, -3.5)
+        if i % 3 == 0:
+            ell -= 12.0
+        u, c = _msvr_ratio_linear_reference(math.exp(ell), math.exp(lam), math.exp(lamp), gamma)
+        n_clamped_ref += c
+        out, clamped = _msvr_ratio_log_update(torch.tensor(ell), torch.tensor(lam),
+                                              torch.tensor(lamp), gamma)
+        n_clamped += int(clamped)
+        assert abs(float(out) - math.log(u)) < 1e-10
+    assert n_clamped == n_clamped_ref > 0
+    # γ = 1 is the naive estimate; far-apart values do not overflow
+    out, _ = _msvr_ratio_log_update(torch.tensor(3.0), torch.tensor(-2.0), torch.tensor(5.0), 1.0)
+    assert float(out) == -2.0
+    out, c = _msvr_ratio_log_update(torch.tensor(900.0), torch.tensor(-800.0),
+                                    torch.tensor(-799.0), 0.1)
     assert math.isfinite(float(out)) and not bool(c)
     assert float(out) == pytest.approx(math.log(0.9) + 900.0 - 1.0, abs=1e-12)
 
 
-def test_msvr_update_is_positive_where_the_additive_correction_fails():
+def test_msvr_ratio_update_is_positive_where_the_additive_correction_fails():
     """A heavy weight at w_{t-1} (ĝ'_t >> u_{t-1}) and a step that lowers it: the additive
     correction (1-γ)(u_{t-1} - ĝ'_t) + ĝ_t is negative, the multiplicative one is not; the two
     differ by exactly (1-γ)(ĝ_t - ĝ'_t)(u_{t-1}/ĝ'_t - 1), so they coincide when u_{t-1} = ĝ'_t
@@ -86,7 +120,7 @@ def test_msvr_update_is_positive_where_the_additive_correction_fails():
     gamma, u_prev, g_prev = 0.1, 1.0, 4.0
     g = g_prev * math.exp(-0.5)
     assert (1 - gamma) * (u_prev - g_prev) + g < 0
-    out, clamped = _msvr_log_update(0.0, math.log(g), math.log(g_prev), gamma)
+    out, clamped = _msvr_ratio_log_update(0.0, math.log(g), math.log(g_prev), gamma)
     assert not bool(clamped) and math.exp(float(out)) > gamma * g
     rs = np.random.RandomState(3)
     for _ in range(50):
@@ -94,7 +128,10 @@ def test_msvr_update_is_positive_where_the_additive_correction_fails():
         g = g_prev * math.exp(rs.normal(scale=0.1))
         gamma = rs.uniform(0.01, 1.0)
         additive = (1 - gamma) * (u_prev - g_prev) + g
-        out, _ = _msvr_log_update(math.log(u_prev), math.log(g), math.log(g_prev), gamma)
+        spec, _ = _msvr_log_update(math.log(u_prev), math.log(g), math.log(g_prev), gamma)
+        if additive > 1e-3 * g:
+            assert math.exp(float(spec)) == pytest.approx(additive, rel=1e-12)
+        out, _ = _msvr_ratio_log_update(math.log(u_prev), math.log(g), math.log(g_prev), gamma)
         diff = (1 - gamma) * (g - g_prev) * (u_prev / g_prev - 1)
         assert math.exp(float(out)) - additive == pytest.approx(diff, abs=1e-12)
 
@@ -349,7 +386,9 @@ def test_meco_overflow_guard_resets_to_minibatch_value():
     assert fitted.n_inner_resets_ == 1 and fitted.n_inner_clamped_ == 0
 
 
-def test_msvr_objective_gradient_is_the_surrogate_gradient_with_tracked_u():
+@pytest.mark.parametrize("inner,reference", [("msvr", _msvr_linear_reference),
+                                             ("msvr_ratio", _msvr_ratio_linear_reference)])
+def test_msvr_objective_gradient_is_the_surrogate_gradient_with_tracked_u(inner, reference):
     """Two steps of the msvr objective: ℓ_t follows the linear-space recursion on the same noise
     at w_t and w_{t-1}, and the autograd gradient is G_t = mean ∇E(z) - (1/u_t) mean e^{s}∇E(y)."""
     from types import SimpleNamespace
@@ -357,7 +396,7 @@ def test_msvr_objective_gradient_is_the_surrogate_gradient_with_tracked_u():
     from fstat.ebm._meco import _MecoObjective
 
     core, energy, noise, z, y0 = _quadratic_setup(seed=4)
-    est = SimpleNamespace(inner_estimator="msvr", optimizer="adam", gamma=0.3,
+    est = SimpleNamespace(inner_estimator=inner, optimizer="adam", gamma=0.3,
                           gamma_schedule="constant", max_iter=10, momentum=0.9)
     obj = _MecoObjective(est, energy, len(y0), "cpu")
     params = [core.log_diag, core.lower, core.b]
@@ -378,7 +417,7 @@ def test_msvr_objective_gradient_is_the_surrogate_gradient_with_tracked_u():
         Ey, gy_ld, gy_low, gy_b = _numpy_energy_grads(core, y.numpy())
         s_np = -Ey - noise.score_samples(y.numpy())
         g_hat, g_prev = np.exp(s_np).mean(), np.exp(s_prev).mean()
-        u = g_hat if t == 0 else _msvr_linear_reference(u, g_hat, g_prev, 0.3)[0]
+        u = g_hat if t == 0 else reference(u, g_hat, g_prev, 0.3)[0]
         assert float(obj.ell) == pytest.approx(math.log(u), abs=1e-10)
         w = np.exp(s_np) / u / len(y)
         for got, gz, gy in zip(grads, (gz_ld, gz_low, gz_b), (gy_ld, gy_low, gy_b), strict=True):

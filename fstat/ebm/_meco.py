@@ -1,7 +1,8 @@
 """CompositionalEBM: maximum likelihood with a moving-average inner estimate of Z (MECO).
 
-Pure functions :func:`_gamma_at`, :func:`_ema_log_update` and :func:`_msvr_log_update` are the
-inner-estimator recursions in log space; :class:`_MecoObjective` is the per-step surrogate.
+Pure functions :func:`_gamma_at`, :func:`_ema_log_update`, :func:`_msvr_log_update` and
+:func:`_msvr_ratio_log_update` are the inner-estimator recursions in log space;
+:class:`_MecoObjective` is the per-step surrogate.
 """
 
 from __future__ import annotations
@@ -40,18 +41,36 @@ def _ema_log_update(ell, lam, gamma):
 
 
 def _msvr_log_update(ell, lam, lam_prev, gamma, kappa=_KAPPA):
-    """STORM-type inner update with a multiplicative (log-space) transport and the floor κ·ĝ.
+    """STORM-corrected inner update of the spec (§2.6) in log space with the floor κ·ĝ.
+
+    u_t = (1-γ) u_{t-1} + ĝ_t - (1-γ) ĝ'_t, evaluated with the shift a = max(ell, λ, λ');
+    if u_t <= κ ĝ_t it is set to κ ĝ_t. Returns ``(log u_t, clamped)`` (tensors, branch-free).
+    The additive correction can go negative when a heavy importance weight makes
+    ĝ'_t >> u_{t-1}; :func:`_msvr_ratio_log_update` is the always-positive alternative.
+    """
+    ell = torch.as_tensor(ell, dtype=torch.float64)
+    lam = torch.as_tensor(lam, dtype=torch.float64, device=ell.device)
+    lam_prev = torch.as_tensor(lam_prev, dtype=torch.float64, device=ell.device)
+    a = torch.maximum(ell, torch.maximum(lam, lam_prev))
+    g = torch.exp(lam - a)
+    u = (1.0 - gamma) * torch.exp(ell - a) + g - (1.0 - gamma) * torch.exp(lam_prev - a)
+    floor = kappa * g
+    clamped = u <= floor
+    u = torch.where(clamped, floor, u)
+    return a + torch.log(u), clamped
+
+
+def _msvr_ratio_log_update(ell, lam, lam_prev, gamma, kappa=_KAPPA):
+    """STORM-type inner update with a multiplicative transport (fstat extension "msvr_ratio").
 
     u_t = (1-γ) u_{t-1} · ĝ_t / ĝ'_t + γ ĝ_t, i.e. in log space
     log u_t = logaddexp(log(1-γ) + ell + λ - λ', log γ + λ); γ = 1 gives λ. The ratio
     ĝ_t / ĝ'_t (same noise draws at w_t and w_{t-1}) estimates Z(w_t) / Z(w_{t-1}) and is
     bounded by the largest per-draw change exp(max_j |s_j - s'_j|), so its error shrinks
-    with the step size as in STORM, and u_t > 0 always. To first order in the step it is the
-    additive correction (1-γ)(u_{t-1} + ĝ_t - ĝ'_t) + γ ĝ_t with the difference rescaled by
-    u_{t-1} / ĝ'_t; the additive form (fstat's first definition) can go negative when a
-    heavy importance weight makes ĝ'_t >> u_{t-1}, and its gradient weight ĝ_t / u_t is then
-    unbounded (see the user guide). If u_t <= κ ĝ_t (possible only for γ < κ) it is set to
-    κ ĝ_t. Returns ``(log u_t, clamped)`` (tensors, branch-free).
+    with the step size as in STORM, and u_t > 0 always. It differs from the additive update
+    of :func:`_msvr_log_update` by exactly (1-γ)(ĝ_t - ĝ'_t)(u_{t-1}/ĝ'_t - 1), which vanishes
+    when u_{t-1} = ĝ'_t and with the step. If u_t <= κ ĝ_t (possible only for γ < κ) it is
+    set to κ ĝ_t. Returns ``(log u_t, clamped)`` (tensors, branch-free).
     """
     ell = torch.as_tensor(ell, dtype=torch.float64)
     lam = torch.as_tensor(lam, dtype=torch.float64, device=ell.device)
@@ -62,6 +81,9 @@ def _msvr_log_update(ell, lam, lam_prev, gamma, kappa=_KAPPA):
     floor = math.log(kappa) + lam
     clamped = out <= floor
     return torch.where(clamped, floor, out), clamped
+
+
+_CORRECTED_UPDATES = {"msvr": _msvr_log_update, "msvr_ratio": _msvr_ratio_log_update}
 
 
 def _meco_surrogate(e_data, s, ell):
@@ -78,7 +100,8 @@ class _MecoObjective(_Objective):
         self.ell = torch.zeros((), dtype=torch.float64, device=device)
         self.n_resets = torch.zeros((), dtype=torch.long, device=device)
         self.n_clamped = torch.zeros((), dtype=torch.long, device=device)
-        self.msvr = est.inner_estimator == "msvr"
+        self._corrected_update = _CORRECTED_UPDATES.get(est.inner_estimator)
+        self.msvr = self._corrected_update is not None
         self._energy = [energy]  # not a submodule (avoid double snapshot)
         self.storm_momentum = self.msvr and est.optimizer == "momentum"
         if self.msvr:
@@ -120,7 +143,7 @@ class _MecoObjective(_Objective):
                 prev = self._prev[0]
                 s_prev = prev.log_weight(y).double()
                 lam_prev = torch.logsumexp(s_prev, 0) - self.log_m
-                ell, clamped = _msvr_log_update(self.ell, lam, lam_prev, gamma)
+                ell, clamped = self._corrected_update(self.ell, lam, lam_prev, gamma)
                 self.n_clamped += clamped.long()
             else:
                 ell = _ema_log_update(self.ell, lam, gamma)
@@ -199,10 +222,12 @@ class CompositionalEBM(_BaseEnergyDensity):
         Forwarded to the noise constructor.
     standardize : bool, default=True
         Work on (x - mean) / std; densities are reported in user units.
-    inner_estimator : {"ma", "msvr"}, default="ma"
-        "msvr" transports the tracked value with the ratio of the noise averages at the
-        current and previous parameters, u_t = (1-γ) u_{t-1} ĝ_t/ĝ'_t + γ ĝ_t (one extra
-        forward pass per step; see the user guide for why not the additive correction).
+    inner_estimator : {"ma", "msvr", "msvr_ratio"}, default="ma"
+        "msvr" adds the STORM correction u_t = (1-γ) u_{t-1} + ĝ_t - (1-γ) ĝ'_t (ĝ'_t: the
+        same noise at the previous parameters; one extra forward pass per step), floored at
+        1e-3·ĝ_t. "msvr_ratio" (fstat extension) transports the tracked value by the ratio
+        instead, u_t = (1-γ) u_{t-1} ĝ_t/ĝ'_t + γ ĝ_t, which stays positive; prefer it at
+        larger learning rates (see the user guide).
     gamma : float in (0, 1], default=0.1
         Moving-average weight; 1 is naive self-normalised IS (biased).
     gamma_schedule : {"constant", "cosine", "inv_sqrt"}, default="constant"
@@ -269,7 +294,7 @@ class CompositionalEBM(_BaseEnergyDensity):
 
     _parameter_constraints: dict = {
         **_BaseEnergyDensity._parameter_constraints,
-        "inner_estimator": [StrOptions({"ma", "msvr"})],
+        "inner_estimator": [StrOptions({"ma", "msvr", "msvr_ratio"})],
         "gamma": [Interval(Real, 0, 1, closed="right")],
         "gamma_schedule": [StrOptions({"constant", "cosine", "inv_sqrt"})],
     }
