@@ -159,3 +159,28 @@ def test_outcome_models_are_the_fitted_manski_mean_models(data):
     rows = te[a[te] == 1]
     ref = Ridge().fit(xs[rows], (y[rows] - ridge.y_center_) / ridge.y_scale_)
     np.testing.assert_allclose(ridge.outcome_models_[(k, 1)].coef_, ref.coef_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hidden_relu_gradients_equal_torch_relu(dtype):
+    """The in-place hidden ReLU of the batched dual nets gives exactly torch.relu's values and
+    parameter gradients (two hidden layers, so the in-place backward runs on a fresh grad)."""
+    gens = [_dualnet.group_generator(0, g) for g in range(3)]
+    net = _dualnet.BatchedMLP(3, 5, (16, 16), 4, gens, dtype=dtype)
+    x = torch.randn(3, 50, 5, generator=torch.Generator().manual_seed(1), dtype=dtype)
+
+    def grads(activation):
+        net.zero_grad(set_to_none=True)
+        _dualnet._ACTIVATIONS["relu"], saved = activation, _dualnet._ACTIVATIONS["relu"]
+        try:
+            out = net(x)
+            (out ** 2 * torch.arange(1, 5, dtype=dtype)).sum().backward()
+        finally:
+            _dualnet._ACTIVATIONS["relu"] = saved
+        return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+    out_fast, g_fast = grads(_dualnet._ACTIVATIONS["relu"])
+    out_ref, g_ref = grads(torch.relu)
+    assert torch.equal(out_fast, out_ref)
+    assert all(torch.equal(a, b) for a, b in zip(g_fast, g_ref, strict=True))
+    assert any(bool((g == 0).any()) for g in g_fast[:2])  # some units were inactive

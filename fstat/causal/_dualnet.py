@@ -19,8 +19,32 @@ from ._risk import surrogate_conjugate
 __all__ = ["BatchedMLP", "dual_outputs", "fit_dual_groups", "group_generator",
            "train_full_batch", "train_groups"]
 
+class _HiddenReLU(torch.autograd.Function):
+    """ReLU applied in place to a hidden pre-activation, with an in-place backward.
+
+    Only for a tensor whose single consumer is the next layer's ``baddbmm``: the gradient
+    arriving here is then a fresh buffer of that product's backward, owned by this node, so
+    it is masked in place (no new (G, n, H) allocation per step, about 2x faster on CPU).
+    The values equal ``torch.relu``'s gradient exactly.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        x.clamp_min_(0.0)
+        ctx.mark_dirty(x)
+        ctx.save_for_backward(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        if not grad.is_contiguous():
+            return torch.ops.aten.threshold_backward(grad, out, 0.0)
+        return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
+
+
 _ACTIVATIONS = {  # in place: the backward of baddbmm does not need its output
-    "relu": torch.relu_,
+    "relu": _HiddenReLU.apply,
     "tanh": torch.tanh_,
     "elu": lambda x: torch.nn.functional.elu(x, inplace=True),
 }
