@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.base import TransformerMixin
 
 from .._sklearn_compat import StrOptions, check_is_fitted, validate_data
 from ._fccov import _evaluate
@@ -52,3 +53,42 @@ def fccor_score(estimator, X, y):
     X, response = check_xy(estimator, X, y, reset=False)
     U = torch.tensor(estimator._transform_array(X), dtype=torch.float64)
     return float(_evaluate(U, response, torch.device("cpu"), normalize=True))
+
+
+class SDRTransformerMixin(TransformerMixin):
+    """``transform`` (with ``set_output`` support), ``score`` and the tags shared by the
+    FCCov estimators.
+
+    The estimator provides ``_transform_array(X)`` (validated float64 array in, projected
+    array out) and ``n_components``.
+    """
+
+    def transform(self, X):
+        """The estimated sufficient predictors of ``X`` (see the class description).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._transform_array(X)
+
+    def score(self, X, y):
+        """FCCor_n of ``transform(X)`` with ``y`` under the fitted metric (in [0, 1]; higher
+        is better)."""
+        return fccor_score(self, X, y)
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        return tags

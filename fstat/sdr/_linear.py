@@ -7,15 +7,15 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.linalg
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin
 
-from .._sklearn_compat import Interval, _fit_context, check_is_fitted, validate_data
+from .._sklearn_compat import Interval, _fit_context
 from .._torch import resolve_device
-from ._base import METRIC_CONSTRAINT, check_xy, fccor_score, sign_rule
+from ._base import METRIC_CONSTRAINT, SDRTransformerMixin, check_xy, sign_rule
 from ._fccov import _evaluate
 
 
-class LinearFCCov(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LinearFCCov(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimator):
     """Linear sufficient dimension reduction by FCCov (a cumulative-slicing analogue).
 
     With ``U = X`` the FCCov matrix ``M_X = (1/n^2) X~' K X~`` (computed by cumulative sums,
@@ -125,32 +125,3 @@ class LinearFCCov(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     def _transform_array(self, X):
         return (X - self.x_mean_) @ self.directions_
-
-    def transform(self, X):
-        """Project on the directions: ``(X - x_mean_) @ directions_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components)
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._transform_array(X)
-
-    def score(self, X, y):
-        """FCCor_n of ``transform(X)`` with ``y`` (in [0, 1], higher is better)."""
-        return fccor_score(self, X, y)
-
-    @property
-    def _n_features_out(self):
-        return self.n_components
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.transformer_tags.preserves_dtype = ["float64"]
-        return tags

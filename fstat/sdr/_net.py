@@ -9,15 +9,15 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from .._nn import make_mlp
-from .._sklearn_compat import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
+from .._sklearn_compat import Interval, StrOptions, _fit_context
 from .._torch import make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
-from ._base import METRIC_CONSTRAINT, check_xy, fccor_score, sign_rule
+from ._base import METRIC_CONSTRAINT, SDRTransformerMixin, check_xy, sign_rule
 from ._fccov import (
     ClassMeansLoss,
     CumsumLoss,
@@ -80,7 +80,7 @@ def _mean_distance(response, generator, device):
     return float(D.sum()) / (m * (m - 1))
 
 
-class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimator):
     """Deep nonlinear sufficient dimension reduction for random-object responses.
 
     A network ``f`` on standardised ``X`` is trained to minimise
@@ -504,32 +504,7 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             )
         return Z
 
-    def transform(self, X):
-        """Whitened sufficient predictors.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components)
-        """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return self._transform_array(X)
-
-    def score(self, X, y):
-        """FCCor_n of ``transform(X)`` with ``y`` under the fitted metric (in [0, 1])."""
-        return fccor_score(self, X, y)
-
-    @property
-    def _n_features_out(self):
-        return self.n_components
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.transformer_tags.preserves_dtype = ["float64"]
         tags.non_deterministic = False
         return tags
