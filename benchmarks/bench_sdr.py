@@ -172,9 +172,6 @@ def _quality_fit(setting, rep, method, device, n):
         warnings.simplefilter("ignore")
         warm = _methods(metric, d, Y.ndim == 1, device, warm_up=True)[method]
         warm(X[:40], Y[:40], D[:40, :40])  # warm-up (code pages, lazy imports)
-    dcor = _dcor_module()
-    if dcor is not None:  # imports numba and compiles its kernels: not the fit's memory
-        dcor.distance_correlation(np.asarray(H[:40], dtype=np.float64), X[:40, :2])
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -185,15 +182,15 @@ def _quality_fit(setting, rep, method, device, n):
         transform = fit(X[:n], Y[:n], D)
     fit_s = time.perf_counter() - start
     Z = transform(X[n:])
-    row = {"fit_s": fit_s, "dcor": _distance_correlation(Z, H[n:])}
-    if dcor is not None:  # cross-check of fstat's dCor against the dcor package
-        row["dcor_peer"] = float(dcor.distance_correlation(np.asarray(Z, dtype=np.float64),
-                                                           np.asarray(H[n:], dtype=np.float64)))
-    return row
+    # Z and the truth go back to the parent, which cross-checks dCor with the dcor package
+    # there (dcor's numba kernels compile once per process, several seconds each time)
+    return {"fit_s": fit_s, "dcor": _distance_correlation(Z, H[n:]), "Z": np.asarray(Z),
+            "H": np.asarray(H[n:])}
 
 
 def quality(ctx, settings, reps, device, n=500):
     rows = []
+    dcor = _dcor_module()
     for name, model, metric, d in settings:
         X, Y, _, _ = _data(model, metric, 0, 8)
         for rep in range(reps):
@@ -204,6 +201,10 @@ def quality(ctx, settings, reps, device, n=500):
                 except Exception as exc:
                     print(f"  {method} failed on {name}: {exc!r}")
                     continue
+                Z, H = result.pop("Z"), result.pop("H")
+                if dcor is not None:  # cross-check of fstat's dCor against the dcor package
+                    result["dcor_peer"] = float(dcor.distance_correlation(
+                        np.asarray(Z, dtype=np.float64), np.asarray(H, dtype=np.float64)))
                 rows.append({"setting": name, "rep": rep, "method": method, **result, **memory})
                 print(f"  {name:8s} rep {rep} {method:20s} dCor {result['dcor']:.3f}  fit "
                       f"{result['fit_s']:6.2f} s  peak {memory['peak_mem_mb']:6.0f} MB "
