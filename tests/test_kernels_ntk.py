@@ -195,6 +195,26 @@ def test_block_size_dtype_and_both(data):
                                                        kind="nngp", device="cpu"))
 
 
+def test_symmetric_gram_from_upper_tiles_equals_cross_gram(data):
+    """K(X) is built from tiles on and above the diagonal, mirrored; it must equal K(X, X)."""
+    X, _ = data
+    Xt = torch.as_tensor(X)
+    for depth, (w, b) in [(1, PARAMS[0]), (3, PARAMS[2])]:
+        for rows in (1, 3, 4, X.shape[0] + 1):
+            nngp, ntk = ntk_kernel_torch(Xt, depth=depth, w_std=w, b_std=b, kind="both",
+                                         block_size=rows)
+            nngp_xy, ntk_xy = ntk_kernel_torch(Xt, Xt.clone(), depth=depth, w_std=w,
+                                               b_std=b, kind="both", block_size=5)
+            for sym, cross in ((nngp, nngp_xy), (ntk, ntk_xy)):
+                assert torch.equal(sym, sym.T)
+                off = ~torch.eye(X.shape[0], dtype=torch.bool)
+                diff = (sym - cross)[off].abs().max()
+                assert diff <= 1e-13 * cross.abs().max()
+            out = torch.full((X.shape[0], X.shape[0]), float("nan"), dtype=Xt.dtype)
+            ntk_kernel_torch(Xt, depth=depth, w_std=w, b_std=b, block_size=rows, out=out)
+            assert torch.equal(out, ntk)
+
+
 def test_torch_version_and_out(data):
     X, _ = data
     Xt = torch.as_tensor(X)
