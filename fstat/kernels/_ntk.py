@@ -204,8 +204,8 @@ def ntk_kernel_torch(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", bl
         Weight and bias standard deviations (``b_std=0`` means no bias parameters).
     kind : {"ntk", "nngp", "both"}, default="ntk"
     block_size : int, optional
-        Rows of ``X`` per tile (default: temporaries below 1 GiB on CPU, 1/8 of free
-        memory on CUDA).
+        Rows of ``X`` per tile (default: ~1 MiB tiles that stay in cache on CPU, at least
+        16 rows; on CUDA, temporaries within 1/8 of the free memory).
     out : torch.Tensor, optional
         Preallocated output of shape (n_X, n_Y) (``kind`` "ntk" or "nngp" only).
 
@@ -326,7 +326,7 @@ def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="f
         Precision of the computation (the output is always float64 numpy).
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
     block_size : int, optional
-        Rows per tile (memory bound).
+        Rows per tile (see :func:`ntk_kernel_torch`).
 
     Returns
     -------
