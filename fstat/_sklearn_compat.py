@@ -28,6 +28,19 @@ __all__ = [
     "_check_sample_weight",
     "_fit_context",
     "check_is_fitted",
+    "store_init_params",
     "validate_data",
     "validate_params",
 ]
+
+
+def store_init_params(estimator, arguments):
+    """Assign each ``__init__`` argument to the attribute of the same name.
+
+    The scikit-learn convention (``__init__`` only stores its parameters) for estimators
+    with many parameters: call ``store_init_params(self, locals())`` as the whole body of
+    ``__init__``. ``get_params`` still reads the names from the signature.
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)

@@ -32,6 +32,7 @@ from .._sklearn_compat import (
     StrOptions,
     _fit_context,
     check_is_fitted,
+    store_init_params,
     validate_data,
 )
 from .._torch import as_tensor, make_generator, parse_dtype, resolve_device, to_numpy
@@ -522,24 +523,7 @@ class NTKKernelMachine(_NTKMachineBase):
                  epsilon=0.1, fit_intercept=False, solver="auto", tol=1e-6, max_iter=None,
                  lr=None, record_steps=None, dtype="float64", device="auto", block_size=None,
                  verbose=0, random_state=None):
-        self.loss = loss
-        self.lam = lam
-        self.kernel = kernel
-        self.depth = depth
-        self.w_std = w_std
-        self.b_std = b_std
-        self.epsilon = epsilon
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.tol = tol
-        self.max_iter = max_iter
-        self.lr = lr
-        self.record_steps = record_steps
-        self.dtype = dtype
-        self.device = device
-        self.block_size = block_size
-        self.verbose = verbose
-        self.random_state = random_state
+        store_init_params(self, locals())
 
     def _loss(self):
         return self.loss
@@ -650,23 +634,7 @@ class NTKSVC(_ClassifierMethods, ClassifierMixin, _NTKMachineBase):
                  fit_intercept=False, solver="auto", tol=1e-6, max_iter=None, lr=None,
                  record_steps=None, dtype="float64", device="auto", block_size=None,
                  verbose=0, random_state=None):
-        self.lam = lam
-        self.kernel = kernel
-        self.depth = depth
-        self.w_std = w_std
-        self.b_std = b_std
-        self.loss = loss
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.tol = tol
-        self.max_iter = max_iter
-        self.lr = lr
-        self.record_steps = record_steps
-        self.dtype = dtype
-        self.device = device
-        self.block_size = block_size
-        self.verbose = verbose
-        self.random_state = random_state
+        store_init_params(self, locals())
 
     def _loss(self):
         return self.loss
@@ -709,23 +677,7 @@ class NTKSVR(RegressorMixin, _NTKMachineBase):
                  fit_intercept=False, solver="auto", tol=1e-6, max_iter=None, lr=None,
                  record_steps=None, dtype="float64", device="auto", block_size=None,
                  verbose=0, random_state=None):
-        self.lam = lam
-        self.kernel = kernel
-        self.depth = depth
-        self.w_std = w_std
-        self.b_std = b_std
-        self.epsilon = epsilon
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.tol = tol
-        self.max_iter = max_iter
-        self.lr = lr
-        self.record_steps = record_steps
-        self.dtype = dtype
-        self.device = device
-        self.block_size = block_size
-        self.verbose = verbose
-        self.random_state = random_state
+        store_init_params(self, locals())
 
     def _loss(self):
         return "epsilon_insensitive"
@@ -752,22 +704,7 @@ class _PlainInit:
                  fit_intercept=False, solver="auto", tol=1e-6, max_iter=None, lr=None,
                  record_steps=None, dtype="float64", device="auto", block_size=None,
                  verbose=0, random_state=None):
-        self.lam = lam
-        self.kernel = kernel
-        self.depth = depth
-        self.w_std = w_std
-        self.b_std = b_std
-        self.fit_intercept = fit_intercept
-        self.solver = solver
-        self.tol = tol
-        self.max_iter = max_iter
-        self.lr = lr
-        self.record_steps = record_steps
-        self.dtype = dtype
-        self.device = device
-        self.block_size = block_size
-        self.verbose = verbose
-        self.random_state = random_state
+        store_init_params(self, locals())
 
 
 @_fill_doc
