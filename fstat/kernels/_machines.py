@@ -429,6 +429,21 @@ class _ClassifierMethods:
         return self._bound(delta, loss=loss)
 
 
+class _RegressorMethods:
+    """``predict`` and ``staged_predict`` of the regression machines (``g(X)`` itself)."""
+
+    def _is_classifier(self):
+        return False
+
+    def predict(self, X):
+        """``g(X)``, shape (n,) or (n, k) for several targets."""
+        return self._decision(X)
+
+    def staged_predict(self, X):
+        """Predictions at each recorded subgradient step (generator)."""
+        yield from self._staged(X)
+
+
 _COMMON_DOC = """
     lam : float, default=1.0
         Regularisation strength ``lam >= 0`` of ``(lam/2) ||g||_H^2`` next to the **sum** of
@@ -649,7 +664,7 @@ class NTKSVC(_ClassifierMethods, ClassifierMixin, _NTKMachineBase):
 
 
 @_fill_doc
-class NTKSVR(RegressorMixin, _NTKMachineBase):
+class NTKSVR(_RegressorMethods, RegressorMixin, _NTKMachineBase):
     """NTK support vector regression (epsilon-insensitive loss), no intercept by default.
 
     Parameters
@@ -682,21 +697,10 @@ class NTKSVR(RegressorMixin, _NTKMachineBase):
     def _loss(self):
         return "epsilon_insensitive"
 
-    def _is_classifier(self):
-        return False
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit on real targets ``y``."""
         return self._fit(X, y, sample_weight)
-
-    def predict(self, X):
-        """``g(X)``."""
-        return self._decision(X)
-
-    def staged_predict(self, X):
-        """Predictions at each recorded subgradient step (generator)."""
-        yield from self._staged(X)
 
 
 class _PlainInit:
@@ -708,7 +712,8 @@ class _PlainInit:
 
 
 @_fill_doc
-class NTKRidge(_PlainInit, MultiOutputMixin, RegressorMixin, _NTKMachineBase):
+class NTKRidge(_PlainInit, _RegressorMethods, MultiOutputMixin, RegressorMixin,
+               _NTKMachineBase):
     """NTK kernel ridge regression: ``sum_i w_i (g(x_i) - y_i)^2 + (lam/2) ||g||^2``.
 
     Equals ``KernelRidge(alpha=lam/2, kernel="precomputed")`` on the NTK Gram; ``lam=0``
@@ -733,9 +738,6 @@ class NTKRidge(_PlainInit, MultiOutputMixin, RegressorMixin, _NTKMachineBase):
     def _loss(self):
         return "squared"
 
-    def _is_classifier(self):
-        return False
-
     def _multi_output(self):
         return True
 
@@ -743,14 +745,6 @@ class NTKRidge(_PlainInit, MultiOutputMixin, RegressorMixin, _NTKMachineBase):
     def fit(self, X, y, sample_weight=None):
         """Fit on real targets ``y`` of shape (n,) or (n, k)."""
         return self._fit(X, y, sample_weight)
-
-    def predict(self, X):
-        """``g(X)``, shape (n,) or (n, k)."""
-        return self._decision(X)
-
-    def staged_predict(self, X):
-        """Predictions at each recorded subgradient step (generator)."""
-        yield from self._staged(X)
 
 
 @_fill_doc
