@@ -14,7 +14,7 @@ Usage::
    objective of SVC's coefficients without the intercept alongside, NTKLogisticRegression
    vs LogisticRegression on Cholesky features, 1000 subgradient steps.
 
-Prints a table and writes JSON to ``benchmarks/results/kernels.json``.
+Prints a table and writes JSON to ``benchmarks/results/kernels_<device>.json``.
 """
 
 from __future__ import annotations
@@ -432,7 +432,8 @@ def main(argv=None):
             peer, qual, ratio = r["peer_s"], r["quality"], r["ratio"]
             name = r["workload"] + (f" {r['config']}" if "config" in r else "")
         print(f"{name:<52} {r['n']:>5} {r['fstat_s']:>9.4f} {peer:>9.4f} {ratio:>7.2f}  {qual}")
-    out = Path(args.out) if args.out else Path(__file__).parent / "results" / "kernels.json"
+    out = Path(args.out) if args.out else (Path(__file__).parent / "results"
+                                                / f"kernels_{args.device.replace(':', '')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": platform.python_version(), "torch": torch.__version__,
             "sklearn": sklearn.__version__, "torch_threads": torch.get_num_threads(),
