@@ -405,33 +405,71 @@ def _nested_solve(inner):
     return lam, u, bool(res.success) and math.isfinite(value), int(res.nfev)
 
 
-def _kl_profile(dual):
-    """KL: ``min_{u >= hi, u > top} u - exp(-eta) exp(E log(u - y))``; returns ``(lam, u)``."""
+def _kl_slope(gap, w, eta, excess, derivative=False):
+    """Slope in ``u`` of the KL profile at ``u = base + excess`` (and its ``log excess``
+    derivative): ``1 - exp(E log d - eta) E[1/d]`` with ``d = gap + excess``; increasing."""
+    d = gap + excess
+    inv = 1.0 / d
+    scale = math.exp(float(np.dot(w, np.log(d))) - eta)
+    m1 = float(np.dot(w, inv))
+    slope = 1.0 - scale * m1
+    if not derivative:
+        return slope
+    m2 = float(np.dot(w * inv, inv))
+    return slope, excess * scale * (m2 - m1 * m1)
+
+
+def _kl_newton(gap, w, eta, v):
+    """Newton on ``log excess`` from a warm start; ``None`` unless it converges cleanly."""
+    for _ in range(30):
+        slope, dslope = _kl_slope(gap, w, eta, math.exp(v), derivative=True)
+        if not (math.isfinite(slope) and math.isfinite(dslope) and dslope > 0.0):
+            return None
+        step = -slope / dslope
+        if abs(step) > 2.0:
+            return None
+        v += step
+        if abs(step) < 1e-12:
+            return v
+    return None
+
+
+def _kl_profile(dual, warm=True):
+    """KL: ``min_{u >= hi, u > top} u - exp(-eta) exp(E log(u - y))``; returns ``(lam, u)``.
+
+    The root of the (increasing) slope in ``v = log(u - max(hi, top))`` is found by Newton from
+    the root of a compressed law (large ``n``) or by Brent's method on a bracket.
+    """
     z, w, eta, hi, top = dual.z, dual.w, dual.eta, dual.hi, dual.top
     base = max(hi, top)
     gap = base - z  # >= 0, exact; u - z = gap + excess with excess = u - base
 
-    def slope(excess):
-        d = gap + excess
-        return 1.0 - math.exp(float(np.dot(w, np.log(d))) - eta) * float(np.dot(w, 1.0 / d))
-
-    if hi > top and slope(0.0) >= 0.0:
+    if hi > top and _kl_slope(gap, w, eta, 0.0) >= 0.0:
         excess = 0.0
     else:
-        scale = 1.0 + (top - dual.bottom)
-
-        def root(v):
-            return slope(math.exp(v))
-
-        lo_v, hi_v = -60.0, math.log(scale) + 1.0
-        while root(hi_v) < 0.0:
-            hi_v += 2.0
-        while root(lo_v) > 0.0 and lo_v > -700.0:  # pragma: no cover - extreme laws
-            lo_v -= 60.0
-        v = brentq(root, lo_v, hi_v, xtol=1e-14, rtol=1e-15, maxiter=500)
+        v = None
+        small = _compressed(dual) if warm and z.size >= _COMPRESS_MIN else None
+        if small is not None:
+            _, u_small = _kl_profile(small, warm=False)
+            if u_small > base:
+                v = _kl_newton(gap, w, eta, math.log(u_small - base))
+        if v is None:
+            v = _kl_brent(gap, w, eta, 1.0 + (top - dual.bottom))
         excess = math.exp(v)
     lam = math.exp(float(np.dot(w, np.log(gap + excess))) - eta)
     return lam, base + excess
+
+
+def _kl_brent(gap, w, eta, scale):
+    def root(v):
+        return _kl_slope(gap, w, eta, math.exp(v))
+
+    lo_v, hi_v = -60.0, math.log(scale) + 1.0
+    while root(hi_v) < 0.0:
+        hi_v += 2.0
+    while root(lo_v) > 0.0 and lo_v > -700.0:  # pragma: no cover - extreme laws
+        lo_v -= 60.0
+    return brentq(root, lo_v, hi_v, xtol=1e-14, rtol=1e-15, maxiter=500)
 
 
 def _tv_closed_form(dual):
@@ -520,7 +558,8 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
     done = (info, dual, mean, scale, idx_atoms, with_ratio)
     if use_closed and div.name == "kl":
         lam, u = _kl_profile(dual)
-        return _from_dual(done, "closed_form", lam, u, True, 1)
+        # at the profile's optimal lam the dual value is u - lam exactly (the log terms cancel)
+        return _from_dual(done, "closed_form", lam, u, True, 1, u - lam)
     if method in ("auto", "newton") and not numeric:
         lam, u, ok, n_iter, value = _newton(dual)
         if ok:
