@@ -359,3 +359,23 @@ def test_warm_started_solver_at_large_n_matches_the_cold_solver(divergence, monk
             m.setattr(_pointwise, "_COMPRESS_MIN", 10**9)
             cold = pointwise_bounds(y, 0.25, divergence=divergence, support=support)
         np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-10)
+
+
+def test_tv_selection_path_matches_the_sorted_path():
+    # equal weights take an O(n) selection; a zero-weight extra value forces the sorted atoms
+    rng = np.random.default_rng(8)
+    for y, support in ((rng.binomial(4, 0.4, 57) * 1.0, (0.0, 4.0)),
+                       (rng.binomial(4, 0.4, 57) * 1.0, None),
+                       (rng.standard_normal(40), (-3.0, 5.0))):
+        for e in (0.03, 0.3, 0.77):
+            fast = pointwise_bounds(y, e, divergence="tv", support=support, return_info=True)
+            y0 = np.append(y, y[0])
+            w0 = np.append(np.ones(y.size), 0.0)
+            ref = pointwise_bounds(y0, e, divergence="tv", support=support, weights=w0,
+                                   return_info=True)
+            np.testing.assert_allclose(fast[:2], ref[:2], rtol=0, atol=1e-12)
+            for side in ("upper", "lower"):
+                np.testing.assert_allclose(fast[2][side]["ratio"], ref[2][side]["ratio"][:-1],
+                                           rtol=0, atol=1e-12)
+                assert fast[2][side]["phantom_mass"] == pytest.approx(
+                    ref[2][side]["phantom_mass"], abs=1e-12)

@@ -133,7 +133,8 @@ def _js_kernel(t, order):
     den = -2.0 * np.expm1(2.0 * t - _LOG2)
     if order == 0:
         return -0.5 * np.log(den)
-    g1 = np.exp(2.0 * t) / den
+    # e^{2t} = 2 - den: accurate to 1e-16 absolutely, all the Newton sums need
+    g1 = (2.0 - den) / den
     return -0.5 * np.log(den), g1, 4.0 * g1 / den
 
 
@@ -185,17 +186,21 @@ class _Dual:
         return value if math.isfinite(value) else math.inf
 
     def derivatives(self, lam, u):
-        t = (self.z - u) / lam
         if self._kernel is not None and not self._in_domain(lam, u):
             return math.inf, np.full(2, np.nan), np.full((2, 2), np.nan)
+        t = np.subtract(self.z, u)
+        t /= lam
         g0, g1, g2 = self._conj(t, 2)
         w = self.w
-        e0, e1, et1 = float(np.dot(w, g0)), float(np.dot(w, g1)), float(np.dot(w, t * g1))
+        e0, e1 = float(np.dot(w, g0)), float(np.dot(w, g1))
+        g2 *= w  # g2 is a fresh array: weighted in place
+        g1 *= t
+        et1 = float(np.dot(w, g1))
+        h_uu, h_lu = float(g2.sum()), float(np.dot(g2, t))
+        g2 *= t
+        h_ll = float(np.dot(g2, t))
         value = lam * self.eta + u + lam * e0
         grad = np.array([self.eta + e0 - et1, 1.0 - e1])
-        wt = w * g2
-        wtt = wt * t
-        h_ll, h_lu, h_uu = float(np.dot(wtt, t)), float(wtt.sum()), float(wt.sum())
         hess = np.array([[h_ll, h_lu], [h_lu, h_uu]]) / lam
         return value, grad, hess
 
@@ -233,18 +238,24 @@ def _compressed(dual):
     z, w = dual.z, dual.w
     n = z.size
     cut = float(np.partition(z, n - _COMPRESS_TOP)[n - _COMPRESS_TOP])
-    upper = z >= cut
-    low = ~upper
-    z_up, w_up = z[upper], w[upper]
     width = cut - dual.bottom
-    if width <= 0.0 or not low.any():
+    if width <= 0.0:
         return None
-    zl, wl = z[low], w[low]
-    idx = np.minimum(((zl - dual.bottom) * (_COMPRESS_BINS / width)).astype(np.intp),
-                     _COMPRESS_BINS - 1)
-    mass = np.bincount(idx, weights=wl, minlength=_COMPRESS_BINS)
-    first = np.bincount(idx, weights=wl * zl, minlength=_COMPRESS_BINS)
+    upper = z >= cut
+    z_up, w_up = z[upper], w[upper]
+    if z_up.size > 4 * _COMPRESS_TOP:  # many ties at the top (discrete outcomes): merge them
+        z_up, inverse = np.unique(z_up, return_inverse=True)
+        w_up = np.bincount(inverse, weights=w_up)
+    # bin index of every atom, the top atoms in an extra bin B that is dropped (no gathers)
+    idx = np.subtract(z, dual.bottom)
+    idx *= _COMPRESS_BINS / width
+    idx = np.minimum(idx, _COMPRESS_BINS - 1, out=idx).astype(np.intp)
+    idx[upper] = _COMPRESS_BINS
+    mass = np.bincount(idx, weights=w, minlength=_COMPRESS_BINS + 1)[:-1]
+    first = np.bincount(idx, weights=w * z, minlength=_COMPRESS_BINS + 1)[:-1]
     keep = mass > 0
+    if not keep.any():
+        return None
     # a bin mean stays below ``cut`` (clipped against rounding); the top atoms are exact
     zc = np.concatenate([np.minimum(first[keep] / mass[keep], cut), z_up])
     wc = np.concatenate([mass[keep], w_up])
@@ -492,6 +503,30 @@ def _tv_closed_form(dual):
     return lam, (hi + q) / 2.0, value, ratio
 
 
+def _tv_equal_weights(dual, with_ratio):
+    """TV closed form for equal weights by selection (O(n)) instead of a sort: the removed
+    mass ``min(eta, 1)`` is the lowest ``n delta`` values, ties at the quantile sharing it."""
+    z, hi = dual.z, dual.hi
+    n = z.size
+    delta = min(dual.eta, 1.0)
+    j = min(max(math.ceil(n * (delta - 1e-15 * max(delta, 1.0))) - 1, 0), n - 1)
+    q = float(np.partition(z, j)[j])  # the delta-quantile, as in the sorted version
+    below = z < q
+    at_q = z == q
+    n_below, n_at = int(np.count_nonzero(below)), int(np.count_nonzero(at_q))
+    removed_q = min(max(delta - n_below / n, 0.0), n_at / n)
+    value = (float(z.sum()) - float(z[below].sum())) / n - removed_q * q + delta * hi
+    ratio = None
+    if with_ratio:
+        ratio = np.ones(n)
+        ratio[below] = 0.0
+        ratio[at_q] = 1.0 - removed_q * n / n_at
+        if dual.top == hi:  # the moved mass lands on the top atoms, not on a phantom point
+            at_top = z == hi
+            ratio[at_top] += delta * n / np.count_nonzero(at_top)
+    return hi - q, (hi + q) / 2.0, value, ratio
+
+
 # ----------------------------------------------------------------------------------------------
 # the upper bound (one side)
 # ----------------------------------------------------------------------------------------------
@@ -511,7 +546,9 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
             f"{div.name!r}."
         )
     use_closed = method == "closed_form" or (method == "auto" and div.name in ("tv", "kl"))
-    if (use_closed and div.name == "tv") or not np.all(w > 0):
+    tv = use_closed and div.name == "tv"
+    equal = bool(w[0] > 0 and np.all(w == w[0]))
+    if (tv and not equal) or not (equal or np.all(w > 0)):
         atoms, probs = _collapse(y, w)
         top, bottom = float(atoms[-1]), float(atoms[0])
         idx_atoms = atoms
@@ -550,8 +587,11 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
         return _finish(info, "non_binding", 0.0, hi, hi, ratio, idx_atoms, binding=False)
 
     numeric = {"conjugate", "conjugate_second_derivative"} & set(div.numeric)
-    if use_closed and div.name == "tv":
-        lam, u, value, ratio = _tv_closed_form(dual)
+    if tv:
+        if idx_atoms is None:
+            lam, u, value, ratio = _tv_equal_weights(dual, with_ratio)
+        else:
+            lam, u, value, ratio = _tv_closed_form(dual)
         info.update(method="closed_form", n_iter=1)
         return _finish(info, "closed_form", lam * scale, mean + scale * u,
                        mean + scale * value, ratio, idx_atoms)
