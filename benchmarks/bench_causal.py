@@ -106,6 +106,49 @@ def workload_w1(sizes, rng):
     return rows
 
 
+def workload_w1_timing(sizes, repeats=5):
+    """Spec §8 timing table: median of ``repeats`` warm runs per divergence and sign (Gaussian y,
+    observed support, e = 0.3), with the CPU seconds (less sensitive to other processes)."""
+    from fstat.causal import pointwise_bounds
+
+    rows = []
+    rng = np.random.default_rng(123)
+    for n in sizes:
+        y = rng.standard_normal(n)
+        for name in FIVE:
+            pointwise_bounds(y, 0.3, divergence=name)  # warm-up
+            walls, cpus = [], []
+            for _ in range(repeats):
+                start, cpu = time.perf_counter(), time.process_time()
+                pointwise_bounds(y, 0.3, divergence=name)
+                walls.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+            target = 0.010 if n <= 100_000 else 0.100
+            per_sign = float(np.median(walls)) / 2.0
+            rows.append({"workload": "W1-timing", "data": "gaussian", "n": n, "divergence": name,
+                         "method": "fstat pointwise_bounds (per sign = both signs / 2)",
+                         "ms_per_sign": 1e3 * per_sign,
+                         "cpu_ms_per_sign": 1e3 * float(np.median(cpus)) / 2.0,
+                         "spec_target_ms": 1e3 * target if n >= 100_000 else None,
+                         "load": _load()})
+    return rows
+
+
+def _print_timing_table(rows):
+    rows = [r for r in rows if r["workload"] == "W1-timing"]
+    if not rows:
+        return
+    sizes = sorted({r["n"] for r in rows})
+    print("W1 exact solver, median of warm runs, ms per divergence per sign (wall / cpu):")
+    print("n".rjust(9) + "".join(name.rjust(16) for name in FIVE))
+    for n in sizes:
+        cells = {r["divergence"]: r for r in rows if r["n"] == n}
+        print(f"{n:9d}" + "".join(
+            f"{cells[name]['ms_per_sign']:7.1f} /{cells[name]['cpu_ms_per_sign']:6.1f}"
+            .rjust(16) for name in FIVE))
+    print("spec §8 targets: < 10 ms at n = 1e5, < 100 ms at n = 1e6 (CPU, float64)")
+
+
 def _load():
     try:
         return float(Path("/proc/loadavg").read_text().split()[0])
@@ -292,6 +335,10 @@ def main(argv=None):
         pass
     w1_sizes = (1_000, 10_000, 100_000) if args.quick else (1_000, 10_000, 100_000, 1_000_000)
     rows = workload_w1(w1_sizes, rng) if "w1" in chosen else []
+    if "w1" in chosen:
+        timing_sizes = (1_000, 10_000, 100_000) if args.quick else (1_000, 10_000, 100_000,
+                                                                     1_000_000)
+        rows += workload_w1_timing(timing_sizes)
     if "w2" in chosen:
         if args.quick:
             rows += workload_w2((4000,), (0,), 500, 20, args.full)
@@ -299,7 +346,8 @@ def main(argv=None):
             rows += workload_w2((4000, 8000), (0, 1, 2), 500, 256, args.full)
     if "w3" in chosen:
         rows += workload_w3((4000,) if args.quick else (4000, 16000), 0, 500)
-    _print_table(rows)
+    _print_table([r for r in rows if r["workload"] != "W1-timing"])
+    _print_timing_table(rows)
     meta["peak_rss_mb"] = _rss_mb()
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)

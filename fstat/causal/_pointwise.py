@@ -105,37 +105,66 @@ def _g_at_zero(div):
 _LOG2 = math.log(2.0)
 
 
-def _kl_kernel(t, order):
+# Each kernel writes into preallocated buffers ``buf[1:5]`` (scratch, g*, g*', g*''): fresh
+# arrays of n floats would be mapped and page-faulted on every pass, which costs several times
+# the arithmetic at n = 1e5.
+
+
+def _kl_kernel(t, order, buf):
+    g0 = np.negative(t, out=buf[2])
+    np.log(g0, out=g0)
+    np.subtract(-1.0, g0, out=g0)  # -1 - log(-t)
     if order == 0:
-        return -1.0 - np.log(-t)
-    g1 = -1.0 / t
-    return -1.0 - np.log(-t), g1, g1 * g1
+        return g0
+    g1 = np.reciprocal(t, out=buf[3])
+    np.negative(g1, out=g1)  # -1 / t
+    return g0, g1, np.multiply(g1, g1, out=buf[4])
 
 
-def _hellinger_kernel(t, order):
-    a = 1.0 / (1.0 - 2.0 * t)
+def _hellinger_kernel(t, order, buf):
+    a = np.multiply(t, -2.0, out=buf[1])
+    a += 1.0
+    np.reciprocal(a, out=a)  # 1 / (1 - 2t)
+    g0 = np.multiply(t, a, out=buf[2])
     if order == 0:
-        return t * a
-    g1 = a * a
-    return t * a, g1, 4.0 * g1 * a
+        return g0
+    g1 = np.multiply(a, a, out=buf[3])
+    g2 = np.multiply(g1, a, out=buf[4])
+    g2 *= 4.0
+    return g0, g1, g2
 
 
-def _chi2_kernel(t, order):
-    r = np.sqrt(1.0 - 2.0 * t)
+def _chi2_kernel(t, order, buf):
+    r = np.multiply(t, -2.0, out=buf[1])
+    r += 1.0
+    np.sqrt(r, out=r)  # sqrt(1 - 2t)
+    g0 = np.add(r, 1.0, out=buf[2])
+    np.divide(t, g0, out=g0)
+    g0 *= 2.0  # 2t / (1 + sqrt(1 - 2t)) = 1 - sqrt(1 - 2t) without cancellation
     if order == 0:
-        return 2.0 * t / (1.0 + r)  # = 1 - sqrt(1 - 2t) without cancellation
-    g1 = 1.0 / r
-    return 2.0 * t / (1.0 + r), g1, g1 * g1 * g1
+        return g0
+    g1 = np.reciprocal(r, out=buf[3])
+    g2 = np.multiply(g1, g1, out=buf[4])
+    g2 *= g1
+    return g0, g1, g2
 
 
-def _js_kernel(t, order):
+def _js_kernel(t, order, buf):
     # 2 - e^{2t} = -2 expm1(2t - log 2): relative accuracy up to the domain end (log 2) / 2
-    den = -2.0 * np.expm1(2.0 * t - _LOG2)
+    den = np.multiply(t, 2.0, out=buf[1])
+    den -= _LOG2
+    np.expm1(den, out=den)
+    den *= -2.0
+    g0 = np.log(den, out=buf[2])
+    g0 *= -0.5
     if order == 0:
-        return -0.5 * np.log(den)
+        return g0
     # e^{2t} = 2 - den: accurate to 1e-16 absolutely, all the Newton sums need
-    g1 = (2.0 - den) / den
-    return -0.5 * np.log(den), g1, 4.0 * g1 / den
+    g1 = np.subtract(2.0, den, out=buf[3])
+    g1 /= den
+    g2 = np.divide(g1, den, out=buf[4])
+    g2 *= 4.0
+    return g0, g1, g2
 
 
 # fused (g*, g*', g*'') of the built-in divergences on points inside the domain; the registry's
@@ -158,6 +187,19 @@ class _Dual:
         self.bottom = float(z.min())
         self.n_eval = 0
         self._kernel = _KERNELS.get(div.name) if get_divergence(div.name) is div else None
+        self._buf = None
+
+    def _buffers(self):
+        if self._buf is None:
+            self._buf = [np.empty_like(self.z) for _ in range(5)]
+        return self._buf
+
+    def _t(self, lam, u):
+        if self._kernel is None:
+            return (self.z - u) / lam
+        t = np.subtract(self.z, u, out=self._buffers()[0])
+        t /= lam
+        return t
 
     def feasible(self, lam, u):
         # tolerance: points computed on the boundary as u = hi - lam f0 must count as feasible
@@ -169,7 +211,7 @@ class _Dual:
 
     def _conj(self, t, order):
         if self._kernel is not None:
-            return self._kernel(t, order)
+            return self._kernel(t, order, self._buffers())
         if order == 0:
             return self.div.conjugate(t)
         return (self.div.conjugate(t), self.div.conjugate_derivative(t),
@@ -181,19 +223,18 @@ class _Dual:
         self.n_eval += 1
         if self._kernel is not None and not self._in_domain(lam, u):
             return math.inf
-        gs = self._conj((self.z - u) / lam, 0)
+        gs = self._conj(self._t(lam, u), 0)
         value = lam * self.eta + u + lam * float(np.dot(self.w, gs))
         return value if math.isfinite(value) else math.inf
 
     def derivatives(self, lam, u):
         if self._kernel is not None and not self._in_domain(lam, u):
             return math.inf, np.full(2, np.nan), np.full((2, 2), np.nan)
-        t = np.subtract(self.z, u)
-        t /= lam
+        t = self._t(lam, u)
         g0, g1, g2 = self._conj(t, 2)
         w = self.w
         e0, e1 = float(np.dot(w, g0)), float(np.dot(w, g1))
-        g2 *= w  # g2 is a fresh array: weighted in place
+        g2 *= w  # g1, g2 are scratch (kernel buffers or fresh arrays)
         g1 *= t
         et1 = float(np.dot(w, g1))
         h_uu, h_lu = float(g2.sum()), float(np.dot(g2, t))
@@ -207,8 +248,44 @@ class _Dual:
     def ratio(self, lam, u):
         return np.asarray(self.div.conjugate_derivative((self.z - u) / lam), dtype=np.float64)
 
-    def boundary_min(self):
-        """Minimise along the boundary ``u = hi - lam f0`` (1-D convex in ``lam``)."""
+    def boundary_min(self, start=None):
+        """Minimise along the boundary ``u = hi - lam f0`` (1-D convex in ``lam``): Newton in
+        ``log lam`` from ``start`` (a few passes), bounded Brent when that fails."""
+        if start is not None and start > 0.0:
+            found = self._boundary_newton(start)
+            if found is not None:
+                lam, value, grad = found
+                return lam, self.hi - lam * self.f0, value, grad
+        lam, u = self._boundary_brent()
+        value, grad, _ = self.derivatives(lam, u)
+        return lam, u, value, grad
+
+    def _boundary_newton(self, lam):
+        """Newton in ``log lam`` along the boundary; ``(lam, value, grad)`` or ``None``."""
+        direction = np.array([1.0, -self.f0])
+        value, grad, hess = self.derivatives(lam, self.hi - lam * self.f0)
+        for _ in range(40):
+            d1 = float(grad @ direction)
+            slope = lam * d1
+            curv = lam * lam * float(direction @ hess @ direction) + slope
+            if not (math.isfinite(value) and math.isfinite(curv) and curv > 0.0):
+                return None
+            step = -slope / curv
+            if abs(step) < 1e-12:
+                return lam, value, grad
+            alpha = 1.0
+            while alpha > 1e-10:
+                c_lam = lam * math.exp(alpha * step)
+                c_value, c_grad, c_hess = self.derivatives(c_lam, self.hi - c_lam * self.f0)
+                if c_value <= value + 1e-4 * alpha * step * slope:
+                    break
+                alpha *= 0.5
+            else:
+                return (lam, value, grad) if abs(step) < 1e-8 else None
+            lam, value, grad, hess = c_lam, c_value, c_grad, c_hess
+        return None
+
+    def _boundary_brent(self):
 
         def phi(log_lam):
             lam = math.exp(log_lam)
@@ -294,6 +371,14 @@ def _kkt_tolerance(dual, lam, u, hess):
     return max(1e-8, 8.0 * np.finfo(np.float64).eps * reach * curvature)
 
 
+def _boundary_kkt(dual, lam):
+    """Minimise on the boundary from ``lam``; ``(optimal, lam, u, value)`` where ``optimal``
+    is the KKT test: a non-negative multiplier ``d F / d u = 1 - E[g*'(t)] >= 0``."""
+    with np.errstate(all="ignore"):
+        b_lam, b_u, b_value, b_grad = dual.boundary_min(start=lam)
+    return bool(b_grad[1] >= -1e-10), b_lam, b_u, b_value
+
+
 def _newton(dual, start=None):
     """Damped Newton with an active set; returns ``(lam, u, converged, n_iter, value)``."""
     f0, hi = dual.f0, dual.hi
@@ -301,6 +386,13 @@ def _newton(dual, start=None):
     can_be_active = _boundary_can_be_active(dual)
     boundary_checked = False
     polish = 0
+    if can_be_active and abs(u + lam * f0 - hi) <= 1e-12 * (1.0 + abs(hi)):
+        # a warm start on the boundary: its 1-D optimum first (the usual phantom-mass case)
+        boundary_checked = True
+        found = _boundary_kkt(dual, lam)
+        if found[0]:
+            return (*found[1:3], True, 0, found[3])
+        lam, u = found[1], found[2] + 1e-12 * (1.0 + abs(found[2]))
     with np.errstate(all="ignore"):
         value, grad, hess = dual.derivatives(lam, u)
     for it in range(1, _MAX_NEWTON + 1):
@@ -327,14 +419,9 @@ def _newton(dual, start=None):
             and (u + step[1]) + (lam + step[0]) * f0 < hi
         ):
             boundary_checked = True
-            with np.errstate(all="ignore"):
-                b_lam, b_u = dual.boundary_min()
-                f_u = 1.0 - float(np.dot(dual.w, dual.ratio(b_lam, b_u)))
-            if f_u >= -1e-10:  # KKT with a non-negative multiplier: global optimum
-                with np.errstate(all="ignore"):
-                    return b_lam, b_u, True, it, dual.value(b_lam, b_u)
-            with np.errstate(all="ignore"):
-                b_value = dual.value(b_lam, b_u)
+            optimal, b_lam, b_u, b_value = _boundary_kkt(dual, lam)
+            if optimal:
+                return b_lam, b_u, True, it, b_value
             if b_value < value:  # leave the boundary from its best point
                 lam, u = b_lam, b_u + 1e-12 * (1.0 + abs(b_u))
                 with np.errstate(all="ignore"):
@@ -416,24 +503,29 @@ def _nested_solve(inner):
     return lam, u, bool(res.success) and math.isfinite(value), int(res.nfev)
 
 
-def _kl_slope(gap, w, eta, excess, derivative=False):
+def _kl_slope(gap, w, eta, excess, derivative=False, buf=None):
     """Slope in ``u`` of the KL profile at ``u = base + excess`` (and its ``log excess``
-    derivative): ``1 - exp(E log d - eta) E[1/d]`` with ``d = gap + excess``; increasing."""
-    d = gap + excess
-    inv = 1.0 / d
-    scale = math.exp(float(np.dot(w, np.log(d))) - eta)
+    derivative): ``1 - exp(E log d - eta) E[1/d]`` with ``d = gap + excess``; increasing.
+    ``buf``: two scratch arrays shaped like ``gap`` (no fresh arrays per pass)."""
+    if buf is None:
+        buf = [np.empty_like(gap), np.empty_like(gap)]
+    d = np.add(gap, excess, out=buf[0])
+    inv = np.reciprocal(d, out=buf[1])
+    scale = math.exp(float(np.dot(w, np.log(d, out=d))) - eta)
     m1 = float(np.dot(w, inv))
     slope = 1.0 - scale * m1
     if not derivative:
         return slope
-    m2 = float(np.dot(w * inv, inv))
+    np.multiply(w, inv, out=d)
+    m2 = float(np.dot(d, inv))
     return slope, excess * scale * (m2 - m1 * m1)
 
 
 def _kl_newton(gap, w, eta, v):
     """Newton on ``log excess`` from a warm start; ``None`` unless it converges cleanly."""
+    buf = [np.empty_like(gap), np.empty_like(gap)]
     for _ in range(30):
-        slope, dslope = _kl_slope(gap, w, eta, math.exp(v), derivative=True)
+        slope, dslope = _kl_slope(gap, w, eta, math.exp(v), derivative=True, buf=buf)
         if not (math.isfinite(slope) and math.isfinite(dslope) and dslope > 0.0):
             return None
         step = -slope / dslope
@@ -472,8 +564,10 @@ def _kl_profile(dual, warm=True):
 
 
 def _kl_brent(gap, w, eta, scale):
+    buf = [np.empty_like(gap), np.empty_like(gap)]
+
     def root(v):
-        return _kl_slope(gap, w, eta, math.exp(v))
+        return _kl_slope(gap, w, eta, math.exp(v), buf=buf)
 
     lo_v, hi_v = -60.0, math.log(scale) + 1.0
     while root(hi_v) < 0.0:
