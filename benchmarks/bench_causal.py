@@ -4,14 +4,17 @@ W1: exact marginal solver (time per divergence and sign, error vs a nested high-
     vs scipy.optimize.minimize on the same dual and itbound's marginal solver when installed).
 W2: conditional bounds on make_confounded_discrete (errors vs exact population bounds, coverage,
     time), fstat vs itbound's DebiasedCausalBoundEstimator when installed.
-W4: the ATE on W3's data: fstat's one-step averaged bounds vs DoubleML IRM + sensitivity analysis
-    and EconML LinearDML / DRLearner + sensitivity_interval (different assumptions; opt-in:
-    ``--workloads w4``, the peers from /work/venv-causal).
 W3: conditional bounds on make_confounded_paper (unbounded t3 outcome, observed support):
     coverage of the exact E[Y | do(1), x], mean width, width by propensity bins, domain
     violations, time (fstat only; itbound's conditional run is W2's).
+W4: the ATE on W3's data: fstat's one-step averaged bounds vs DoubleML IRM + sensitivity analysis
+    and EconML LinearDML / DRLearner + sensitivity_interval (different assumptions; opt-in:
+    ``--workloads w4``, the peers from /work/venv-causal).
+W5: debiased vs plug-in conditional bounds vs n, with a correct and a perturbed propensity model,
+    RMSE against the exact population bounds (opt-in: ``--workloads w5``; ``--quick`` is small).
 
-Usage: ``PYTHONPATH=. python benchmarks/bench_causal.py [--quick] [--full] [--workloads w1,w2,w3]``.
+Usage: ``PYTHONPATH=. python benchmarks/bench_causal.py [--quick] [--full]
+[--workloads w1,w2,w3,w4,w5]``.
 Wall and process CPU seconds are both recorded with the 1-minute load average (the machine is
 shared; CPU seconds are less sensitive to other processes).
 Writes ``benchmarks/results/causal.json``.
@@ -304,6 +307,71 @@ def workload_w4(n, seed, max_iter):
     return rows
 
 
+def _shrunk_propensity(shrink):
+    """A deliberately wrong propensity model: logistic regression shrunk towards 1/2."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.linear_model import LogisticRegression
+
+    class ShrunkPropensity(ClassifierMixin, BaseEstimator):
+        def __init__(self, shrink=0.3):
+            self.shrink = shrink
+
+        def fit(self, X, y, sample_weight=None):
+            self.model_ = LogisticRegression().fit(X, y, sample_weight=sample_weight)
+            self.classes_ = self.model_.classes_
+            return self
+
+        def predict_proba(self, X):
+            return (1 - self.shrink) * self.model_.predict_proba(X) + self.shrink / 2
+
+    return ShrunkPropensity(shrink)
+
+
+def workload_w5(sizes, seeds, max_iter):
+    """W5 (spec §8): debiased vs plug-in conditional bounds against the exact population bounds
+    of make_confounded_discrete (the oracle), with a correct (logistic) and a perturbed
+    propensity model (logistic shrunk 30% towards 1/2), as n grows: RMSE over the 4 cells x 2
+    arms x 2 ends, mean width, time."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from fstat.causal import ConditionalDivergenceBounds
+    from fstat.datasets import make_confounded_discrete
+
+    rows = []
+    for n in sizes:
+        for seed in seeds:
+            X, y, a, truth = make_confounded_discrete(n, random_state=seed, return_truth=True)
+            for prop_label, prop in (("logistic", LogisticRegression()),
+                                     ("shrunk 30%", _shrunk_propensity(0.3))):
+                for debiased in (True, False):
+                    start = time.perf_counter()
+                    est = ConditionalDivergenceBounds(
+                        outcome_bounds=(0, 4), max_iter=max_iter, debiased=debiased,
+                        propensity_model=prop, random_state=seed, device="cpu")
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        est.fit(X, y, treatment=a)
+                    seconds = time.perf_counter() - start
+                    for name in FIVE:
+                        pop = truth.population_bounds(name)
+                        fitted = np.stack([est.predict_outcome_bounds(np.eye(4), arm,
+                                                                      divergence=name)
+                                           for arm in (0, 1)])
+                        rows.append({"workload": "W5", "n": n, "seed": seed, "divergence": name,
+                                     "method": f"fstat {'debiased' if debiased else 'plug-in'}"
+                                               f", propensity {prop_label}",
+                                     "seconds": seconds,
+                                     "rmse_vs_oracle": float(np.sqrt(np.mean((fitted - pop)
+                                                                             ** 2))),
+                                     "mean_width": float(np.mean(fitted[..., 1]
+                                                                 - fitted[..., 0])),
+                                     "oracle_width": float(np.mean(pop[..., 1] - pop[..., 0])),
+                                     "load": _load()})
+    return rows
+
+
 def _itbound():
     try:
         import itbound  # noqa: F401
@@ -419,7 +487,8 @@ def _print_table(rows):
     keys = ("workload", "data", "n", "divergence", "method", "seconds", "cpu_seconds", "load",
             "seconds_both_signs", "max_err", "mean_err", "abs_error_vs_nested", "coverage_cells",
             "coverage", "mean_width", "violation_fraction", "ate_true", "ate_lower", "ate_upper",
-            "covers_ate", "ci_lower", "ci_upper", "ci_covers_ate", "note")
+            "covers_ate", "ci_lower", "ci_upper", "ci_covers_ate", "rmse_vs_oracle",
+            "oracle_width", "note")
     for row in rows:
         parts = []
         for k in keys:
@@ -434,7 +503,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--workloads", default="w1,w2,w3",
-                        help="comma-separated subset of w1,w2,w3,w4 (w4 is opt-in)")
+                        help="comma-separated subset of w1,w2,w3,w4,w5 (w4, w5 are opt-in)")
     args = parser.parse_args(argv)
     chosen = {w.strip().lower() for w in args.workloads.split(",")}
     rng = np.random.default_rng(0)
@@ -461,6 +530,11 @@ def main(argv=None):
         rows += workload_w3((4000,) if args.quick else (4000, 16000), 0, 500)
     if "w4" in chosen:
         rows += workload_w4(4000, 0, 500)
+    if "w5" in chosen:
+        if args.quick:
+            rows += workload_w5((1000, 4000), (0,), 300)
+        else:
+            rows += workload_w5((1000, 2000, 4000, 8000), (0, 1), 500)
     _print_table([r for r in rows if r["workload"] != "W1-timing"])
     _print_timing_table(rows)
     meta["peak_rss_mb"] = _rss_mb()
