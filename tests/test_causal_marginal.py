@@ -144,4 +144,4 @@ def test_large_n_speed():
     y = rng.binomial(4, 0.4, 100_000).astype(float)
     start = time.perf_counter()
     MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a)
-    assert time.perf_counter() - start < 10.0  # spec target 3 s; generous on a shared machine
+    assert time.perf_counter() - start < 3.0  # spec §6 item 5 (about 0.3 s on an idle core)

@@ -102,45 +102,190 @@ def _g_at_zero(div):
 # ----------------------------------------------------------------------------------------------
 
 
+_LOG2 = math.log(2.0)
+
+
+# Each kernel writes into preallocated buffers ``buf[1:5]`` (scratch, g*, g*', g*''): fresh
+# arrays of n floats would be mapped and page-faulted on every pass, which costs several times
+# the arithmetic at n = 1e5.
+
+
+def _kl_kernel(t, order, buf):
+    g0 = np.negative(t, out=buf[2])
+    np.log(g0, out=g0)
+    np.subtract(-1.0, g0, out=g0)  # -1 - log(-t)
+    if order == 0:
+        return g0
+    g1 = np.reciprocal(t, out=buf[3])
+    np.negative(g1, out=g1)  # -1 / t
+    return g0, g1, np.multiply(g1, g1, out=buf[4])
+
+
+def _hellinger_kernel(t, order, buf):
+    a = np.multiply(t, -2.0, out=buf[1])
+    a += 1.0
+    np.reciprocal(a, out=a)  # 1 / (1 - 2t)
+    g0 = np.multiply(t, a, out=buf[2])
+    if order == 0:
+        return g0
+    g1 = np.multiply(a, a, out=buf[3])
+    g2 = np.multiply(g1, a, out=buf[4])
+    g2 *= 4.0
+    return g0, g1, g2
+
+
+def _chi2_kernel(t, order, buf):
+    r = np.multiply(t, -2.0, out=buf[1])
+    r += 1.0
+    np.sqrt(r, out=r)  # sqrt(1 - 2t)
+    g0 = np.add(r, 1.0, out=buf[2])
+    np.divide(t, g0, out=g0)
+    g0 *= 2.0  # 2t / (1 + sqrt(1 - 2t)) = 1 - sqrt(1 - 2t) without cancellation
+    if order == 0:
+        return g0
+    g1 = np.reciprocal(r, out=buf[3])
+    g2 = np.multiply(g1, g1, out=buf[4])
+    g2 *= g1
+    return g0, g1, g2
+
+
+def _js_kernel(t, order, buf):
+    # 2 - e^{2t}: near the domain end (log 2) / 2 its absolute error (~4e-16) matches what the
+    # rounding of t = (z - u) / lam already causes, so expm1 (twice the cost of exp) buys nothing
+    e2t = np.multiply(t, 2.0, out=buf[1])
+    np.exp(e2t, out=e2t)
+    den = np.subtract(2.0, e2t, out=e2t)
+    g0 = np.log(den, out=buf[2])
+    g0 *= -0.5
+    if order == 0:
+        return g0
+    # e^{2t} = 2 - den: accurate to 1e-16 absolutely, all the Newton sums need
+    g1 = np.subtract(2.0, den, out=buf[3])
+    g1 /= den
+    g2 = np.divide(g1, den, out=buf[4])
+    g2 *= 4.0
+    return g0, g1, g2
+
+
+# fused (g*, g*', g*'') of the built-in divergences on points inside the domain; the registry's
+# wrappers (domain masks, NaN handling, torch dispatch) cost several passes over the data each
+_KERNELS = {"kl": _kl_kernel, "hellinger": _hellinger_kernel, "chi2": _chi2_kernel,
+            "js": _js_kernel}
+
+
 class _Dual:
-    """Dual objective of the upper bound for standardised atoms ``z`` with weights ``w``."""
+    """Dual objective of the upper bound for standardised atoms ``z`` with weights ``w``.
+
+    The atoms need not be sorted or distinct; ``top`` is their maximum. Every ``t = (z - u) /
+    lam`` is at most ``(top - u) / lam``, so the domain of ``g*`` is checked in O(1).
+    """
 
     def __init__(self, z, w, eta, hi, div):
         self.z, self.w, self.eta, self.hi, self.div = z, w, eta, hi, div
         self.f0 = div.f0
-        self.top = float(z[-1])
+        self.top = float(z.max())
+        self.bottom = float(z.min())
         self.n_eval = 0
+        self._kernel = _KERNELS.get(div.name) if get_divergence(div.name) is div else None
+        self._buf = None
+
+    def _buffers(self):
+        if self._buf is None:
+            self._buf = [np.empty_like(self.z) for _ in range(5)]
+        return self._buf
+
+    def _t(self, lam, u):
+        if self._kernel is None:
+            return (self.z - u) / lam
+        t = np.subtract(self.z, u, out=self._buffers()[0])
+        t /= lam
+        return t
 
     def feasible(self, lam, u):
         # tolerance: points computed on the boundary as u = hi - lam f0 must count as feasible
         return lam > 0 and u + lam * self.f0 >= self.hi - 1e-13 * (1.0 + abs(self.hi))
 
+    def _in_domain(self, lam, u):
+        t_top = (self.top - u) / lam
+        return t_top <= self.f0 if self.div.domain_closed else t_top < self.f0
+
+    def _conj(self, t, order):
+        if self._kernel is not None:
+            return self._kernel(t, order, self._buffers())
+        if order == 0:
+            return self.div.conjugate(t)
+        return (self.div.conjugate(t), self.div.conjugate_derivative(t),
+                self.div.conjugate_second_derivative(t))
+
     def value(self, lam, u):
         if not self.feasible(lam, u):
             return math.inf
         self.n_eval += 1
-        gs = self.div.conjugate((self.z - u) / lam)
+        if self._kernel is not None and not self._in_domain(lam, u):
+            return math.inf
+        gs = self._conj(self._t(lam, u), 0)
         value = lam * self.eta + u + lam * float(np.dot(self.w, gs))
         return value if math.isfinite(value) else math.inf
 
     def derivatives(self, lam, u):
-        t = (self.z - u) / lam
-        g0 = self.div.conjugate(t)
-        g1 = self.div.conjugate_derivative(t)
-        g2 = self.div.conjugate_second_derivative(t)
+        if self._kernel is not None and not self._in_domain(lam, u):
+            return math.inf, np.full(2, np.nan), np.full((2, 2), np.nan)
+        t = self._t(lam, u)
+        g0, g1, g2 = self._conj(t, 2)
         w = self.w
-        value = lam * self.eta + u + lam * float(np.dot(w, g0))
-        grad = np.array([self.eta + float(np.dot(w, g0 - t * g1)), 1.0 - float(np.dot(w, g1))])
-        wt = w * g2
-        h_ll, h_lu, h_uu = float(np.dot(wt, t * t)), float(np.dot(wt, t)), float(wt.sum())
+        e0, e1 = float(np.dot(w, g0)), float(np.dot(w, g1))
+        g2 *= w  # g1, g2 are scratch (kernel buffers or fresh arrays)
+        g1 *= t
+        et1 = float(np.dot(w, g1))
+        h_uu, h_lu = float(g2.sum()), float(np.dot(g2, t))
+        g2 *= t
+        h_ll = float(np.dot(g2, t))
+        value = lam * self.eta + u + lam * e0
+        grad = np.array([self.eta + e0 - et1, 1.0 - e1])
         hess = np.array([[h_ll, h_lu], [h_lu, h_uu]]) / lam
         return value, grad, hess
 
     def ratio(self, lam, u):
         return np.asarray(self.div.conjugate_derivative((self.z - u) / lam), dtype=np.float64)
 
-    def boundary_min(self):
-        """Minimise along the boundary ``u = hi - lam f0`` (1-D convex in ``lam``)."""
+    def boundary_min(self, start=None):
+        """Minimise along the boundary ``u = hi - lam f0`` (1-D convex in ``lam``): Newton in
+        ``log lam`` from ``start`` (a few passes), bounded Brent when that fails."""
+        if start is not None and start > 0.0:
+            found = self._boundary_newton(start)
+            if found is not None:
+                lam, value, grad = found
+                return lam, self.hi - lam * self.f0, value, grad
+        lam, u = self._boundary_brent()
+        value, grad, _ = self.derivatives(lam, u)
+        return lam, u, value, grad
+
+    def _boundary_newton(self, lam):
+        """Newton in ``log lam`` along the boundary; ``(lam, value, grad)`` or ``None``."""
+        direction = np.array([1.0, -self.f0])
+        value, grad, hess = self.derivatives(lam, self.hi - lam * self.f0)
+        for _ in range(40):
+            d1 = float(grad @ direction)
+            slope = lam * d1
+            curv = lam * lam * float(direction @ hess @ direction) + slope
+            if not (math.isfinite(value) and math.isfinite(curv) and curv > 0.0):
+                return None
+            step = -slope / curv
+            if abs(step) < 1e-12:
+                return lam, value, grad
+            alpha = 1.0
+            while alpha > 1e-10:
+                c_lam = lam * math.exp(alpha * step)
+                c_value, c_grad, c_hess = self.derivatives(c_lam, self.hi - c_lam * self.f0)
+                if c_value <= value + 1e-4 * alpha * step * slope:
+                    break
+                alpha *= 0.5
+            else:
+                return (lam, value, grad) if abs(step) < 1e-8 else None
+            lam, value, grad, hess = c_lam, c_value, c_grad, c_hess
+        return None
+
+    def _boundary_brent(self):
 
         def phi(log_lam):
             lam = math.exp(log_lam)
@@ -154,48 +299,157 @@ class _Dual:
         return lam, self.hi - lam * self.f0
 
 
-def _newton(dual):
-    """Damped Newton with an active set; returns ``(lam, u, converged, n_iter)``."""
-    eta, f0, hi = dual.eta, dual.f0, dual.hi
-    lam = min(max(1.0 / math.sqrt(2.0 * eta), 1e-3), 1e3)
-    u = max(dual.top, hi) - lam * f0 + lam
-    can_be_active = hi > dual.top or dual.div.domain_closed
+def _default_start(dual):
+    lam = min(max(1.0 / math.sqrt(2.0 * dual.eta), 1e-3), 1e3)
+    return lam, max(dual.top, dual.hi) - lam * dual.f0 + lam
+
+
+_COMPRESS_MIN = 4096  # laws with more atoms get a warm start from a compressed law
+_COMPRESS_BINS = 1024
+_COMPRESS_TOP = 64
+
+
+def _compressed(dual):
+    """A law of at most ~1100 atoms with the same top atoms, hi and mean: its dual optimum is a
+    warm start for the full law (equal-width bins of the lower atoms, replaced by their means)."""
+    z, w = dual.z, dual.w
+    n = z.size
+    cut = float(np.partition(z, n - _COMPRESS_TOP)[n - _COMPRESS_TOP])
+    width = cut - dual.bottom
+    if width <= 0.0:
+        return None
+    upper = z >= cut
+    z_up, w_up = z[upper], w[upper]
+    if z_up.size > 4 * _COMPRESS_TOP:  # many ties at the top (discrete outcomes): merge them
+        z_up, inverse = np.unique(z_up, return_inverse=True)
+        w_up = np.bincount(inverse, weights=w_up)
+    # bin index of every atom, the top atoms in an extra bin B that is dropped (no gathers)
+    idx = np.subtract(z, dual.bottom)
+    idx *= _COMPRESS_BINS / width
+    idx = np.minimum(idx, _COMPRESS_BINS - 1, out=idx).astype(np.intp)
+    idx[upper] = _COMPRESS_BINS
+    mass = np.bincount(idx, weights=w, minlength=_COMPRESS_BINS + 1)[:-1]
+    first = np.bincount(idx, weights=w * z, minlength=_COMPRESS_BINS + 1)[:-1]
+    keep = mass > 0
+    if not keep.any():
+        return None
+    # a bin mean stays below ``cut`` (clipped against rounding); the top atoms are exact
+    zc = np.concatenate([np.minimum(first[keep] / mass[keep], cut), z_up])
+    wc = np.concatenate([mass[keep], w_up])
+    small = _Dual(zc, wc, dual.eta, dual.hi, dual.div)
+    small._kernel = dual._kernel
+    return small
+
+
+def _warm_start(dual):
+    if dual.z.size < _COMPRESS_MIN:
+        return _default_start(dual)
+    small = _compressed(dual)
+    if small is None:
+        return _default_start(dual)
+    lam, u, ok, _, _ = _newton(small, _default_start(small))
+    return (lam, u) if ok and dual.feasible(lam, u) else _default_start(dual)
+
+
+def _boundary_can_be_active(dual):
+    """The support constraint ``u + lam f0 >= hi`` can bind (phantom mass at ``hi``) only when
+    ``hi`` lies above the top atom or ``g*'`` stays finite at a closed domain end."""
+    if dual.hi > dual.top:
+        return True
+    if not dual.div.domain_closed:
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(dual.div.conjugate_derivative(dual.f0)))
+
+
+def _kkt_tolerance(dual, lam, u, hess):
+    """1e-8, or the rounding floor of the gradient when it is larger: ``t = (z - u) / lam`` is
+    known to about ``eps (|z| + |u|) / lam``, which moves ``E[g*'(t)]`` by that times
+    ``E[g*''(t)]`` (large when an atom sits at the domain end, e.g. chi2's top atom)."""
+    reach = max(abs(dual.top), abs(dual.bottom)) + abs(u)
+    curvature = max(abs(hess[0, 0]), abs(hess[1, 1]))
+    return max(1e-8, 8.0 * np.finfo(np.float64).eps * reach * curvature)
+
+
+def _boundary_kkt(dual, lam):
+    """Minimise on the boundary from ``lam``; ``(optimal, lam, u, value)`` where ``optimal``
+    is the KKT test: a non-negative multiplier ``d F / d u = 1 - E[g*'(t)] >= 0``."""
+    with np.errstate(all="ignore"):
+        b_lam, b_u, b_value, b_grad = dual.boundary_min(start=lam)
+    return bool(b_grad[1] >= -1e-10), b_lam, b_u, b_value
+
+
+def _newton(dual, start=None):
+    """Damped Newton with an active set; returns ``(lam, u, converged, n_iter, value)``."""
+    f0, hi = dual.f0, dual.hi
+    lam, u = _warm_start(dual) if start is None else start
+    can_be_active = _boundary_can_be_active(dual)
     boundary_checked = False
+    polish = 0
+    if can_be_active and abs(u + lam * f0 - hi) <= 1e-12 * (1.0 + abs(hi)):
+        # a warm start on the boundary: its 1-D optimum first (the usual phantom-mass case)
+        boundary_checked = True
+        found = _boundary_kkt(dual, lam)
+        if found[0]:
+            return (*found[1:3], True, 0, found[3])
+        lam, u = found[1], found[2] + 1e-12 * (1.0 + abs(found[2]))
+    with np.errstate(all="ignore"):
+        value, grad, hess = dual.derivatives(lam, u)
     for it in range(1, _MAX_NEWTON + 1):
-        with np.errstate(all="ignore"):
-            value, grad, hess = dual.derivatives(lam, u)
         if not (math.isfinite(value) and np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))):
-            return lam, u, False, it
+            return lam, u, False, it, value
         reg = 1e-12 * max(np.trace(hess), 1e-300)
         try:
             step = -np.linalg.solve(hess + reg * np.eye(2), grad)
         except np.linalg.LinAlgError:
-            return lam, u, False, it
+            return lam, u, False, it, value
         decrement2 = -float(grad @ step)
         if not np.all(np.isfinite(step)) or decrement2 < 0:
-            return lam, u, False, it
-        if decrement2 / 2.0 < 1e-14 * (1.0 + abs(value)):
+            return lam, u, False, it, value
+        tiny = decrement2 / 2.0 < 1e-14 * (1.0 + abs(value))
+        kkt = bool(np.max(np.abs(grad)) < _kkt_tolerance(dual, lam, u, hess))
+        if tiny and (kkt or polish >= 3):
             # a huge Hessian (atoms at the domain edge) can fake a small decrement: check KKT
-            return lam, u, bool(np.max(np.abs(grad)) < 1e-8), it
+            return lam, u, kkt, it, value
         if lam < 1e-12:  # non-binding balls are detected up front: this is a failure
-            return lam, u, False, it
+            return lam, u, False, it, value
         if (
             can_be_active
             and not boundary_checked
             and (u + step[1]) + (lam + step[0]) * f0 < hi
         ):
             boundary_checked = True
-            with np.errstate(all="ignore"):
-                b_lam, b_u = dual.boundary_min()
-            with np.errstate(all="ignore"):
-                f_u = 1.0 - float(np.dot(dual.w, dual.ratio(b_lam, b_u)))
-            if f_u >= -1e-10:  # KKT with a non-negative multiplier: global optimum
-                return b_lam, b_u, True, it
-            if dual.value(b_lam, b_u) < value:  # leave the boundary from its best point
+            optimal, b_lam, b_u, b_value = _boundary_kkt(dual, lam)
+            if optimal:
+                return b_lam, b_u, True, it, b_value
+            if b_value < value:  # leave the boundary from its best point
                 lam, u = b_lam, b_u + 1e-12 * (1.0 + abs(b_u))
+                with np.errstate(all="ignore"):
+                    value, grad, hess = dual.derivatives(lam, u)
                 continue
+        if tiny:
+            # the value is optimal to rounding but the gradient is not small yet: one more full
+            # Newton step (quadratic convergence) settles the worst-case ratios
+            polish += 1
+            with np.errstate(all="ignore"):
+                c_value, c_grad, c_hess = dual.derivatives(lam + step[0], u + step[1])
+            if not (dual.feasible(lam + step[0], u + step[1])
+                    and c_value <= value + 1e-12 * (1.0 + abs(value))):
+                return lam, u, kkt, it, value
+            lam, u = lam + step[0], u + step[1]
+            value, grad, hess = c_value, c_grad, c_hess
+            continue
         slope = float(grad @ step)
-        alpha = 1.0
+        # the full step is evaluated with its derivatives (reused as the next iterate's)
+        c_lam, c_u = lam + step[0], u + step[1]
+        c_value = math.inf
+        if dual.feasible(c_lam, c_u):
+            with np.errstate(all="ignore"):
+                c_value, c_grad, c_hess = dual.derivatives(c_lam, c_u)
+        if c_value <= value + 1e-4 * slope:
+            lam, u, value, grad, hess = c_lam, c_u, c_value, c_grad, c_hess
+            continue
+        alpha = 0.5
         while alpha > 1e-20:
             c_lam, c_u = lam + alpha * step[0], u + alpha * step[1]
             with np.errstate(all="ignore"):
@@ -205,15 +459,17 @@ def _newton(dual):
             alpha *= 0.5
         else:
             # no decrease is possible at machine precision: accept if already stationary
-            return lam, u, decrement2 < 1e-10 * (1.0 + abs(value)), it
+            return lam, u, decrement2 < 1e-10 * (1.0 + abs(value)), it, value
         lam, u = c_lam, c_u
-    return lam, u, False, _MAX_NEWTON
+        with np.errstate(all="ignore"):
+            value, grad, hess = dual.derivatives(lam, u)
+    return lam, u, False, _MAX_NEWTON, value
 
 
 def _nested(dual):
     """Outer bounded Brent on ``log lam``; inner bounded Brent on ``log(u - u_min(lam))``."""
-    z, f0, hi = dual.z, dual.f0, dual.hi
-    spread = float(z[-1] - z[0])
+    f0, hi = dual.f0, dual.hi
+    spread = dual.top - dual.bottom
     closed_boundary = hi > dual.top or dual.div.domain_closed
 
     def inner(lam):
@@ -247,33 +503,78 @@ def _nested_solve(inner):
     return lam, u, bool(res.success) and math.isfinite(value), int(res.nfev)
 
 
-def _kl_profile(dual):
-    """KL: ``min_{u >= hi, u > top} u - exp(-eta) exp(E log(u - y))``; returns ``(lam, u)``."""
+def _kl_slope(gap, w, eta, excess, derivative=False, buf=None):
+    """Slope in ``u`` of the KL profile at ``u = base + excess`` (and its ``log excess``
+    derivative): ``1 - exp(E log d - eta) E[1/d]`` with ``d = gap + excess``; increasing.
+    ``buf``: two scratch arrays shaped like ``gap`` (no fresh arrays per pass)."""
+    if buf is None:
+        buf = [np.empty_like(gap), np.empty_like(gap)]
+    d = np.add(gap, excess, out=buf[0])
+    inv = np.reciprocal(d, out=buf[1])
+    scale = math.exp(float(np.dot(w, np.log(d, out=d))) - eta)
+    m1 = float(np.dot(w, inv))
+    slope = 1.0 - scale * m1
+    if not derivative:
+        return slope
+    np.multiply(w, inv, out=d)
+    m2 = float(np.dot(d, inv))
+    return slope, excess * scale * (m2 - m1 * m1)
+
+
+def _kl_newton(gap, w, eta, v):
+    """Newton on ``log excess`` from a warm start; ``None`` unless it converges cleanly."""
+    buf = [np.empty_like(gap), np.empty_like(gap)]
+    for _ in range(30):
+        slope, dslope = _kl_slope(gap, w, eta, math.exp(v), derivative=True, buf=buf)
+        if not (math.isfinite(slope) and math.isfinite(dslope) and dslope > 0.0):
+            return None
+        step = -slope / dslope
+        if abs(step) > 2.0:
+            return None
+        v += step
+        if abs(step) < 1e-12:
+            return v
+    return None
+
+
+def _kl_profile(dual, warm=True):
+    """KL: ``min_{u >= hi, u > top} u - exp(-eta) exp(E log(u - y))``; returns ``(lam, u)``.
+
+    The root of the (increasing) slope in ``v = log(u - max(hi, top))`` is found by Newton from
+    the root of a compressed law (large ``n``) or by Brent's method on a bracket.
+    """
     z, w, eta, hi, top = dual.z, dual.w, dual.eta, dual.hi, dual.top
     base = max(hi, top)
     gap = base - z  # >= 0, exact; u - z = gap + excess with excess = u - base
 
-    def slope(excess):
-        d = gap + excess
-        return 1.0 - math.exp(float(np.dot(w, np.log(d))) - eta) * float(np.dot(w, 1.0 / d))
-
-    if hi > top and slope(0.0) >= 0.0:
+    if hi > top and _kl_slope(gap, w, eta, 0.0) >= 0.0:
         excess = 0.0
     else:
-        scale = 1.0 + float(z[-1] - z[0])
-
-        def root(v):
-            return slope(math.exp(v))
-
-        lo_v, hi_v = -60.0, math.log(scale) + 1.0
-        while root(hi_v) < 0.0:
-            hi_v += 2.0
-        while root(lo_v) > 0.0 and lo_v > -700.0:  # pragma: no cover - extreme laws
-            lo_v -= 60.0
-        v = brentq(root, lo_v, hi_v, xtol=1e-14, rtol=1e-15, maxiter=500)
+        v = None
+        small = _compressed(dual) if warm and z.size >= _COMPRESS_MIN else None
+        if small is not None:
+            _, u_small = _kl_profile(small, warm=False)
+            if u_small > base:
+                v = _kl_newton(gap, w, eta, math.log(u_small - base))
+        if v is None:
+            v = _kl_brent(gap, w, eta, 1.0 + (top - dual.bottom))
         excess = math.exp(v)
     lam = math.exp(float(np.dot(w, np.log(gap + excess))) - eta)
     return lam, base + excess
+
+
+def _kl_brent(gap, w, eta, scale):
+    buf = [np.empty_like(gap), np.empty_like(gap)]
+
+    def root(v):
+        return _kl_slope(gap, w, eta, math.exp(v), buf=buf)
+
+    lo_v, hi_v = -60.0, math.log(scale) + 1.0
+    while root(hi_v) < 0.0:
+        hi_v += 2.0
+    while root(lo_v) > 0.0 and lo_v > -700.0:  # pragma: no cover - extreme laws
+        lo_v -= 60.0
+    return brentq(root, lo_v, hi_v, xtol=1e-14, rtol=1e-15, maxiter=500)
 
 
 def _tv_closed_form(dual):
@@ -296,31 +597,78 @@ def _tv_closed_form(dual):
     return lam, (hi + q) / 2.0, value, ratio
 
 
+def _tv_equal_weights(dual, with_ratio):
+    """TV closed form for equal weights by selection (O(n)) instead of a sort: the removed
+    mass ``min(eta, 1)`` is the lowest ``n delta`` values, ties at the quantile sharing it."""
+    z, hi = dual.z, dual.hi
+    n = z.size
+    delta = min(dual.eta, 1.0)
+    j = min(max(math.ceil(n * (delta - 1e-15 * max(delta, 1.0))) - 1, 0), n - 1)
+    q = float(np.partition(z, j)[j])  # the delta-quantile, as in the sorted version
+    below = z < q
+    at_q = z == q
+    n_below, n_at = int(np.count_nonzero(below)), int(np.count_nonzero(at_q))
+    removed_q = min(max(delta - n_below / n, 0.0), n_at / n)
+    value = (float(z.sum()) - float(z[below].sum())) / n - removed_q * q + delta * hi
+    ratio = None
+    if with_ratio:
+        ratio = np.ones(n)
+        ratio[below] = 0.0
+        ratio[at_q] = 1.0 - removed_q * n / n_at
+        if dual.top == hi:  # the moved mass lands on the top atoms, not on a phantom point
+            at_top = z == hi
+            ratio[at_top] += delta * n / np.count_nonzero(at_top)
+    return hi - q, (hi + q) / 2.0, value, ratio
+
+
 # ----------------------------------------------------------------------------------------------
 # the upper bound (one side)
 # ----------------------------------------------------------------------------------------------
 
 
-def _upper(y, w, eta, hi, div, method):
-    """Upper bound of ``E_Q y`` for the weighted law (y, w) with ``sup S = hi``; returns info."""
-    atoms, probs = _collapse(y, w)
+def _upper(y, w, eta, hi, div, method, with_ratio=True):
+    """Upper bound of ``E_Q y`` for the weighted law (y, w) with ``sup S = hi``; returns info.
+
+    Only the TV closed form needs the sorted distinct atoms; the other solvers work on the
+    values as given (ties share their ``t`` and ratio), so the O(n log n) sort is skipped.
+    ``info["atoms"]`` is the sorted atoms the ratios refer to, or ``None`` when they are per
+    input value.
+    """
+    if method == "closed_form" and div.name not in ("tv", "kl"):
+        raise ValueError(
+            f"method='closed_form' is only available for 'tv' and 'kl'; got divergence "
+            f"{div.name!r}."
+        )
+    use_closed = method == "closed_form" or (method == "auto" and div.name in ("tv", "kl"))
+    tv = use_closed and div.name == "tv"
+    equal = bool(w[0] > 0 and np.all(w == w[0]))
+    if (tv and not equal) or not (equal or np.all(w > 0)):
+        atoms, probs = _collapse(y, w)
+        top, bottom = float(atoms[-1]), float(atoms[0])
+        idx_atoms = atoms
+    else:
+        atoms, probs = y, w / w.sum()
+        top, bottom = float(y.max()), float(y.min())
+        idx_atoms = None
     info = {"method": None, "converged": True, "n_iter": 0, "binding": True}
     mean = float(np.dot(probs, atoms))
-    sd = math.sqrt(float(np.dot(probs, (atoms - mean) ** 2)))
-    spread = max(hi, atoms[-1]) - atoms[0]
+    centred = atoms - mean
+    sd = math.sqrt(float(np.dot(probs, centred * centred)))
+    spread = max(hi, top) - bottom
     if spread <= 0.0:
-        return _finish(info, "trivial", 0.0, atoms[0], float(atoms[0]), np.ones(atoms.size),
-                       atoms, binding=False)
+        return _finish(info, "trivial", 0.0, bottom, bottom, np.ones(atoms.size),
+                       idx_atoms, binding=False)
     if eta <= 1e-14:
         return _finish(info, "trivial", math.inf, mean, mean, np.ones(atoms.size),
-                       atoms, binding=False)
+                       idx_atoms, binding=False)
     scale = sd if sd > 0.0 else spread
-    z = (atoms - mean) / scale
+    z = centred / scale
     z_hi = (hi - mean) / scale
     dual = _Dual(z, probs, eta, z_hi, div)
 
     # a ball that contains the point mass at sup S: the bound is sup S
-    p_top = float(probs[-1]) if atoms[-1] == hi else 0.0
+    at_top = atoms == hi if top == hi else None
+    p_top = float(np.dot(probs, at_top)) if at_top is not None else 0.0
     g0 = _g_at_zero(div)
     if p_top > 0.0:
         reach = p_top * float(div.g(1.0 / p_top)) + (1.0 - p_top) * g0
@@ -329,30 +677,27 @@ def _upper(y, w, eta, hi, div, method):
     if reach <= eta:
         ratio = np.zeros(atoms.size)
         if p_top > 0.0:
-            ratio[-1] = 1.0 / p_top
-        return _finish(info, "non_binding", 0.0, hi, hi, ratio, atoms, binding=False)
+            ratio[at_top] = 1.0 / p_top
+        return _finish(info, "non_binding", 0.0, hi, hi, ratio, idx_atoms, binding=False)
 
     numeric = {"conjugate", "conjugate_second_derivative"} & set(div.numeric)
-    if method == "closed_form" and div.name not in ("tv", "kl"):
-        raise ValueError(
-            f"method='closed_form' is only available for 'tv' and 'kl'; got divergence "
-            f"{div.name!r}."
-        )
-    use_closed = method == "closed_form" or (method == "auto" and div.name in ("tv", "kl"))
-    if use_closed and div.name == "tv":
-        lam, u, value, ratio = _tv_closed_form(dual)
+    if tv:
+        if idx_atoms is None:
+            lam, u, value, ratio = _tv_equal_weights(dual, with_ratio)
+        else:
+            lam, u, value, ratio = _tv_closed_form(dual)
         info.update(method="closed_form", n_iter=1)
         return _finish(info, "closed_form", lam * scale, mean + scale * u,
-                       mean + scale * value, ratio, atoms)
+                       mean + scale * value, ratio, idx_atoms)
+    done = (info, dual, mean, scale, idx_atoms, with_ratio)
     if use_closed and div.name == "kl":
         lam, u = _kl_profile(dual)
-        return _from_dual(info, "closed_form", dual, lam, u, True, 1, mean, scale,
-                          atoms)
+        # at the profile's optimal lam the dual value is u - lam exactly (the log terms cancel)
+        return _from_dual(done, "closed_form", lam, u, True, 1, u - lam)
     if method in ("auto", "newton") and not numeric:
-        lam, u, ok, n_iter = _newton(dual)
+        lam, u, ok, n_iter, value = _newton(dual)
         if ok:
-            return _from_dual(info, "newton", dual, lam, u, True, n_iter, mean, scale,
-                              atoms)
+            return _from_dual(done, "newton", lam, u, True, n_iter, value)
     lam, u, ok, n_iter = _nested(dual)
     if not ok:
         warnings.warn(
@@ -361,23 +706,26 @@ def _upper(y, w, eta, hi, div, method):
             ConvergenceWarning,
             stacklevel=4,
         )
-    return _from_dual(info, "nested", dual, lam, u, ok, n_iter, mean, scale, atoms)
+    return _from_dual(done, "nested", lam, u, ok, n_iter)
 
 
-def _from_dual(info, method, dual, lam, u, converged, n_iter, mean, scale, atoms):
+def _from_dual(done, method, lam, u, converged, n_iter, value=None):
+    info, dual, mean, scale, idx_atoms, with_ratio = done
     with np.errstate(all="ignore"):
-        value = dual.value(lam, u)
-        ratio = dual.ratio(lam, u)
+        if value is None:
+            value = dual.value(lam, u)
+        ratio = dual.ratio(lam, u) if with_ratio else None
     if lam < 1e-12:
         value = dual.hi
     info.update(converged=bool(converged), n_iter=int(n_iter))
     return _finish(info, method, lam * scale, mean + scale * u, mean + scale * value, ratio,
-                   atoms)
+                   idx_atoms)
 
 
 def _finish(info, method, lam, u, value, ratio_atoms, atoms, binding=True):
+    ratio = None if ratio_atoms is None else np.asarray(ratio_atoms, dtype=np.float64)
     info.update(method=method, lam=float(lam), u=float(u), value=float(value),
-                ratio=np.asarray(ratio_atoms, dtype=np.float64), atoms=atoms,
+                ratio=ratio, atoms=atoms,
                 binding=bool(binding))
     return info
 
@@ -438,7 +786,8 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
         Declared outcome support :math:`S = [lo, hi]`; ``None`` uses the observed atoms.
     method : {"auto", "newton", "nested", "closed_form"}, default="auto"
         ``"auto"``: closed forms for TV and KL, damped Newton otherwise, nested 1-D solver as
-        fallback.
+        fallback. For n >= 4096 Newton and the KL profile are warm-started from a binned copy
+        of the law; convergence is certified on the full law.
     return_info : bool, default=False
         Also return a dict with keys ``"upper"`` and ``"lower"`` holding ``lam``, ``u``,
         ``value``, ``ratio`` (worst-case likelihood ratio per input value), ``phantom_mass``,
@@ -479,14 +828,15 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
 
 
 def _side(y, w, eta, hi, div, method, with_ratio=True):
-    info = _upper(y, w, eta, hi, div, method)
-    if not with_ratio:  # the per-value worst-case ratio costs a search over n values
+    info = _upper(y, w, eta, hi, div, method, with_ratio)
+    atoms = info.pop("atoms")
+    if not with_ratio:  # the per-value worst-case ratio costs a pass (and a search) over n
         return info
-    atoms = info["atoms"]
-    # worst-case ratio per input value (zero-weight values get their atom's ratio if any)
-    idx = np.clip(np.searchsorted(atoms, y), 0, atoms.size - 1)
-    ratio = np.where(atoms[idx] == y, info["ratio"][idx], 0.0)
-    del info["atoms"]
+    ratio = info["ratio"]
+    if atoms is not None:
+        # worst-case ratio per input value (zero-weight values get their atom's ratio if any)
+        idx = np.clip(np.searchsorted(atoms, y), 0, atoms.size - 1)
+        ratio = np.where(atoms[idx] == y, ratio[idx], 0.0)
     wn = w / w.sum()
     info["ratio"] = ratio
     info["phantom_mass"] = float(max(1.0 - np.dot(wn, ratio), 0.0))
