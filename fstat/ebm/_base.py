@@ -29,7 +29,13 @@ from .._sklearn_compat import (
 )
 from .._torch import parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
-from ._energies import EnergyModel, QuadraticEnergy, build_core
+from ._energies import (
+    EnergyModel,
+    QuadraticEnergy,
+    build_core,
+    evaluate_no_grad,
+    use_inplace_activations,
+)
 from ._noise import (
     DiagonalGaussianNoise,
     GaussianNoise,
@@ -415,13 +421,12 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         return validate_data(self, X, dtype=np.float64, reset=False)
 
     def _working_energy(self, Z):
-        energy = self._energy64()
+        energy = use_inplace_activations(self._energy64())
         dev = next(energy.buffers()).device
         out = []
-        with torch.no_grad():
-            for start in range(0, len(Z), _CHUNK):
-                z = torch.tensor(Z[start:start + _CHUNK], dtype=torch.float64, device=dev)
-                out.append(energy(z).cpu().numpy())
+        for start in range(0, len(Z), _CHUNK):
+            z = torch.tensor(Z[start:start + _CHUNK], dtype=torch.float64, device=dev)
+            out.append(evaluate_no_grad(energy, z).cpu().numpy())
         values = np.concatenate(out) if out else np.zeros(0)
         n_nan = int(np.isnan(values).sum())
         if n_nan:

@@ -10,6 +10,7 @@ the fixed noise q_s(y) = s^-d q(c + (y - c)/s) about the centre c.
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -75,7 +76,15 @@ class _NoiseBase:
     _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
     get_params = BaseEstimator.get_params
     set_params = BaseEstimator.set_params
-    __repr__ = BaseEstimator.__repr__
+
+    def __repr__(self):
+        # BaseEstimator.__repr__ is not borrowed: its pretty-printer only special-cases
+        # BaseEstimator instances and falls back on repr(self), i.e. infinite recursion.
+        defaults = {k: p.default for k, p in
+                    inspect.signature(type(self).__init__).parameters.items()}
+        shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
+                 if repr(v) != repr(defaults.get(k))]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def _check_fitted(self):
         if not hasattr(self, "n_features_in_"):
