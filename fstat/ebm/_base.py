@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -51,6 +50,7 @@ from ._partition import (
     warn_if_degenerate,
 )
 from ._sampling import mala_step, sir, value_and_grad
+from ._warnings import warn_user
 
 _CHUNK = 65536
 _DEVICE_DATA_FRACTION = 0.25
@@ -142,8 +142,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         mean = w @ X
         scale = np.sqrt(w @ (X - mean) ** 2)
         for k in np.flatnonzero(~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))):
-            warnings.warn(f"feature {k} is constant; scale set to 1; density degenerate.",
-                          UserWarning, stacklevel=3)
+            warn_user(f"feature {k} is constant; scale set to 1; density degenerate.",
+                      UserWarning)
             scale[k] = 1.0
         return mean, scale
 
@@ -152,9 +152,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         integer = np.all(X == np.round(X))
         dup = n - len(np.unique(X, axis=0)) > 0.1 * n
         if integer or dup:
-            warnings.warn("discrete data: dequantize (add uniform noise) first; a continuous "
-                          "density on discrete values is degenerate.", UserWarning,
-                          stacklevel=3)
+            warn_user("discrete data: dequantize (add uniform noise) first; a continuous "
+                      "density on discrete values is degenerate.", UserWarning)
 
     def _fit_noise(self, Z, a, rng):
         noise, params = self.noise, dict(self.noise_params or {})
@@ -166,8 +165,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             if noise == "gmm":
                 params.setdefault("random_state", rng.randint(2**31 - 1))
             if noise == "uniform" and d > 3:
-                warnings.warn(f"noise='uniform' with d={d} > 3: importance weights degenerate "
-                              "in high dimension.", UserWarning, stacklevel=3)
+                warn_user(f"noise='uniform' with d={d} > 3: importance weights degenerate "
+                          "in high dimension.", UserWarning)
             base = cls(**params).fit(Z, sw)
         elif isinstance(noise, GaussianMixture):
             gm = noise
@@ -192,8 +191,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         soft = tilted and isinstance(noise_obj, (StudentTNoise, _DensityAdapter)) \
             and self.energy_model != "quadratic"
         if not tilted and self.energy_model != "quadratic" and self.confinement == 0:
-            warnings.warn("tilt=False with a non-quadratic energy and confinement=0: Z may be "
-                          "infinite; use tilt or confinement.", UserWarning, stacklevel=3)
+            warn_user("tilt=False with a non-quadratic energy and confinement=0: Z may be "
+                      "infinite; use tilt or confinement.", UserWarning)
         return EnergyModel(core, noise_obj._module(), tilted=tilted, soft_bound=soft,
                            confinement=self.confinement)
 
@@ -253,8 +252,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         else:
             B = int(self.batch_size)
             if B > n_tr:
-                warnings.warn(f"batch_size={B} > n_samples={n_tr}; clipped to {n_tr}.",
-                              UserWarning, stacklevel=3)
+                warn_user(f"batch_size={B} > n_samples={n_tr}; clipped to {n_tr}.",
+                          UserWarning)
                 B = n_tr
         m = int(self.n_noise)
 
@@ -405,8 +404,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
     def _eval_device(self):
         dev = getattr(self, "device_", "cpu")
         if dev.startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(f"model was fitted on {dev}, which is not available; evaluating on "
-                          "CPU.", UserWarning, stacklevel=3)
+            warn_user(f"model was fitted on {dev}, which is not available; evaluating on "
+                      "CPU.", UserWarning)
             return "cpu"
         return dev
 
@@ -433,9 +432,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             raise ValueError(f"energy is NaN for {n_nan} row(s).")
         n_inf = int(np.isposinf(values).sum())
         if n_inf:
-            warnings.warn(f"energy is +inf for {n_inf} row(s) (outside the model support or "
-                          "astronomical inputs); their log-density is -inf.", UserWarning,
-                          stacklevel=3)
+            warn_user(f"energy is +inf for {n_inf} row(s) (outside the model support or "
+                      "astronomical inputs); their log-density is -inf.", UserWarning)
         return values
 
     def energy(self, X):
@@ -534,9 +532,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         gen.manual_seed(int(check_random_state(random_state).randint(2**31 - 1)))
         z, ess = sir(energy.log_weight, energy.noise, int(n_samples), n_prop, gen)
         if ess < n_samples:
-            warnings.warn(f"SIR effective sample size {ess:.1f} < n_samples={n_samples}: the "
-                          "samples contain duplicates; increase n_proposals or use "
-                          "n_mcmc_steps.", UserWarning, stacklevel=2)
+            warn_user(f"SIR effective sample size {ess:.1f} < n_samples={n_samples}: the "
+                      "samples contain duplicates; increase n_proposals or use "
+                      "n_mcmc_steps.", UserWarning)
         if n_mcmc_steps:
             for p in energy.parameters():
                 p.requires_grad_(False)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -23,6 +22,7 @@ from sklearn.utils import check_random_state
 
 from .._sklearn_compat import check_is_fitted
 from .._torch import make_generator
+from ._warnings import warn_user
 
 __all__ = [
     "DiagonalGaussianNoise",
@@ -57,12 +57,10 @@ def _regularise(cov, reg_covar):
 
 def _warn_singular(Z):
     if Z.shape[0] <= Z.shape[1]:
-        warnings.warn(
+        warn_user(
             f"n_samples={Z.shape[0]} <= n_features={Z.shape[1]}: noise covariance singular, "
             "regularised; consider noise='diag_gaussian'.",
-            UserWarning,
-            stacklevel=3,
-        )
+            UserWarning)
 
 
 class _NoiseBase:
@@ -416,8 +414,8 @@ class MixtureNoise(_NoiseBase):
             Z = np.asarray(Z, dtype=np.float64)
             k = int(self.n_components)
             if k > Z.shape[0]:
-                warnings.warn(f"n_components={k} > n_samples={Z.shape[0]}; reduced to "
-                              f"{Z.shape[0]}.", UserWarning, stacklevel=2)
+                warn_user(f"n_components={k} > n_samples={Z.shape[0]}; reduced to "
+                          f"{Z.shape[0]}.", UserWarning)
                 k = Z.shape[0]
             rs = check_random_state(self.random_state)
             if sample_weight is not None and np.ptp(sample_weight) > 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 from .._torch import make_generator, resolve_device
 from ._energies import evaluate_no_grad, use_inplace_activations
 from ._sampling import mala_step, value_and_grad
+from ._warnings import warn_user
 
 __all__ = ["LogPartitionEstimate", "PartitionEstimateWarning", "estimate_log_partition"]
 
@@ -296,9 +296,7 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
 def warn_if_degenerate(est):
     """Emit :class:`PartitionEstimateWarning` when the IS/AIS ESS is too small."""
     if est.method in ("is", "ais") and est.ess < max(100.0, 1e-4 * est.n_samples):
-        warnings.warn(
+        warn_user(
             f"log-partition estimate ({est.method}) has effective sample size {est.ess:.1f} "
             f"of {est.n_samples} (se={est.se:.3g}); use logz_method='ais' or more samples.",
-            PartitionEstimateWarning,
-            stacklevel=3,
-        )
+            PartitionEstimateWarning)
