@@ -283,7 +283,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         if self.optimizer == "adam":
             for g in optimizer.param_groups:
                 g["betas"] = (self.momentum, 0.999)
-        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        host_check = device.type == "cpu"  # reading a CPU scalar costs one op, no sync
+        first_bad = -1 if host_check else torch.full((), -1, dtype=torch.long, device=device)
         stop = [False]
 
         def draw(t):
@@ -312,13 +314,17 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                 s_data = -e_data - lq_z
                 offset = torch.zeros((), dtype=dtype, device=device)
             loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, z)
-            optimizer.zero_grad(set_to_none=True)
+            for p in params:  # = optimizer.zero_grad(set_to_none=True), without its overhead
+                p.grad = None
             loss.backward()
             objective.before_step(t)
             optimizer.step()
             monitor = monitor.double() + log_scale
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(monitor),
-                                    torch.full_like(first_bad, t), first_bad)
+            if not host_check:  # branch-free on CUDA: no per-step host sync
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(monitor),
+                                        torch.full_like(first_bad, t), first_bad)
+            elif first_bad < 0 and not math.isfinite(float(monitor)):
+                first_bad = t
             if self.callback is not None:
                 info = {"loss": float(monitor), **objective.info()}
                 if self.callback(t, energy, info):
