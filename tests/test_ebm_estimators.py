@@ -319,3 +319,21 @@ def test_training_data_placement(monkeypatch):
     cuda = torch.device("cuda", 0)
     assert _base._data_device(999, cuda) == cuda
     assert _base._data_device(1001, cuda) == cpu
+
+
+def test_warnings_name_the_callers_line():
+    """Warnings raised deep inside fit (log Z after training, through sklearn's fit wrapper and
+    a Pipeline) or inside a noise object point at the user's line, not at fstat or sklearn."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = np.random.RandomState(0).normal(size=(60, 2))
+    est = CompositionalEBM(energy_model="quadratic", logz_method="is", n_logz_samples=50,
+                           max_iter=3, device="cpu", random_state=0)
+    for fit in (est.fit, make_pipeline(FunctionTransformer(), est).fit):
+        with pytest.warns(PartitionEstimateWarning) as record:
+            fit(X)
+        assert {w.filename for w in record} == {__file__}
+    with pytest.warns(UserWarning, match="singular") as record:
+        GaussianNoise().fit(X[:2])
+    assert record[0].filename == __file__

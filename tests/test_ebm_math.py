@@ -1,5 +1,6 @@
 """Exact tests of the ebm mathematical core against slow numpy references and closed forms."""
 
+import copy
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from fstat.ebm import (
+    CompositionalEBM,
     DiagonalGaussianNoise,
     GaussianNoise,
     MixtureNoise,
@@ -423,3 +425,44 @@ def test_msvr_objective_gradient_is_the_surrogate_gradient_with_tracked_u(inner,
         for got, gz, gy in zip(grads, (gz_ld, gz_low, gz_b), (gy_ld, gy_low, gy_b), strict=True):
             np.testing.assert_allclose(got.numpy(), gz.mean(0) - np.tensordot(w, gy, axes=1),
                                        atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("activation", ["silu", "relu", "tanh", "elu"])
+def test_blocked_inplace_evaluation_equals_plain_forward(activation):
+    """The inference path (CPU row blocks + in-place activations) changes no value, and the
+    in-place switch touches neither the fitted module nor a user-supplied core."""
+    from fstat.ebm._energies import (
+        build_core,
+        evaluate_no_grad,
+        use_inplace_activations,
+    )
+
+    gen = torch.Generator().manual_seed(0)
+    core = build_core("mlp", 3, hidden_layer_sizes=(16, 8), activation=activation,
+                      generator=gen, dtype=torch.float64, seed=0)
+    with torch.no_grad():
+        core[-1].weight.normal_(generator=gen)
+    noise = GaussianNoise().fit(np.random.RandomState(0).normal(size=(50, 3)))._module()
+    energy = EnergyModel(core, noise, tilted=True)
+    z = torch.randn(10_000, 3, generator=gen, dtype=torch.float64)
+    z_copy = z.clone()
+    with torch.no_grad():
+        plain = energy(z)
+    fast = copy.deepcopy(energy)
+    use_inplace_activations(fast)
+    assert any(getattr(m, "inplace", False) for m in fast.core) == (activation != "tanh")
+    assert not any(getattr(m, "inplace", False) for m in energy.core)
+    blocked = evaluate_no_grad(fast, z, block=999)
+    assert torch.equal(z, z_copy)
+    np.testing.assert_allclose(blocked.numpy(), plain.numpy(), rtol=1e-13, atol=1e-13)
+    user = EnergyModel(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+                                           torch.nn.Linear(4, 1)).double(), noise, tilted=True)
+    use_inplace_activations(user)
+    assert not user.core[1].inplace
+
+
+def test_noise_repr_is_finite_and_shows_changed_parameters():
+    assert repr(GaussianNoise()) == "GaussianNoise()"
+    assert repr(GaussianNoise(reg_covar=1e-3)) == "GaussianNoise(reg_covar=0.001)"
+    assert "noise=GaussianNoise(reg_covar=0.001)" in repr(
+        CompositionalEBM(noise=GaussianNoise(reg_covar=1e-3)))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -29,7 +28,13 @@ from .._sklearn_compat import (
 )
 from .._torch import parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
-from ._energies import EnergyModel, QuadraticEnergy, build_core
+from ._energies import (
+    EnergyModel,
+    QuadraticEnergy,
+    build_core,
+    evaluate_no_grad,
+    use_inplace_activations,
+)
 from ._noise import (
     DiagonalGaussianNoise,
     GaussianNoise,
@@ -45,6 +50,7 @@ from ._partition import (
     warn_if_degenerate,
 )
 from ._sampling import mala_step, sir, value_and_grad
+from ._warnings import warn_user
 
 _CHUNK = 65536
 _DEVICE_DATA_FRACTION = 0.25
@@ -136,8 +142,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         mean = w @ X
         scale = np.sqrt(w @ (X - mean) ** 2)
         for k in np.flatnonzero(~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))):
-            warnings.warn(f"feature {k} is constant; scale set to 1; density degenerate.",
-                          UserWarning, stacklevel=3)
+            warn_user(f"feature {k} is constant; scale set to 1; density degenerate.",
+                      UserWarning)
             scale[k] = 1.0
         return mean, scale
 
@@ -146,9 +152,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         integer = np.all(X == np.round(X))
         dup = n - len(np.unique(X, axis=0)) > 0.1 * n
         if integer or dup:
-            warnings.warn("discrete data: dequantize (add uniform noise) first; a continuous "
-                          "density on discrete values is degenerate.", UserWarning,
-                          stacklevel=3)
+            warn_user("discrete data: dequantize (add uniform noise) first; a continuous "
+                      "density on discrete values is degenerate.", UserWarning)
 
     def _fit_noise(self, Z, a, rng):
         noise, params = self.noise, dict(self.noise_params or {})
@@ -160,8 +165,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             if noise == "gmm":
                 params.setdefault("random_state", rng.randint(2**31 - 1))
             if noise == "uniform" and d > 3:
-                warnings.warn(f"noise='uniform' with d={d} > 3: importance weights degenerate "
-                              "in high dimension.", UserWarning, stacklevel=3)
+                warn_user(f"noise='uniform' with d={d} > 3: importance weights degenerate "
+                          "in high dimension.", UserWarning)
             base = cls(**params).fit(Z, sw)
         elif isinstance(noise, GaussianMixture):
             gm = noise
@@ -186,8 +191,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         soft = tilted and isinstance(noise_obj, (StudentTNoise, _DensityAdapter)) \
             and self.energy_model != "quadratic"
         if not tilted and self.energy_model != "quadratic" and self.confinement == 0:
-            warnings.warn("tilt=False with a non-quadratic energy and confinement=0: Z may be "
-                          "infinite; use tilt or confinement.", UserWarning, stacklevel=3)
+            warn_user("tilt=False with a non-quadratic energy and confinement=0: Z may be "
+                      "infinite; use tilt or confinement.", UserWarning)
         return EnergyModel(core, noise_obj._module(), tilted=tilted, soft_bound=soft,
                            confinement=self.confinement)
 
@@ -247,8 +252,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         else:
             B = int(self.batch_size)
             if B > n_tr:
-                warnings.warn(f"batch_size={B} > n_samples={n_tr}; clipped to {n_tr}.",
-                              UserWarning, stacklevel=3)
+                warn_user(f"batch_size={B} > n_samples={n_tr}; clipped to {n_tr}.",
+                          UserWarning)
                 B = n_tr
         m = int(self.n_noise)
 
@@ -278,7 +283,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         if self.optimizer == "adam":
             for g in optimizer.param_groups:
                 g["betas"] = (self.momentum, 0.999)
-        first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        host_check = device.type == "cpu"  # reading a CPU scalar costs one op, no sync
+        first_bad = -1 if host_check else torch.full((), -1, dtype=torch.long, device=device)
         stop = [False]
 
         def draw(t):
@@ -307,13 +314,17 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                 s_data = -e_data - lq_z
                 offset = torch.zeros((), dtype=dtype, device=device)
             loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, z)
-            optimizer.zero_grad(set_to_none=True)
+            for p in params:  # = optimizer.zero_grad(set_to_none=True), without its overhead
+                p.grad = None
             loss.backward()
             objective.before_step(t)
             optimizer.step()
             monitor = monitor.double() + log_scale
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(monitor),
-                                    torch.full_like(first_bad, t), first_bad)
+            if not host_check:  # branch-free on CUDA: no per-step host sync
+                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(monitor),
+                                        torch.full_like(first_bad, t), first_bad)
+            elif first_bad < 0 and not math.isfinite(float(monitor)):
+                first_bad = t
             if self.callback is not None:
                 info = {"loss": float(monitor), **objective.info()}
                 if self.callback(t, energy, info):
@@ -399,8 +410,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
     def _eval_device(self):
         dev = getattr(self, "device_", "cpu")
         if dev.startswith("cuda") and not torch.cuda.is_available():
-            warnings.warn(f"model was fitted on {dev}, which is not available; evaluating on "
-                          "CPU.", UserWarning, stacklevel=3)
+            warn_user(f"model was fitted on {dev}, which is not available; evaluating on "
+                      "CPU.", UserWarning)
             return "cpu"
         return dev
 
@@ -415,22 +426,20 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         return validate_data(self, X, dtype=np.float64, reset=False)
 
     def _working_energy(self, Z):
-        energy = self._energy64()
+        energy = use_inplace_activations(self._energy64())
         dev = next(energy.buffers()).device
         out = []
-        with torch.no_grad():
-            for start in range(0, len(Z), _CHUNK):
-                z = torch.tensor(Z[start:start + _CHUNK], dtype=torch.float64, device=dev)
-                out.append(energy(z).cpu().numpy())
+        for start in range(0, len(Z), _CHUNK):
+            z = torch.tensor(Z[start:start + _CHUNK], dtype=torch.float64, device=dev)
+            out.append(evaluate_no_grad(energy, z).cpu().numpy())
         values = np.concatenate(out) if out else np.zeros(0)
         n_nan = int(np.isnan(values).sum())
         if n_nan:
             raise ValueError(f"energy is NaN for {n_nan} row(s).")
         n_inf = int(np.isposinf(values).sum())
         if n_inf:
-            warnings.warn(f"energy is +inf for {n_inf} row(s) (outside the model support or "
-                          "astronomical inputs); their log-density is -inf.", UserWarning,
-                          stacklevel=3)
+            warn_user(f"energy is +inf for {n_inf} row(s) (outside the model support or "
+                      "astronomical inputs); their log-density is -inf.", UserWarning)
         return values
 
     def energy(self, X):
@@ -529,9 +538,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         gen.manual_seed(int(check_random_state(random_state).randint(2**31 - 1)))
         z, ess = sir(energy.log_weight, energy.noise, int(n_samples), n_prop, gen)
         if ess < n_samples:
-            warnings.warn(f"SIR effective sample size {ess:.1f} < n_samples={n_samples}: the "
-                          "samples contain duplicates; increase n_proposals or use "
-                          "n_mcmc_steps.", UserWarning, stacklevel=2)
+            warn_user(f"SIR effective sample size {ess:.1f} < n_samples={n_samples}: the "
+                      "samples contain duplicates; increase n_proposals or use "
+                      "n_mcmc_steps.", UserWarning)
         if n_mcmc_steps:
             for p in energy.parameters():
                 p.requires_grad_(False)

@@ -101,6 +101,35 @@ class EnergyModel(nn.Module):
             return (cov @ self.core.b.double()).cpu().numpy(), cov.cpu().numpy()
 
 
+CPU_BLOCK = 4096
+
+
+def evaluate_no_grad(fn, z, block=CPU_BLOCK):
+    """``fn(z)`` without autograd; on CPU in row blocks of ``block`` rows.
+
+    Rows are independent (batch-coupling layers are refused), so blocking changes no value; it
+    keeps the hidden activations of a block inside the CPU cache (1e6 rows through a (64, 64)
+    MLP: about 2x faster than 65 536-row chunks).
+    """
+    with torch.no_grad():
+        if z.device.type != "cpu" or len(z) <= block:
+            return fn(z)
+        return torch.cat([fn(z[start:start + block]) for start in range(0, len(z), block)])
+
+
+def use_inplace_activations(energy):
+    """Switch the activations of an fstat-built MLP core to in-place (inference copies only).
+
+    Safe because every activation of :func:`build_core`'s MLP reads a fresh Linear output; never
+    used where gradients are needed (AIS, MALA) nor on user-supplied modules.
+    """
+    if getattr(energy.core, "_fstat_mlp", False):
+        for layer in energy.core:
+            if hasattr(layer, "inplace"):
+                layer.inplace = True
+    return energy
+
+
 def _zero_last_linear(module):
     last = None
     for layer in module.modules():
@@ -131,6 +160,7 @@ def build_core(energy_model, n_features, *, hidden_layer_sizes, activation, gene
             net = make_mlp(n_features, hidden_layer_sizes, 1, activation=activation,
                            generator=generator)
         _zero_last_linear(net)
+        net._fstat_mlp = True  # Linear first, activations fed only by Linear outputs
         return net
     # user callable, constructed under a forked and seeded global RNG (restored afterwards)
     with torch.random.fork_rng(devices=[]):

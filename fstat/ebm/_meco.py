@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import torch
 
 from .._sklearn_compat import Interval, Real, StrOptions, _fit_context
 from ._base import _BaseEnergyDensity, _Objective
+from ._warnings import warn_user
 
 _GUARD = 50.0
 _KAPPA = 1e-3
@@ -185,12 +185,11 @@ class _MecoObjective(_Objective):
         est.n_inner_resets_ = int(self.n_resets)
         est.n_inner_clamped_ = int(self.n_clamped)
         if est.n_inner_resets_:
-            warnings.warn(f"MECO overflow guard triggered {est.n_inner_resets_} time(s): the "
-                          "inner estimate was reset to the minibatch value.", UserWarning,
-                          stacklevel=4)
+            warn_user(f"MECO overflow guard triggered {est.n_inner_resets_} time(s): the "
+                      "inner estimate was reset to the minibatch value.", UserWarning)
         if est.n_inner_clamped_:
-            warnings.warn(f"MSVR clamp triggered {est.n_inner_clamped_} time(s) (u <= κ ĝ).",
-                          UserWarning, stacklevel=4)
+            warn_user(f"MSVR clamp triggered {est.n_inner_clamped_} time(s) (u <= κ ĝ).",
+                      UserWarning)
 
 
 class CompositionalEBM(_BaseEnergyDensity):

@@ -10,8 +10,8 @@ the fixed noise q_s(y) = s^-d q(c + (y - c)/s) about the centre c.
 
 from __future__ import annotations
 
+import inspect
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 
 from .._sklearn_compat import check_is_fitted
 from .._torch import make_generator
+from ._warnings import warn_user
 
 __all__ = [
     "DiagonalGaussianNoise",
@@ -56,12 +57,10 @@ def _regularise(cov, reg_covar):
 
 def _warn_singular(Z):
     if Z.shape[0] <= Z.shape[1]:
-        warnings.warn(
+        warn_user(
             f"n_samples={Z.shape[0]} <= n_features={Z.shape[1]}: noise covariance singular, "
             "regularised; consider noise='diag_gaussian'.",
-            UserWarning,
-            stacklevel=3,
-        )
+            UserWarning)
 
 
 class _NoiseBase:
@@ -75,7 +74,15 @@ class _NoiseBase:
     _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
     get_params = BaseEstimator.get_params
     set_params = BaseEstimator.set_params
-    __repr__ = BaseEstimator.__repr__
+
+    def __repr__(self):
+        # BaseEstimator.__repr__ is not borrowed: its pretty-printer only special-cases
+        # BaseEstimator instances and falls back on repr(self), i.e. infinite recursion.
+        defaults = {k: p.default for k, p in
+                    inspect.signature(type(self).__init__).parameters.items()}
+        shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
+                 if repr(v) != repr(defaults.get(k))]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     def _check_fitted(self):
         if not hasattr(self, "n_features_in_"):
@@ -407,8 +414,8 @@ class MixtureNoise(_NoiseBase):
             Z = np.asarray(Z, dtype=np.float64)
             k = int(self.n_components)
             if k > Z.shape[0]:
-                warnings.warn(f"n_components={k} > n_samples={Z.shape[0]}; reduced to "
-                              f"{Z.shape[0]}.", UserWarning, stacklevel=2)
+                warn_user(f"n_components={k} > n_samples={Z.shape[0]}; reduced to "
+                          f"{Z.shape[0]}.", UserWarning)
                 k = Z.shape[0]
             rs = check_random_state(self.random_state)
             if sample_weight is not None and np.ptp(sample_weight) > 0:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .._torch import make_generator, resolve_device
+from ._energies import evaluate_no_grad, use_inplace_activations
 from ._sampling import mala_step, value_and_grad
+from ._warnings import warn_user
 
 __all__ = ["LogPartitionEstimate", "PartitionEstimateWarning", "estimate_log_partition"]
 
@@ -89,7 +90,7 @@ def _is(model, noise, n, chunk, generator):
         while remaining > 0:
             k = min(chunk, remaining)
             y = noise.sample(k, generator)
-            acc.add(model.log_weight(y))
+            acc.add(evaluate_no_grad(model.log_weight, y))
             remaining -= k
     return acc.result("is")
 
@@ -158,7 +159,7 @@ def _grid(model, bounds, grid_size, chunk):
     with torch.no_grad():
         for start in range(0, len(mesh), chunk):
             z = torch.tensor(mesh[start:start + chunk], dtype=torch.float64, device=dev)
-            acc.add(-model(z))
+            acc.add(-evaluate_no_grad(model, z))
     est = acc.result("grid")
     log_z = est.log_z + math.log(len(mesh)) + log_delta
     return LogPartitionEstimate(log_z, 0.0, math.inf, len(mesh), "grid")
@@ -263,6 +264,8 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
     energy = energy.to(dev, torch.float64).eval()
     for p in energy.parameters():
         p.requires_grad_(False)
+    if method in ("is", "grid"):  # no gradients needed
+        use_inplace_activations(energy)
     noise_mod = energy.noise
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=make_generator(random_state))))
@@ -293,9 +296,7 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
 def warn_if_degenerate(est):
     """Emit :class:`PartitionEstimateWarning` when the IS/AIS ESS is too small."""
     if est.method in ("is", "ais") and est.ess < max(100.0, 1e-4 * est.n_samples):
-        warnings.warn(
+        warn_user(
             f"log-partition estimate ({est.method}) has effective sample size {est.ess:.1f} "
             f"of {est.n_samples} (se={est.se:.3g}); use logz_method='ais' or more samples.",
-            PartitionEstimateWarning,
-            stacklevel=3,
-        )
+            PartitionEstimateWarning)

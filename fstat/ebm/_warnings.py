@@ -1,0 +1,30 @@
+"""Warnings that name the user's line, however deep inside fstat / scikit-learn they arise."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+import sklearn
+
+_INTERNAL = (
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # fstat/
+    os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,  # fit wrappers, Pipeline
+)
+
+
+def warn_user(message, category=UserWarning):
+    """``warnings.warn`` with the stacklevel of the first frame outside fstat and sklearn.
+
+    A fixed ``stacklevel`` breaks as soon as the call depth changes (``fit`` runs through
+    scikit-learn's ``_fit_context`` wrapper, log Z is estimated two calls below ``fit``, a
+    Pipeline adds more frames); walking the stack does not.
+    """
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2 = the caller of warn_user
+    while frame.f_back is not None and os.path.abspath(
+            frame.f_code.co_filename).startswith(_INTERNAL):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
