@@ -384,3 +384,41 @@ def test_tv_selection_path_matches_the_sorted_path():
                                            rtol=0, atol=1e-12)
                 assert fast[2][side]["phantom_mass"] == pytest.approx(
                     ref[2][side]["phantom_mass"], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_boundary_newton_stops_at_the_rounding_floor_at_large_n(monkeypatch):
+    # A declared support above the data puts the optimum on the boundary u = hi - lam f(0)
+    # (phantom mass). At n = 1e6 the slope along the boundary is known only to its rounding
+    # floor; the 1-D Newton must stop on its decrement instead of wandering (it took ~1200
+    # passes over the data, 18-35 s, before).
+    from scipy.optimize import minimize_scalar
+
+    from fstat.causal import _pointwise
+
+    passes = []
+    derivatives = _pointwise._Dual.derivatives
+
+    def counted(self, lam, u):
+        passes.append(self.z.size)
+        return derivatives(self, lam, u)
+
+    monkeypatch.setattr(_pointwise._Dual, "derivatives", counted)
+    n, hi, e = 1_000_000, 6.0, 0.3
+    div = get_divergence("chi2")
+    eta = float(div.radius(e))
+    for seed in (0, 1):
+        y = np.clip(np.random.default_rng(seed).standard_normal(n), -hi, hi)
+        passes.clear()
+        lower, upper = pointwise_bounds(y, e, divergence="chi2", support=(-hi, hi))
+        assert sum(size == n for size in passes) <= 30
+        # reference: the dual restricted to the boundary, minimised over log lam by Brent
+        for values, bound in ((y, upper), (-y, -lower)):
+            def on_boundary(log_lam, values=values):
+                lam = np.exp(log_lam)
+                u = hi - lam * div.f0
+                return lam * eta + u + lam * np.mean(div.conjugate((values - u) / lam))
+
+            ref = minimize_scalar(on_boundary, bounds=(-5.0, 5.0), method="bounded",
+                                  options={"xatol": 1e-10})
+            assert abs(bound - ref.fun) <= 1e-11 * (1.0 + abs(ref.fun))

@@ -271,7 +271,10 @@ class _Dual:
             if not (math.isfinite(value) and math.isfinite(curv) and curv > 0.0):
                 return None
             step = -slope / curv
-            if abs(step) < 1e-12:
+            # converged: a negligible step, or a predicted decrease (the Newton decrement)
+            # below the rounding of the value -- at large n the slope is known only to its
+            # rounding floor, and chasing it makes the line search wander
+            if abs(step) < 1e-12 or -step * slope / 2.0 < 1e-14 * (1.0 + abs(value)):
                 return lam, value, grad
             alpha = 1.0
             while alpha > 1e-10:
