@@ -114,12 +114,23 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def quality(args):
+def _epochs_run(model):
+    """Epochs (or sklearn iterations) the final fit ran; None for boosting."""
+    if hasattr(model, "n_trees_per_iteration_"):
+        return None
+    value = getattr(model, "n_iter_", None)
+    return None if value is None else int(value)
+
+
+def quality(args, checkpoint=None):
+    """Quality table; ``checkpoint(records)`` is called after every record (partial runs)."""
     records = []
     epochs = 30 if args.quick else 200
     base_betas = [1e-3, 1e-2, 1e-1] if not args.quick else [1e-2]
     for seed in args.seeds:
         for name, (X, y, m) in load_datasets(args.quick, seed).items():
+            if args.datasets and name not in args.datasets:
+                continue
             train, val, test = split(X, y, m, seed)
             methods = {
                 "CS-IB b=0": lambda b, s=seed: csib("cs_ib", 0.0, epochs, s, args.device),
@@ -152,8 +163,16 @@ def quality(args):
                     "rmse_vs_mean": None if m is None else float(
                         np.sqrt(np.mean((pred - m[test]) ** 2))),
                     "fit_seconds": seconds, "peak_memory_mb": peak_memory_mb(args.device),
+                    "epochs_run": _epochs_run(model),
                 }
+                if rec["epochs_run"]:  # the selected fit's own time per epoch
+                    rec["epoch_seconds"] = getattr(model, "training_time_", None)
+                    rec["epoch_seconds"] = (rec["epoch_seconds"] / rec["epochs_run"]
+                                            if rec["epoch_seconds"] is not None else
+                                            seconds / len(betas) / rec["epochs_run"])
                 records.append(rec)
+                if checkpoint is not None:
+                    checkpoint(records)
                 print(f"  {name:15s} seed={seed} {method:13s} rmse={rec['rmse']:.3f} "
                       + ("" if m is None else f"rmse_vs_mean={rec['rmse_vs_mean']:.3f} ")
                       + f"r2={rec['r2']:.3f} fit={seconds:.1f}s", flush=True)
@@ -164,9 +183,12 @@ def summarize_quality(records):
     print("\nQuality (mean ± sd over seeds; RMSE vs noiseless mean where known)")
     datasets = sorted({r["dataset"] for r in records})
     methods = list(dict.fromkeys(r["method"] for r in records))
-    print(f"{'method':14s}" + "".join(f"{d:>22s}" for d in datasets) + f"{'fit s':>9s}")
+    print(f"{'method':14s}" + "".join(f"{d:>22s}" for d in datasets) + f"{'fit s':>9s}"
+          + f"{'ms/epoch':>10s}")
     for method in methods:
         row, secs = f"{method:14s}", []
+        per_epoch = [r["epoch_seconds"] for r in records
+                     if r["method"] == method and r.get("epoch_seconds")]
         for d in datasets:
             rs = [r for r in records if r["method"] == method and r["dataset"] == d]
             vals = [r["rmse_vs_mean"] if r["rmse_vs_mean"] is not None else r["rmse"]
@@ -174,7 +196,8 @@ def summarize_quality(records):
             secs += [r["fit_seconds"] for r in rs]
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             row += f"{np.mean(vals):>15.3f} ± {sd:<5.3f}"
-        print(row + f"{np.mean(secs):>9.1f}")
+        print(row + f"{np.mean(secs):>9.1f}"
+              + (f"{1e3 * np.mean(per_epoch):>10.1f}" if per_epoch else f"{'-':>10s}"))
 
 
 def robustness(args):
@@ -422,6 +445,8 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", default=["quality", "robustness", "plane", "speed"],
                         help="workloads: quality robustness plane speed (all of S1-S4), or "
                              "rff (S3 alone)")
+    parser.add_argument("--datasets", nargs="+", default=None,
+                        help="quality workload: only these datasets (default: all)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved repeats of the S1/S4 timings (best of; default 3, "
@@ -443,8 +468,19 @@ def main(argv=None):
         "seeds": args.seeds, "date": datetime.now(timezone.utc).isoformat(),
     }}
     print(f"fstat.bottleneck benchmark on {args.device} ({device_name}), quick={args.quick}")
+    path = args.out or os.path.join(
+        "benchmarks", "results", f"bottleneck_{socket.gethostname()}_{args.device}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def write(partial=False):
+        out["meta"]["partial"] = partial
+        with open(path, "w") as fh:
+            json.dump(out, fh, indent=1, default=lambda o: None if isinstance(o, float) and
+                      math.isnan(o) else str(o))
+
     if "quality" in args.only:
-        out["quality"] = quality(args)
+        out["quality"] = quality(args, checkpoint=lambda recs: (
+            out.__setitem__("quality", recs), write(partial=True)))
         summarize_quality(out["quality"])
     if "robustness" in args.only:
         out["robustness"] = robustness(args)
@@ -454,12 +490,7 @@ def main(argv=None):
         out["speed"] = speed(args)
     elif "rff" in args.only:
         out["speed"] = speed_rff(args)
-    path = args.out or os.path.join(
-        "benchmarks", "results", f"bottleneck_{socket.gethostname()}_{args.device}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(out, fh, indent=1, default=lambda o: None if isinstance(o, float) and
-                  math.isnan(o) else str(o))
+    write()
     print(f"\nwrote {path}")
 
 
