@@ -403,6 +403,13 @@ def speed(args):
     print(f"  CS-QMI float64 N={N}: fstat {t_fast:.3f}s  numpy O(N^3) {t_ref:.3f}s  "
           f"speedup {t_ref / t_fast:.1f}x (target >= 2x at N=2048)")
     records += speed_rff(args)
+    return records + speed_fit(args)
+
+
+def speed_fit(args):
+    """(S4) CSIBRegressor vs MLPRegressor fit time."""
+    records = []
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     # S4: CSIBRegressor vs MLPRegressor fit time, same architecture, 50 epochs, batch 128.
     # Interleaved repeats, best of each: wall-clock and process CPU time (the CPU time is
     # the steadier figure on a shared machine; one torch thread makes them comparable).
@@ -418,6 +425,7 @@ def speed(args):
                                     random_state=0),
     }
     wall, cpu = {k: [] for k in makers}, {k: [] for k in makers}
+    load_before = os.getloadavg()[0]
     for _ in range(args.repeats):
         for name, make in makers.items():
             model = make()
@@ -430,10 +438,13 @@ def speed(args):
     c_cs, c_mlp = min(cpu["csib"]), min(cpu["mlp"])
     records.append({"workload": "S4 fit", "epochs": epochs, "repeats": args.repeats,
                     "csib_s": t_cs, "mlp_s": t_mlp, "ratio": t_cs / t_mlp,
-                    "csib_cpu_s": c_cs, "mlp_cpu_s": c_mlp, "cpu_ratio": c_cs / c_mlp})
+                    "csib_cpu_s": c_cs, "mlp_cpu_s": c_mlp, "cpu_ratio": c_cs / c_mlp,
+                    "torch_threads": torch.get_num_threads(),
+                    "load_1min": [load_before, os.getloadavg()[0]]})
     print(f"  S4 fit {epochs} epochs (best of {args.repeats}): CSIBRegressor {t_cs:.2f}s "
           f"MLPRegressor {t_mlp:.2f}s ratio {t_cs / t_mlp:.2f}; CPU time {c_cs:.2f}s vs "
-          f"{c_mlp:.2f}s ratio {c_cs / c_mlp:.2f} (target <= 2)")
+          f"{c_mlp:.2f}s ratio {c_cs / c_mlp:.2f} (target <= 2); torch threads "
+          f"{torch.get_num_threads()}, load {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
     return records
 
 
@@ -444,14 +455,21 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--only", nargs="+", default=["quality", "robustness", "plane", "speed"],
                         help="workloads: quality robustness plane speed (all of S1-S4), or "
-                             "rff (S3 alone)")
+                             "rff (S3 alone), s4 (S4 alone)")
     parser.add_argument("--datasets", nargs="+", default=None,
                         help="quality workload: only these datasets (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for this run (spec 8.4 reports 1 and 2 "
+                             "on CPU); set here in the benchmark, never by the library")
     parser.add_argument("--out", default=None)
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved repeats of the S1/S4 timings (best of; default 3, "
                              "2 with --quick)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1; got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.repeats is None:
@@ -488,8 +506,9 @@ def main(argv=None):
         out["plane"] = plane(args)
     if "speed" in args.only:
         out["speed"] = speed(args)
-    elif "rff" in args.only:
-        out["speed"] = speed_rff(args)
+    elif "rff" in args.only or "s4" in args.only:
+        out["speed"] = ((speed_rff(args) if "rff" in args.only else [])
+                        + (speed_fit(args) if "s4" in args.only else []))
     write()
     print(f"\nwrote {path}")
 
