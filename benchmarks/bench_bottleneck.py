@@ -318,10 +318,18 @@ def speed_rff(args):
 
 
 def speed(args):
+    """All speed workloads S1-S4."""
+    print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
+    records = speed_epoch(args)
+    records += speed_estimators(args)
+    records += speed_rff(args)
+    return records + speed_fit(args)
+
+
+def speed_epoch(args):
+    """(S1) epoch time of CS-IB against the MSE objective on the same network."""
     records = []
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
     # S1: epoch time, CS-IB vs the MSE objective on the same network: with the same
     # compression term (beta = 0.01, noise 0.1, the defaults) and as the plain MLP
     # (beta = 0, noise 0). Interleaved repeats, best of each.
@@ -349,6 +357,14 @@ def speed(args):
               f"MSE {times['mse']:.3f}s (ratio {times['cs_ib'] / times['mse']:.2f})  "
               f"plain MSE {times['mse_plain']:.3f}s (ratio "
               f"{times['cs_ib'] / times['mse_plain']:.2f}) (target <= 2 CPU, <= 3 GPU at 128)")
+    return records
+
+
+def speed_estimators(args):
+    """(S2) forward + backward of the exact estimators; exact CS-QMI vs O(N^3) numpy."""
+    records = []
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     # S2: forward + backward of the exact estimators
     sizes = [128, 1024, 4096, 8192, 16384] if device.type == "cuda" else (
         [128, 1024] if args.quick else [128, 1024, 2048])
@@ -402,8 +418,7 @@ def speed(args):
                     "fstat_s": t_fast, "numpy_s": t_ref, "speedup": t_ref / t_fast})
     print(f"  CS-QMI float64 N={N}: fstat {t_fast:.3f}s  numpy O(N^3) {t_ref:.3f}s  "
           f"speedup {t_ref / t_fast:.1f}x (target >= 2x at N=2048)")
-    records += speed_rff(args)
-    return records + speed_fit(args)
+    return records
 
 
 def speed_fit(args):
@@ -455,7 +470,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--only", nargs="+", default=["quality", "robustness", "plane", "speed"],
                         help="workloads: quality robustness plane speed (all of S1-S4), or "
-                             "rff (S3 alone), s4 (S4 alone)")
+                             "single speed workloads s1, s2, rff (S3), s4")
     parser.add_argument("--datasets", nargs="+", default=None,
                         help="quality workload: only these datasets (default: all)")
     parser.add_argument("--threads", type=int, default=None,
@@ -506,9 +521,12 @@ def main(argv=None):
         out["plane"] = plane(args)
     if "speed" in args.only:
         out["speed"] = speed(args)
-    elif "rff" in args.only or "s4" in args.only:
-        out["speed"] = ((speed_rff(args) if "rff" in args.only else [])
-                        + (speed_fit(args) if "s4" in args.only else []))
+    else:  # single speed workloads
+        parts = {"s1": speed_epoch, "s2": speed_estimators, "rff": speed_rff, "s4": speed_fit}
+        chosen = [fn for name, fn in parts.items() if name in args.only]
+        if chosen:
+            print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
+            out["speed"] = [rec for fn in chosen for rec in fn(args)]
     write()
     print(f"\nwrote {path}")
 
