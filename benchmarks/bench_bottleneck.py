@@ -15,6 +15,7 @@ Workloads (spec section 8.3):
 Usage::
 
     PYTHONPATH=. python benchmarks/bench_bottleneck.py --quick
+    PYTHONPATH=. python benchmarks/bench_bottleneck.py --only s1 s4 --threads 2  # 2 threads
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ def quality(args, checkpoint=None):
 
 
 def summarize_quality(records):
-    print("\nQuality (mean ± sd over seeds; RMSE vs noiseless mean where known)")
+    print("\nQuality (mean ± sd over seeds; RMSE vs noiseless mean where known; ms/epoch: "
+          "median over fits of the selected fit's training time / epochs run)")
     datasets = sorted({r["dataset"] for r in records})
     methods = list(dict.fromkeys(r["method"] for r in records))
     print(f"{'method':14s}" + "".join(f"{d:>22s}" for d in datasets) + f"{'fit s':>9s}"
@@ -220,7 +222,7 @@ def summarize_quality(records):
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             row += f"{np.mean(vals):>15.3f} ± {sd:<5.3f}"
         print(row + f"{np.mean(secs):>9.1f}"
-              + (f"{1e3 * np.mean(per_epoch):>10.1f}" if per_epoch else f"{'-':>10s}"))
+              + (f"{1e3 * np.median(per_epoch):>10.1f}" if per_epoch else f"{'-':>10s}"))
 
 
 def robustness(args):
