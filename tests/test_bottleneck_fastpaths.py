@@ -63,6 +63,25 @@ def test_fused_losses_match_autograd_cores(n, dx, dt, dy):
         torch.testing.assert_close(g_got, g_ref, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_in_place_no_grad_paths_are_bit_identical(dtype):
+    # lse without autograd and _log_gram_ work in place on one temporary: the values
+    # must be exactly those of the out-of-place (autograd) operations.
+    from fstat.bottleneck._fused import _log_gram_
+    from fstat.kernels._gram import gram_from_sq_dists
+
+    g = torch.Generator().manual_seed(1)
+    a = -torch.rand(30, 40, generator=g, dtype=dtype) * 300
+    a[2] = -torch.inf
+    for dim in (None, 0, 1):
+        with_grad = lse(a.clone().requires_grad_(True), dim).detach()
+        assert torch.equal(lse(a, dim), with_grad)
+    D = sq_dists(torch.randn(25, 3, generator=g, dtype=dtype))
+    for sigma in (1e-3, 0.7, 4.0):
+        ref = gram_from_sq_dists(D.clone().requires_grad_(True), sigma, log=True).detach()
+        assert torch.equal(_log_gram_(D.clone(), sigma), ref)
+
+
 def test_fused_losses_gradcheck():
     x, t, y, y_pred = _tensors(8, 3, 4, 2, seed=3)
     sq_x = sq_dists(x)

@@ -68,8 +68,13 @@ def lse(a, dim=None):
         a, dim = a.reshape(-1), 0
     shift = a.detach().amax(dim=dim, keepdim=True)
     safe = torch.nan_to_num(shift, nan=0.0, neginf=0.0)
-    total = (a - safe).clamp_min(_exp_floor(a.dtype)).exp().sum(dim=dim, keepdim=True)
-    return (total.log() + shift).squeeze(dim)
+    if a.requires_grad and torch.is_grad_enabled():
+        total = (a - safe).clamp_min(_exp_floor(a.dtype)).exp().sum(dim=dim, keepdim=True)
+        return (total.log() + shift).squeeze(dim)
+    # no autograd: the same operations in place on one temporary (identical values)
+    shifted = a - safe
+    total = shifted.clamp_min_(_exp_floor(a.dtype)).exp_().sum(dim=dim, keepdim=True)
+    return total.log_().add_(shift).squeeze(dim)
 
 
 def _lse_all(log_gram):

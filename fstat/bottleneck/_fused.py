@@ -32,10 +32,20 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..kernels._gram import gram_from_sq_dists, sq_dists
+from ..kernels._gram import _check_sigma, sq_dists
 from ._estimators import _col, lse
 
 __all__ = ["conditional_cs_loss", "cs_qmi_loss", "x_terms"]
+
+
+def _log_gram_(D, sigma):
+    """``gram_from_sq_dists(D, sigma, log=True)`` computed in place on ``D`` (no autograd).
+
+    The same operations in the same order (``-0.5 * ((D / sigma) / sigma)``), so the
+    values are identical; only the temporaries are saved. ``D`` must be a fresh tensor.
+    """
+    sigma = _check_sigma(sigma)
+    return D.div_(sigma).div_(sigma).mul_(-0.5)
 
 
 def _pull(S, v, sigma):
@@ -46,7 +56,7 @@ def _pull(S, v, sigma):
 class _CSQMI(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t, log_k, row_k, sq_t, sigma_t):
-        log_q = gram_from_sq_dists(sq_t, sigma_t, log=True)
+        log_q = _log_gram_(sq_t.clone(), sigma_t)
         row_q = lse(log_q, dim=1)
         log_kq = log_k + log_q
         log_a = lse(log_kq)
@@ -71,8 +81,8 @@ class _CSQMI(torch.autograd.Function):
 class _ConditionalCS(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y_pred, y, log_m, log_s1, sigma_y):
-        a2 = log_m + gram_from_sq_dists(sq_dists(y_pred), sigma_y, log=True)
-        a21 = log_m + gram_from_sq_dists(sq_dists(y_pred, y), sigma_y, log=True)
+        a2 = _log_gram_(sq_dists(y_pred), sigma_y).add_(log_m)
+        a21 = _log_gram_(sq_dists(y_pred, y), sigma_y).add_(log_m)
         log_s2, log_s21 = lse(a2), lse(a21)
         ctx.save_for_backward(y_pred, y, a2, a21, log_s2, log_s21)
         ctx.sigma_y = sigma_y
@@ -92,7 +102,7 @@ class _ConditionalCS(torch.autograd.Function):
 def x_terms(sq_x, sigma):
     """``(log K, row log-sums r)`` of the conditioning data (no autograd)."""
     with torch.no_grad():
-        log_k = gram_from_sq_dists(sq_x.detach(), sigma, log=True)
+        log_k = _log_gram_(sq_x.detach().clone(), sigma)
         return log_k, lse(log_k, dim=1)
 
 
@@ -110,5 +120,5 @@ def conditional_cs_loss(y, y_pred, sq_x, sigma_x, sigma_y):
     log_k, row_k = x_terms(sq_x, sigma_x)
     with torch.no_grad():
         log_m = log_k - 2.0 * row_k[:, None]
-        log_s1 = lse(log_m + gram_from_sq_dists(sq_dists(y), sigma_y, log=True))
+        log_s1 = lse(_log_gram_(sq_dists(y), sigma_y).add_(log_m))
     return _ConditionalCS.apply(y_pred, y, log_m, log_s1, sigma_y)

@@ -485,6 +485,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         dtype, device = X_train.dtype, X_train.device
         noisy = network.noise_mode != "none"
         K = self.bottleneck_dim
+        nan = torch.full((), float("nan"), dtype=dtype, device=device)
 
         def loss_fn(index):
             x, y = X_train[index], Y_train[index]
@@ -495,16 +496,20 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
                       approximation=self.approximation, n_components=self.n_components,
                       generator=generator)
             widths.fill(b, prediction=use_cs, compression=beta > 0, t_width=t_width)
-            with warnings.catch_warnings():
-                if self.approximation is not None:  # floors are expected with small batches
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                prediction = prediction_term(b)
-                if beta > 0:
-                    compression = compression_term(b)
-                    loss = prediction + beta * compression
-                else:
-                    compression = torch.full((), float("nan"), dtype=dtype, device=device)
-                    loss = prediction
+            if self.approximation is None:
+                return terms(b)
+            with warnings.catch_warnings():  # floors are expected with small batches
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return terms(b)
+
+        def terms(b):
+            prediction = prediction_term(b)
+            if beta > 0:
+                compression = compression_term(b)
+                loss = prediction + beta * compression
+            else:
+                compression = nan
+                loss = prediction
             return {"loss": loss, "prediction": prediction, "compression": compression}
 
         return loss_fn, widths
