@@ -28,6 +28,7 @@ from .._sklearn_compat import (
 )
 from .._torch import parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
+from ._adam import FusedAdam
 from ._energies import (
     EnergyModel,
     QuadraticEnergy,
@@ -275,25 +276,30 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         objective = self._make_objective(energy, B, m, dtype, device)
         groups = objective.param_groups(energy, self.learning_rate)
         opt_name = objective.optimizer_name(self.optimizer)
-        # one fused Adam kernel for all parameters (CPU and CUDA): no per-tensor launches
-        fused = True if opt_name == "adam" and device.type in ("cpu", "cuda") else None
-        optimizer = make_optimizer(groups, opt_name, learning_rate=self.learning_rate,
-                                   weight_decay=self.weight_decay, momentum=self.momentum,
-                                   fused=fused)
-        if self.optimizer == "adam":
-            for g in optimizer.param_groups:
-                g["betas"] = (self.momentum, 0.999)
+        if opt_name == "adam" and device.type in ("cpu", "cuda"):
+            # torch's fused Adam kernel (one launch for all tensors) without torch.optim's
+            # per-step overhead and first-use torch._dynamo import; same trajectory
+            optimizer = FusedAdam(groups, self.learning_rate, betas=(self.momentum, 0.999),
+                                  weight_decay=self.weight_decay)
+        else:
+            optimizer = make_optimizer(groups, opt_name, learning_rate=self.learning_rate,
+                                       weight_decay=self.weight_decay, momentum=self.momentum)
+            if opt_name == "adam":
+                for g in optimizer.param_groups:
+                    g["betas"] = (self.momentum, 0.999)
         params = [p for g in optimizer.param_groups for p in g["params"]]
         host_check = device.type == "cpu"  # reading a CPU scalar costs one op, no sync
         first_bad = -1 if host_check else torch.full((), -1, dtype=torch.long, device=device)
         stop = [False]
+        needs_s_data = objective.needs_s_data
+        zero = torch.zeros((), dtype=dtype, device=device)
 
         def draw(t):
             if probs is None:
                 idx = torch.randint(0, n_tr, (B,), generator=index_gen, device=data_dev)
             else:
                 idx = torch.multinomial(probs, B, replacement=True, generator=index_gen)
-            rows = data[idx]
+            rows = data.index_select(0, idx)  # = data[idx], cheaper
             if on_host:  # pinned staging copy, asynchronous host-to-device transfer
                 rows = rows.pin_memory().to(device, non_blocking=True)
             y = energy.noise.sample(m, loop_gen).to(dtype)
@@ -304,16 +310,19 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             z, lq_z, y = draw(t)
             out = energy.raw(torch.cat([z, y]))
             e_data, e_noise = out[:B], out[B:]
+            lq_y = s_data = None  # s_data only where the objective reads it (NCE)
             if tilted:
                 s = -e_noise
-                s_data = -e_data
+                if needs_s_data:
+                    s_data = -e_data
                 offset = -lq_z.mean()
             else:
                 lq_y = energy.noise(y)
                 s = -e_noise - lq_y
-                s_data = -e_data - lq_z
-                offset = torch.zeros((), dtype=dtype, device=device)
-            loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, z)
+                if needs_s_data:
+                    s_data = -e_data - lq_z
+                offset = zero
+            loss, monitor = objective.loss(t, e_data, s, s_data, offset, y, z, lq_y=lq_y)
             for p in params:  # = optimizer.zero_grad(set_to_none=True), without its overhead
                 p.grad = None
             loss.backward()
@@ -558,7 +567,14 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
 
 class _Objective(torch.nn.Module):
-    """Training objective: extra parameters (e.g. c, ν̃), state, loss and monitor."""
+    """Training objective: extra parameters (e.g. c, ν̃), state, loss and monitor.
+
+    ``loss(t, e_data, s, s_data, offset, y, z, lq_y=None)`` returns ``(loss, monitor)``;
+    ``s_data`` (log weights of the data rows) is passed only when ``needs_s_data``, ``lq_y``
+    (log q of the noise rows) only when the energy is untilted.
+    """
+
+    needs_s_data = False
 
     def optimizer_name(self, name):
         return name

@@ -88,7 +88,13 @@ _CORRECTED_UPDATES = {"msvr": _msvr_log_update, "msvr_ratio": _msvr_ratio_log_up
 
 def _meco_surrogate(e_data, s, ell):
     """L_t = mean E(z) + mean exp(s - ell) with ell detached; ∇L_t is the MECO gradient G_t."""
-    return e_data.mean() + torch.exp(s - ell.detach().to(s.dtype)).mean()
+    return _meco_terms(e_data, s, ell)[0]
+
+
+def _meco_terms(e_data, s, ell):
+    """(L_t, mean E(z)): the surrogate and its data term (reused by the monitor)."""
+    e_mean = e_data.mean()
+    return e_mean + torch.exp(s - ell.detach().to(s.dtype)).mean(), e_mean
 
 
 class _MecoObjective(_Objective):
@@ -108,6 +114,8 @@ class _MecoObjective(_Objective):
             self._prev = [copy.deepcopy(energy)]
             for p in self._prev[0].parameters():
                 p.requires_grad_(False)
+            # w_{t-1} <- w_t before each update: one foreach copy between cached lists
+            self._copy_lists = (list(self._prev[0].parameters()), list(energy.parameters()))
         self._velocity = None
         self._grad_prev = None
 
@@ -115,7 +123,7 @@ class _MecoObjective(_Objective):
         # MSVR + momentum: the corrected direction v_t is formed here and applied by plain SGD
         return "sgd" if self.storm_momentum else name
 
-    def _previous_gradient(self, z, y, ell):
+    def _previous_gradient(self, z, y, ell, lq_y=None):
         """Gradient of the surrogate at w_{t-1} on the same z, y and ell (STORM correction)."""
         prev = self._prev[0]
         params = list(prev.parameters())
@@ -124,7 +132,7 @@ class _MecoObjective(_Objective):
                 p.requires_grad_(True)
             out = prev.raw(torch.cat([z, y]))
             B = z.shape[0]
-            s = -out[B:] if prev.tilted else -out[B:] - prev.noise(y)
+            s = -out[B:] if prev.tilted else -out[B:] - (prev.noise(y) if lq_y is None else lq_y)
             grads = torch.autograd.grad(_meco_surrogate(out[:B], s, ell), params,
                                         allow_unused=True)
             for p in params:
@@ -132,7 +140,7 @@ class _MecoObjective(_Objective):
         return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads,
                                                                         strict=True)]
 
-    def loss(self, t, e_data, s, s_data, offset, y, z):
+    def loss(self, t, e_data, s, s_data, offset, y, z, lq_y=None):
         gamma = _gamma_at(t, self.est.gamma, self.est.gamma_schedule, self.est.max_iter)
         with torch.no_grad():
             s64 = s.detach().double()
@@ -141,23 +149,22 @@ class _MecoObjective(_Objective):
                 ell = lam
             elif self.msvr:
                 prev = self._prev[0]
-                s_prev = prev.log_weight(y).double()
+                s_prev = prev.log_weight(y, lq_y).double()  # log q(y) reused (untilted)
                 lam_prev = torch.logsumexp(s_prev, 0) - self.log_m
                 ell, clamped = self._corrected_update(self.ell, lam, lam_prev, gamma)
-                self.n_clamped += clamped.long()
+                self.n_clamped += clamped
             else:
                 ell = _ema_log_update(self.ell, lam, gamma)
             bad = (s64.max() - ell) > _GUARD
-            self.n_resets += bad.long()
+            self.n_resets += bad
             ell = torch.where(bad, lam, ell)
             self.ell = ell
             if self.storm_momentum and t > 0:
-                self._grad_prev = self._previous_gradient(z.detach(), y.detach(), ell)
+                self._grad_prev = self._previous_gradient(z.detach(), y.detach(), ell, lq_y)
             if self.msvr:
-                torch._foreach_copy_(list(self._prev[0].parameters()),
-                                     [p.detach() for p in self._energy[0].parameters()])
-        loss = _meco_surrogate(e_data, s, ell)
-        monitor = (e_data.detach().mean() + offset).double() + ell
+                torch._foreach_copy_(*self._copy_lists)
+        loss, e_mean = _meco_terms(e_data, s, ell)
+        monitor = (e_mean.detach() + offset).double() + ell
         return loss, monitor
 
     def before_step(self, t):

@@ -20,6 +20,8 @@ def _nce_loss(s_data, s_noise, c, log_nu):
 
 
 class _NceObjective(_Objective):
+    needs_s_data = True
+
     def __init__(self, B, m, dtype, device):
         super().__init__()
         self.log_nu = math.log(m / B)
@@ -29,7 +31,7 @@ class _NceObjective(_Objective):
     def param_groups(self, energy, learning_rate):
         return [{"params": [p for p in energy.parameters() if p.requires_grad] + [self.c]}]
 
-    def loss(self, t, e_data, s, s_data, offset, y, z):
+    def loss(self, t, e_data, s, s_data, offset, y, z, lq_y=None):
         if t == 0:
             with torch.no_grad():
                 self.c.fill_(torch.logsumexp(s.detach().double(), 0) - self.log_m)

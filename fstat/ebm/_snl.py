@@ -27,7 +27,7 @@ class _SnlObjective(_Objective):
         return [{"params": [p for p in energy.parameters() if p.requires_grad]},
                 {"params": [self.nu], "lr": lr}]
 
-    def loss(self, t, e_data, s, s_data, offset, y, z):
+    def loss(self, t, e_data, s, s_data, offset, y, z, lq_y=None):
         if t == 0:
             with torch.no_grad():
                 self.nu.fill_(torch.logsumexp(s.detach().double(), 0) - self.log_m)
