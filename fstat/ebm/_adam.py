@@ -57,16 +57,17 @@ class FusedAdam:
         """One Adam update of every parameter that has a gradient (others keep their state)."""
         with torch.no_grad():
             for g in self.param_groups:
-                params, grads, avg, avg_sq, steps = [], [], [], [], []
-                for k, p in enumerate(g["params"]):
-                    if p.grad is not None:
-                        params.append(p)
-                        grads.append(p.grad)
-                        avg.append(g["exp_avg"][k])
-                        avg_sq.append(g["exp_avg_sq"][k])
-                        steps.append(g["step"][k])
-                if not params:
-                    continue
+                grads = [p.grad for p in g["params"]]
+                if all(x is not None for x in grads):  # the usual case: no filtering
+                    params, avg, avg_sq, steps = (g["params"], g["exp_avg"], g["exp_avg_sq"],
+                                                  g["step"])
+                else:
+                    keep = [k for k, x in enumerate(grads) if x is not None]
+                    if not keep:
+                        continue
+                    params, grads, avg, avg_sq, steps = (
+                        [lst[k] for k in keep] for lst in
+                        (g["params"], grads, g["exp_avg"], g["exp_avg_sq"], g["step"]))
                 beta1, beta2 = g["betas"]
                 for group in _by_device_dtype(params, grads, avg, avg_sq, steps):
                     torch._foreach_add_(group[4], 1)

@@ -60,10 +60,10 @@ class QuadraticEnergy(nn.Module):
         return self.lower * self.mask + torch.diag(torch.exp(self.log_diag))
 
     def forward(self, z):
-        if not z.requires_grad:  # training and evaluation: closed-form parameter gradient
+        if torch.is_grad_enabled() and not z.requires_grad:  # training: closed-form gradient
             return _QuadraticEnergyFunction.apply(z, self.log_diag, self.lower, self.mask,
                                                   self.b)
-        proj = z @ self.cholesky()  # gradients in z (AIS, MALA): plain autograd
+        proj = z @ self.cholesky()  # no_grad, or gradients in z (AIS, MALA): same ops
         return 0.5 * (proj * proj).sum(-1) - z @ self.b
 
 
