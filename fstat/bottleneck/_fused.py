@@ -85,7 +85,7 @@ def _add_log_gram(base, a, b, sigma):
 
 def _pull(row_sums, Sv, v, sigma):
     """``-(1 / sigma^2) sum_j S_mj (v_m - v_j)`` from ``row_sums = S 1`` and ``Sv = S v``."""
-    return Sv.sub_(row_sums[:, None] * v).mul_(1.0 / (sigma * sigma))
+    return Sv.sub_(row_sums[:, None] * v).div_(sigma).div_(sigma)
 
 
 class _ValueAndGradient(torch.autograd.Function):
@@ -113,11 +113,12 @@ def _cs_qmi_value_and_grad(t, sq_x, sigma_x, sq_t, sigma_t):
     Q = _exp_(log_q.clone())
     KQ = _exp_(log_k.add_(log_q))
     row_k, row_q = K.sum(dim=1), Q.sum(dim=1)
-    sums = torch.stack([KQ.sum(), row_k.sum(), row_q.sum(), torch.dot(row_k, row_q)])
-    value = sums.log() @ sums.new_tensor([1.0, 1.0, 1.0, -2.0])
+    sum_kq, sum_q, c = KQ.sum(), row_q.sum(), torch.dot(row_k, row_q)
+    value = sum_kq.log() + row_k.sum().log() + sum_q.log() - 2.0 * c.log()
     # W + W^T = 2 K∘Q / sum K∘Q + Q∘(w_i + w_j), w_i = 1 / sum Q - 2 rowK_i / C
-    w = (row_k * (-2.0 / sums[3])).add_(1.0 / sums[2])
-    S = Q.mul_(w[:, None] + w[None, :]).add_(KQ, alpha=2.0 / sums[0])
+    # (0-d tensors scale in place: no host synchronisation on a GPU)
+    w = (row_k * (-2.0 / c)).add_(1.0 / sum_q)
+    S = Q.mul_(w[:, None] + w[None, :]).add_(KQ.mul_(2.0 / sum_kq))
     return value, _pull(S.sum(dim=1), S @ t, t, sigma_t)
 
 
