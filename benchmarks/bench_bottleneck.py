@@ -77,8 +77,13 @@ def load_datasets(quick, seed):
         X = data.drop(columns="affairs").to_numpy(float)
         y = np.log1p(data["affairs"].to_numpy(float))
         out["fair"] = (X, y, None)
+        if not quick:  # 20,190 rows: full runs only
+            data = sm.datasets.randhie.load_pandas().data
+            X = data.drop(columns="mdvis").to_numpy(float)
+            y = np.log1p(data["mdvis"].to_numpy(float))
+            out["randhie"] = (X, y, None)
     except Exception as exc:  # pragma: no cover - optional
-        print(f"fair data unavailable: {exc}")
+        print(f"statsmodels data unavailable: {exc}")
     if not quick:
         X, y = make_rotated_digits(random_state=seed)
         out["rotated_digits"] = (X, y, None)

@@ -133,3 +133,46 @@ def test_median_with_ties_matches_numpy():
             ref = np.median(pdist(X))
             if ref > 0:
                 assert kernel_width(X) == pytest.approx(ref, rel=1e-12)
+
+
+def test_fused_losses_float32_batch_matches_float64_cores():
+    # a training-sized batch in float32 (the default dtype) against the float64 cores
+    x, t, y, y_pred = _tensors(128, 16, 32, 1, seed=11)
+    sq64 = sq_dists(x)
+    x32, t32, y32 = x.float(), t.detach().float().requires_grad_(True), y.float()
+    yp32 = y_pred.detach().float().requires_grad_(True)
+    sq32 = sq_dists(x32)
+    for sx, st in ((0.3, 1.0), (1.5, 4.0)):
+        ref = cs_qmi_core(x, t, sx, st)
+        (g_ref,) = torch.autograd.grad(ref, t)
+        got = cs_qmi_loss(t32, sq32, sx, st)
+        (g_got,) = torch.autograd.grad(got, t32)
+        torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(g_got.double(), g_ref, rtol=1e-3, atol=1e-6)
+        ref = conditional_cs_core(x, y, y_pred, sx, st)
+        (g_ref,) = torch.autograd.grad(ref, y_pred)
+        got = conditional_cs_loss(y32, yp32, sq32, sx, st)
+        (g_got,) = torch.autograd.grad(got, yp32)
+        torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(g_got.double(), g_ref, rtol=1e-3, atol=1e-6)
+    assert sq64.dtype == torch.float64
+
+
+def test_fused_losses_tiny_width_without_overflow():
+    # -1 / (2 sigma^2) overflows float32 for sigma = 1e-20: the losses fall back to two
+    # divisions, so the zero diagonal never becomes 0 * inf = NaN. Values stay finite and
+    # equal the float64 cores; gradients (of order 1 / sigma^2) may overflow, never NaN.
+    x, t, y, y_pred = _tensors(20, 2, 3, 1, seed=12)
+    x32, y32 = x.float(), y.float()
+    yp32 = y_pred.detach().float().requires_grad_(True)
+    t32 = t.detach().float().requires_grad_(True)
+    value = conditional_cs_loss(y32, yp32, sq_dists(x32), 0.7, 1e-20)
+    value.backward()
+    assert torch.isfinite(value) and not torch.isnan(yp32.grad).any()
+    ref = conditional_cs_core(x, y, y_pred, 0.7, 1e-20)
+    assert float(value.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
+    q = cs_qmi_loss(t32, sq_dists(x32), 1e-20, 1.0)
+    q.backward()
+    ref = cs_qmi_core(x, t, 1e-20, 1.0)
+    assert float(q.detach()) == pytest.approx(float(ref.detach()), rel=1e-5, abs=1e-6)
+    assert torch.isfinite(t32.grad).all()  # t's own width is moderate

@@ -1,19 +1,22 @@
-"""Training-loss CS terms as autograd Functions with closed-form gradients.
+"""Training-loss CS terms with their gradients computed in the forward pass.
 
 In training the conditioning data ``x`` carry no gradient, and only the
 representation ``t`` (compression) or the prediction ``y_pred`` (prediction term)
 do. Recording every log-Gram operation on the autograd tape costs several dozen
-small operations per batch; at the default batch of 128 this bookkeeping, not the
-arithmetic, dominated the epoch time. The two Functions below compute the same
-values as :func:`~fstat.bottleneck._estimators.cs_qmi_core` and
-:func:`~fstat.bottleneck._estimators.conditional_cs_core` (log domain, one flat
-``lse`` per sum) and return the exact gradient from its closed form, with every
-weight an ``exp`` of a non-positive log-ratio (no overflow).
+small operations per batch; at the default batch of 128 that bookkeeping, not the
+arithmetic, dominated the epoch time. The two losses below compute the same values
+as :func:`~fstat.bottleneck._estimators.cs_qmi_core` and
+:func:`~fstat.bottleneck._estimators.conditional_cs_core` and, in the same pass,
+the exact gradient from its closed form, reusing the exponentiated Gram matrices
+of the value (no exponential is evaluated twice). The backward pass only scales
+the stored gradient.
 
 CS-QMI, ``I = log sum K∘Q + log sum K + log sum Q - 2 log sum_j rowK_j rowQ_j``
-(the N-powers cancel), ``Q_ij = exp(-|t_i - t_j|^2 / (2 s^2))``::
+(the N-powers cancel), ``Q_ij = exp(-|t_i - t_j|^2 / (2 s^2))``. Every Gram has a
+unit diagonal and entries in [0, 1], so these sums lie in [1, N^2] and are formed
+directly (no shift is needed)::
 
-    dI/dlogQ_ij = W_ij = K_ij Q_ij / sum K∘Q + Q_ij / sum Q - 2 rowK_i Q_ij / C
+    dI/dlogQ_ij = W_ij = K_ij Q_ij / sum K∘Q + Q_ij (1 / sum Q - 2 rowK_i / C)
     dI/dt_m = -(1 / s^2) sum_j (W_mj + W_jm) (t_m - t_j)
 
 Conditional CS, ``D = log S1 + log S2 - 2 log S21`` with
@@ -23,8 +26,11 @@ log-terms over all entries::
     dD/dy_pred_m = -(1 / s^2) sum_i (P2_mi + P2_im) (y_pred_m - y_pred_i)
                    + (2 / s^2) sum_i P21_mi (y_pred_m - y_i)
 
-(section 2.3 of the specification). Tests compare both values and gradients with
-the autograd cores at 1e-10 in float64.
+(section 2.3 of the specification). Exponents are clamped at the floor of
+:func:`~fstat.bottleneck._estimators.lse` before ``exp``, so a weight below about
+1e-34 (float32) or 1e-277 (float64) becomes that floor instead of a subnormal
+number; values and gradients agree with the autograd cores to rounding (tests
+compare both at 1e-10 in float64).
 """
 
 from __future__ import annotations
@@ -33,9 +39,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..kernels._gram import _check_sigma, sq_dists
-from ._estimators import _col, lse
+from ._estimators import _col, _exp_floor
 
-__all__ = ["conditional_cs_loss", "cs_qmi_loss", "x_terms"]
+__all__ = ["conditional_cs_loss", "cs_qmi_loss"]
 
 
 def _log_gram_(D, sigma):
@@ -48,77 +54,107 @@ def _log_gram_(D, sigma):
     return D.div_(sigma).div_(sigma).mul_(-0.5)
 
 
-def _pull(S, v, sigma):
-    """``-(1 / sigma^2) sum_j S_mj (v_m - v_j)`` for every row m."""
-    return -((S.sum(dim=1, keepdim=True) * v - S @ v) / sigma) / sigma
+def _exp_(a):
+    """``exp`` in place, exponents clamped at the floor of ``lse`` (no subnormal results)."""
+    return a.clamp_min_(_exp_floor(a.dtype)).exp_()
 
 
-class _CSQMI(torch.autograd.Function):
+def _log_gram_coefficient(sigma, dtype):
+    """``-1 / (2 sigma^2)``, or None where it overflows ``dtype`` (then divide twice)."""
+    sigma = _check_sigma(sigma)
+    coef = -0.5 / (sigma * sigma)
+    return coef if abs(coef) < torch.finfo(dtype).max else None
+
+
+def _log_gram(sq, sigma):
+    """A fresh ``-sq / (2 sigma^2)`` (``sq`` unchanged)."""
+    coef = _log_gram_coefficient(sigma, sq.dtype)
+    return sq * coef if coef is not None else _log_gram_(sq.clone(), sigma)
+
+
+def _add_log_gram(base, a, b, sigma):
+    """A fresh ``base + log K_sigma(a, b)`` (rows of ``a`` against rows of ``b``)."""
+    coef = _log_gram_coefficient(sigma, base.dtype)
+    if coef is None:
+        return _log_gram_(sq_dists(a, b), sigma).add_(base)
+    if a.shape[1] == 1:  # one column: exact differences, squared in the fused update
+        diff = a - b.T
+        return torch.addcmul(base, diff, diff, value=coef)
+    return torch.add(base, sq_dists(a, b), alpha=coef)
+
+
+def _pull(row_sums, Sv, v, sigma):
+    """``-(1 / sigma^2) sum_j S_mj (v_m - v_j)`` from ``row_sums = S 1`` and ``Sv = S v``."""
+    return Sv.sub_(row_sums[:, None] * v).div_(sigma).div_(sigma)
+
+
+class _ValueAndGradient(torch.autograd.Function):
+    """``fn(inp, *args) -> (value, d value / d inp)``: autograd sees one node whose
+    backward scales the gradient computed with the value."""
+
     @staticmethod
-    def forward(ctx, t, log_k, row_k, sq_t, sigma_t):
-        log_q = _log_gram_(sq_t.clone(), sigma_t)
-        row_q = lse(log_q, dim=1)
-        log_kq = log_k + log_q
-        log_a = lse(log_kq)
-        # row log-sums lie in [0, log N]: no underflow, so torch's single-op logsumexp
-        log_sum_q = torch.logsumexp(row_q, dim=0)
-        log_c = torch.logsumexp(row_k + row_q, dim=0)
-        value = log_a + torch.logsumexp(row_k, dim=0) + log_sum_q - 2.0 * log_c
-        ctx.save_for_backward(t, log_kq, log_q, row_k, log_a, log_sum_q, log_c)
-        ctx.sigma_t = sigma_t
+    def forward(ctx, inp, fn, *args):
+        value, grad = fn(inp, *args)
+        ctx.save_for_backward(grad)
+        ctx.n_args = len(args) + 1
         return value
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):
-        t, log_kq, log_q, row_k, log_a, log_sum_q, log_c = ctx.saved_tensors
-        W = (log_kq - log_a).exp_()
-        W += (log_q - log_sum_q).exp_()
-        W -= 2.0 * (log_q + (row_k - log_c)[:, None]).exp_()
-        return grad * _pull(W + W.T, t, ctx.sigma_t), None, None, None, None
+    def backward(ctx, grad_value):
+        (grad,) = ctx.saved_tensors
+        return (grad_value * grad,) + (None,) * ctx.n_args
 
 
-class _ConditionalCS(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, y_pred, y, log_m, log_s1, sigma_y):
-        a2 = _log_gram_(sq_dists(y_pred), sigma_y).add_(log_m)
-        a21 = _log_gram_(sq_dists(y_pred, y), sigma_y).add_(log_m)
-        log_s2, log_s21 = lse(a2), lse(a21)
-        ctx.save_for_backward(y_pred, y, a2, a21, log_s2, log_s21)
-        ctx.sigma_y = sigma_y
-        return log_s1 + log_s2 - 2.0 * log_s21
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):
-        y_pred, y, a2, a21, log_s2, log_s21 = ctx.saved_tensors
-        sigma = ctx.sigma_y
-        P2 = (a2 - log_s2).exp_()
-        P21 = (a21 - log_s21).exp_()
-        pull_21 = ((P21.sum(dim=1, keepdim=True) * y_pred - P21 @ y) / sigma) / sigma
-        return grad * (_pull(P2 + P2.T, y_pred, sigma) + 2.0 * pull_21), None, None, None, None
+def _cs_qmi_value_and_grad(t, sq_x, sigma_x, sq_t, sigma_t):
+    log_k, log_q = _log_gram(sq_x, sigma_x), _log_gram(sq_t, sigma_t)
+    # every log-Gram is <= 0 with a zero diagonal: sums lie in [1, N^2], no shift needed
+    K = _exp_(log_k.clone())
+    Q = _exp_(log_q.clone())
+    KQ = _exp_(log_k.add_(log_q))
+    row_k, row_q = K.sum(dim=1), Q.sum(dim=1)
+    sum_kq, sum_q, c = KQ.sum(), row_q.sum(), torch.dot(row_k, row_q)
+    value = sum_kq.log() + row_k.sum().log() + sum_q.log() - 2.0 * c.log()
+    # W + W^T = 2 K∘Q / sum K∘Q + Q∘(w_i + w_j), w_i = 1 / sum Q - 2 rowK_i / C
+    # (0-d tensors scale in place: no host synchronisation on a GPU)
+    w = (row_k * (-2.0 / c)).add_(1.0 / sum_q)
+    S = Q.mul_(w[:, None] + w[None, :]).add_(KQ.mul_(2.0 / sum_kq))
+    return value, _pull(S.sum(dim=1), S @ t, t, sigma_t)
 
 
-def x_terms(sq_x, sigma):
-    """``(log K, row log-sums r)`` of the conditioning data (no autograd)."""
-    with torch.no_grad():
-        log_k = _log_gram_(sq_x.detach().clone(), sigma)
-        return log_k, lse(log_k, dim=1)
+def _conditional_cs_value_and_grad(y_pred, y, log_m, log_s1, sigma_y):
+    # log_m + log L2 peaks at the diagonal, at max log_m = 0: no shift needed
+    e2 = _exp_(_add_log_gram(log_m, y_pred, y_pred, sigma_y))
+    a21 = _add_log_gram(log_m, y_pred, y, sigma_y)
+    shift_21 = torch.nan_to_num(a21.amax(), nan=0.0, neginf=0.0)
+    e21 = _exp_(a21.sub_(shift_21))
+    sum_2, sum_21 = e2.sum(), e21.sum()
+    value = log_s1 + sum_2.log() - 2.0 * (sum_21.log() + shift_21)  # common shifts cancel
+    # pulls of P2 + P2^T (= (e2 + e2^T) / sum_2) and of P21 (= e21 / sum_21)
+    pull_2 = _pull(e2.sum(dim=1) + e2.sum(dim=0), e2 @ y_pred + e2.T @ y_pred, y_pred,
+                   sigma_y).div_(sum_2)
+    pull_21 = _pull(e21.sum(dim=1), e21 @ y, y_pred, sigma_y).div_(sum_21)
+    return value, pull_2.sub_(pull_21, alpha=2.0)
 
 
 def cs_qmi_loss(t, sq_x, sigma_x, sigma_t, *, sq_t=None):
     """CS-QMI ``I(x; t)`` differentiable in ``t`` only (``x`` enters through ``sq_x``)."""
     t = _col(t)
-    log_k, row_k = x_terms(sq_x, sigma_x)
     sq_t = sq_dists(t.detach()) if sq_t is None else sq_t.detach()
-    return _CSQMI.apply(t, log_k, row_k, sq_t, sigma_t)
+    return _ValueAndGradient.apply(t, _cs_qmi_value_and_grad, sq_x.detach(), sigma_x, sq_t,
+                                   sigma_t)
 
 
 def conditional_cs_loss(y, y_pred, sq_x, sigma_x, sigma_y):
     """Conditional CS divergence differentiable in ``y_pred`` only."""
     y, y_pred = _col(y).detach(), _col(y_pred)
-    log_k, row_k = x_terms(sq_x, sigma_x)
     with torch.no_grad():
-        log_m = log_k - 2.0 * row_k[:, None]
-        log_s1 = lse(_log_gram_(sq_dists(y), sigma_y).add_(log_m))
-    return _ConditionalCS.apply(y_pred, y, log_m, log_s1, sigma_y)
+        log_m = _log_gram(sq_x.detach(), sigma_x)
+        two_r = _exp_(log_m.clone()).sum(dim=1).log_().mul_(2.0)  # row maxima are 0
+        # log_m = log K - 2 r is largest on the diagonal (-2 r_j); it is stored shifted
+        # to maximum 0, which is then also the maximum of every log-term with a unit
+        # diagonal (the shift cancels in log S1 + log S2 - 2 log S21)
+        log_m.sub_((two_r - two_r.min())[:, None])
+        log_s1 = _exp_(_add_log_gram(log_m, y, y, sigma_y)).sum().log_()
+    return _ValueAndGradient.apply(y_pred, _conditional_cs_value_and_grad, y, log_m, log_s1,
+                                   sigma_y)

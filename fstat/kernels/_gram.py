@@ -75,9 +75,13 @@ def sq_dists(X, Y=None, *, chunk_size=None):
     if X.shape[1] == 1:
         return (X - Y.T).square()
     center = X.mean(dim=0, keepdim=True).detach()
-    Xc, Yc = X - center, Y - center
+    Xc = X - center
     x_norm = Xc.square().sum(dim=1, keepdim=True)
-    y_norm = Yc.square().sum(dim=1, keepdim=True).T
+    if symmetric:  # the same values as for a separate Y = X, computed once
+        Yc, y_norm = Xc, x_norm.T
+    else:
+        Yc = Y - center
+        y_norm = Yc.square().sum(dim=1, keepdim=True).T
     n, m = Xc.shape[0], Yc.shape[0]
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ENTRIES // max(m, 1))
@@ -249,7 +253,7 @@ def median_from_sq_dists(D):
     with torch.no_grad():
         n = D.shape[0]
         if D.device.type == "cpu":
-            sq = D.detach().numpy()[_upper_triangle(n)]
+            sq = np.take(D.detach().numpy(), _upper_triangle(n))
             median = _median_of_sqrt(sq)
             if median > 0:
                 return median
@@ -270,8 +274,10 @@ def median_from_sq_dists(D):
 
 @functools.lru_cache(maxsize=8)
 def _upper_triangle(n):
-    """numpy indices of the pairs i < j of n rows (cached: one batch size per fit)."""
-    return np.triu_indices(n, 1)
+    """Flat (row-major) numpy indices of the pairs i < j of n rows (cached: one batch size
+    per fit)."""
+    rows, cols = np.triu_indices(n, 1)
+    return rows * n + cols
 
 
 def _median_of_sqrt(sq):
