@@ -293,3 +293,26 @@ def test_progress_bar_only_when_verbose(capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _fit(max_epochs=3, verbose=1, desc="tiny")
+
+
+def test_make_optimizer_fused_adam_is_the_lean_driver_bitwise():
+    # fused Adam through make_optimizer is fstat's FusedAdam (no torch.optim overhead) and
+    # follows torch's fused Adam bit for bit, with zero_grad as the training loop uses it
+    from fstat._adam import FusedAdam
+
+    X, y = _problem(n=50)
+    nets = [make_mlp(3, (8,), 1, generator=make_generator(0)) for _ in range(2)]
+    ours = make_optimizer(nets[0].parameters(), "adam", learning_rate=0.05, weight_decay=0.01,
+                          fused=True)
+    ref = torch.optim.Adam(nets[1].parameters(), lr=0.05, weight_decay=0.01, fused=True)
+    assert isinstance(ours, FusedAdam)
+    for _ in range(20):
+        for net, opt in zip(nets, (ours, ref)):
+            opt.zero_grad(set_to_none=True)
+            ((net(X) - y) ** 2).mean().backward()
+            opt.step()
+    assert all(p.grad is not None for p in nets[0].parameters())
+    ours.zero_grad()
+    assert all(p.grad is None for p in nets[0].parameters())
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        assert torch.equal(a, b)

@@ -11,9 +11,9 @@ import warnings
 import pytest
 import torch
 
+from fstat._adam import FusedAdam
 from fstat.datasets import make_toy_density
 from fstat.ebm import CompositionalEBM, NCEDensity, SNLDensity, _base
-from fstat.ebm._adam import FusedAdam
 from fstat.ebm._energies import QuadraticEnergy, _QuadraticEnergyFunction
 
 

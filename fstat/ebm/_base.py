@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, DensityMixin, clone
 from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 
+from .._adam import FusedAdam
 from .._sklearn_compat import (
     Integral,
     Interval,
@@ -28,7 +29,6 @@ from .._sklearn_compat import (
 )
 from .._torch import parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
-from ._adam import FusedAdam
 from ._energies import (
     EnergyModel,
     QuadraticEnergy,

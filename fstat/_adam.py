@@ -1,4 +1,4 @@
-"""A lean driver of torch's fused Adam kernel for the EBM training loop.
+"""A lean driver of torch's fused Adam kernel for the training loops.
 
 ``torch.optim.Optimizer.__init__`` imports ``torch._dynamo`` on its first call in a process
 (about 2.5 s on the 2-core CPU, paid by the first fit), and ``Optimizer.step`` adds hooks,
@@ -52,6 +52,17 @@ class FusedAdam:
                                for p in params],
                 "step": [torch.zeros((), dtype=torch.float32, device=p.device) for p in params],
             })
+
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's gradient (``None``, or zeros with ``set_to_none=False``)."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_().zero_()
 
     def step(self):
         """One Adam update of every parameter that has a gradient (others keep their state)."""
