@@ -316,3 +316,20 @@ def test_make_optimizer_fused_adam_is_the_lean_driver_bitwise():
     assert all(p.grad is None for p in nets[0].parameters())
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_fused_adam_construction_does_not_import_dynamo():
+    # torch.optim optimisers import torch._dynamo on first construction (2-3 s); the fused
+    # Adam of make_optimizer must not, so a process's first fit pays no such cost
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "from fstat._training import make_optimizer\n"
+            "p = [torch.nn.Parameter(torch.zeros(3))]\n"
+            "opt = make_optimizer(p, 'adam', fused=True)\n"
+            "p[0].sum().backward(); opt.step()\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

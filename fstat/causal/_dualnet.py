@@ -109,13 +109,10 @@ class BatchedMLP(torch.nn.Module):
 
 
 def _make_adam(params, learning_rate, weight_decay):
-    """Adam with the fused kernel where the build has it (same update, fewer kernel launches)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=learning_rate, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):  # pragma: no cover - builds without fused Adam
-        return make_optimizer(params, "adam", learning_rate=learning_rate,
-                              weight_decay=weight_decay)
+    """Adam through torch's fused kernel (:class:`fstat._adam.FusedAdam`: the same update as
+    ``torch.optim.Adam(fused=True)``, without its first-use ``torch._dynamo`` import)."""
+    return make_optimizer(params, "adam", learning_rate=learning_rate,
+                          weight_decay=weight_decay, fused=True)
 
 
 def train_full_batch(model, loss_fn, *, max_iter, learning_rate, weight_decay, verbose=0,
