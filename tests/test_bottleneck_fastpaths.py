@@ -44,23 +44,31 @@ def test_lse_equals_torch_logsumexp(dtype):
     torch.testing.assert_close(grad, torch.softmax(b.detach(), 1), rtol=1e-14, atol=1e-16)
 
 
+def _assert_losses_match_cores(x, t, y, y_pred, widths, *, cast=None, tol=(1e-10, 1e-13),
+                               grad_tol=(1e-10, 1e-13)):
+    """The fused losses (inputs optionally cast, e.g. to float32) against the float64 cores."""
+    cast = cast or (lambda v: v)
+    t_in, yp_in = (cast(v.detach()).requires_grad_(True) for v in (t, y_pred))
+    sq_x, y_in = sq_dists(cast(x)), cast(y)
+    pairs = (
+        (lambda sx, st: cs_qmi_core(x, t, sx, st),
+         lambda sx, st: cs_qmi_loss(t_in, sq_x, sx, st), t, t_in),
+        (lambda sx, st: conditional_cs_core(x, y, y_pred, sx, st),
+         lambda sx, st: conditional_cs_loss(y_in, yp_in, sq_x, sx, st), y_pred, yp_in))
+    for sx, st in widths:
+        for core, fused, wrt, wrt_in in pairs:
+            ref = core(sx, st)
+            (g_ref,) = torch.autograd.grad(ref, wrt)
+            got = fused(sx, st)
+            (g_got,) = torch.autograd.grad(got, wrt_in)
+            torch.testing.assert_close(got.double(), ref, rtol=tol[0], atol=tol[1])
+            torch.testing.assert_close(g_got.double(), g_ref, rtol=grad_tol[0], atol=grad_tol[1])
+
+
 @pytest.mark.parametrize("n,dx,dt,dy", [(2, 1, 1, 1), (17, 3, 5, 1), (64, 8, 12, 2)])
 def test_fused_losses_match_autograd_cores(n, dx, dt, dy):
     x, t, y, y_pred = _tensors(n, dx, dt, dy, seed=n + dx)
-    sq_x = sq_dists(x)
-    for sx, st in ((0.6, 1.7), (2.5, 0.4)):
-        ref = cs_qmi_core(x, t, sx, st)
-        (g_ref,) = torch.autograd.grad(ref, t)
-        got = cs_qmi_loss(t, sq_x, sx, st)
-        (g_got,) = torch.autograd.grad(got, t)
-        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-13)
-        torch.testing.assert_close(g_got, g_ref, rtol=1e-10, atol=1e-13)
-        ref = conditional_cs_core(x, y, y_pred, sx, st)
-        (g_ref,) = torch.autograd.grad(ref, y_pred)
-        got = conditional_cs_loss(y, y_pred, sq_x, sx, st)
-        (g_got,) = torch.autograd.grad(got, y_pred)
-        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-13)
-        torch.testing.assert_close(g_got, g_ref, rtol=1e-10, atol=1e-13)
+    _assert_losses_match_cores(x, t, y, y_pred, ((0.6, 1.7), (2.5, 0.4)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -138,24 +146,9 @@ def test_median_with_ties_matches_numpy():
 def test_fused_losses_float32_batch_matches_float64_cores():
     # a training-sized batch in float32 (the default dtype) against the float64 cores
     x, t, y, y_pred = _tensors(128, 16, 32, 1, seed=11)
-    sq64 = sq_dists(x)
-    x32, t32, y32 = x.float(), t.detach().float().requires_grad_(True), y.float()
-    yp32 = y_pred.detach().float().requires_grad_(True)
-    sq32 = sq_dists(x32)
-    for sx, st in ((0.3, 1.0), (1.5, 4.0)):
-        ref = cs_qmi_core(x, t, sx, st)
-        (g_ref,) = torch.autograd.grad(ref, t)
-        got = cs_qmi_loss(t32, sq32, sx, st)
-        (g_got,) = torch.autograd.grad(got, t32)
-        torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(g_got.double(), g_ref, rtol=1e-3, atol=1e-6)
-        ref = conditional_cs_core(x, y, y_pred, sx, st)
-        (g_ref,) = torch.autograd.grad(ref, y_pred)
-        got = conditional_cs_loss(y32, yp32, sq32, sx, st)
-        (g_got,) = torch.autograd.grad(got, yp32)
-        torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(g_got.double(), g_ref, rtol=1e-3, atol=1e-6)
-    assert sq64.dtype == torch.float64
+    _assert_losses_match_cores(x, t, y, y_pred, ((0.3, 1.0), (1.5, 4.0)),
+                               cast=lambda v: v.float(), tol=(1e-4, 1e-5),
+                               grad_tol=(1e-3, 1e-6))
 
 
 def test_fused_losses_tiny_width_without_overflow():

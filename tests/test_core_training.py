@@ -319,17 +319,13 @@ def test_make_optimizer_fused_adam_is_the_lean_driver_bitwise():
 
 
 def test_fused_adam_construction_does_not_import_dynamo():
-    # torch.optim optimisers import torch._dynamo on first construction (2-3 s); the fused
-    # Adam of make_optimizer must not, so a process's first fit pays no such cost
-    import subprocess
-    import sys
+    # the fused Adam of make_optimizer never imports torch._dynamo (torch.optim's does)
+    from _dynamo_probe import imports_dynamo
 
-    code = ("import sys, torch\n"
-            "from fstat._training import make_optimizer\n"
-            "p = [torch.nn.Parameter(torch.zeros(3))]\n"
-            "opt = make_optimizer(p, 'adam', fused=True)\n"
-            "p[0].sum().backward(); opt.step()\n"
-            "print('torch._dynamo' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"
+    assert not imports_dynamo(
+        "import torch\n"
+        "from fstat._training import make_optimizer\n"
+        "p = [torch.nn.Parameter(torch.zeros(3))]\n"
+        "opt = make_optimizer(p, 'adam', fused=True)\n"
+        "p[0].sum().backward(); opt.step()")
+    assert imports_dynamo("import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)])")

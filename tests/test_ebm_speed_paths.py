@@ -4,8 +4,6 @@ Each fast path is compared with the plain path it replaces (torch autograd, torc
 on the same inputs, op by op and end to end on whole fits (loss curves and log Z equal).
 """
 
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -125,11 +123,11 @@ def test_fits_identical_to_the_plain_paths(monkeypatch, cls, kw):
 
 def test_first_fit_does_not_import_dynamo():
     """torch.optim's first optimiser imports torch._dynamo (seconds); the Adam path avoids it."""
-    code = ("import sys, warnings; warnings.simplefilter('ignore');"
-            "from fstat.datasets import make_toy_density; from fstat.ebm import CompositionalEBM;"
-            "X = make_toy_density('gaussian', 100, n_features=2, random_state=0);"
-            "CompositionalEBM(energy_model='quadratic', max_iter=3, device='cpu').fit(X);"
-            "print('torch._dynamo' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    from _dynamo_probe import imports_dynamo
+
+    assert not imports_dynamo(
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "from fstat.datasets import make_toy_density\n"
+        "from fstat.ebm import CompositionalEBM\n"
+        "X = make_toy_density('gaussian', 100, n_features=2, random_state=0)\n"
+        "CompositionalEBM(energy_model='quadratic', max_iter=3, device='cpu').fit(X)")
