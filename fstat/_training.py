@@ -86,8 +86,11 @@ def make_optimizer(params, solver="adam", *, learning_rate=1e-3, weight_decay=0.
     extra = {} if fused is None else {"fused": bool(fused)}
     if solver == "adam" and fused:
         groups = _param_groups(params)
-        if all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
-               for g in groups for p in g["params"]):
+        # FusedAdam reads only "params" and "lr" per group: other per-group options
+        # (weight_decay, betas, ...) go to torch.optim, which honours them
+        if all(set(g) <= {"params", "lr"} for g in groups) and all(
+                p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                for g in groups for p in g["params"]):
             return FusedAdam(groups, learning_rate, weight_decay=weight_decay)
         params = groups
     if solver == "adam":

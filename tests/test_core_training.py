@@ -329,3 +329,17 @@ def test_fused_adam_construction_does_not_import_dynamo():
         "opt = make_optimizer(p, 'adam', fused=True)\n"
         "p[0].sum().backward(); opt.step()")
     assert imports_dynamo("import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)])")
+
+
+def test_make_optimizer_fused_keeps_per_group_options():
+    # a group with its own weight decay must not be driven by FusedAdam (which reads only
+    # params and lr): torch.optim honours the option
+    from fstat._adam import FusedAdam
+
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    plain = make_optimizer([{"params": [a], "lr": 0.1}], "adam", fused=True)
+    assert isinstance(plain, FusedAdam) and plain.param_groups[0]["lr"] == 0.1
+    opt = make_optimizer([{"params": [a]}, {"params": [b], "weight_decay": 0.5}], "adam",
+                         learning_rate=0.1, fused=True)
+    assert isinstance(opt, torch.optim.Adam)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.5]

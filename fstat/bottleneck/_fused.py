@@ -75,12 +75,13 @@ def _log_gram(sq, sigma):
 def _add_log_gram(base, a, b, sigma):
     """A fresh ``base + log K_sigma(a, b)`` (rows of ``a`` against rows of ``b``)."""
     coef = _log_gram_coefficient(sigma, base.dtype)
-    if coef is None:
-        return _log_gram_(sq_dists(a, b), sigma).add_(base)
-    if a.shape[1] == 1:  # one column: exact differences, squared in the fused update
+    if a.shape[1] == 1 and coef is not None:  # exact differences, squared in the update
         diff = a - b.T
         return torch.addcmul(base, diff, diff, value=coef)
-    return torch.add(base, sq_dists(a, b), alpha=coef)
+    sq = sq_dists(a) if b is a else sq_dists(a, b)  # self: exactly zero diagonal
+    if coef is None:
+        return _log_gram_(sq, sigma).add_(base)
+    return torch.add(base, sq, alpha=coef)
 
 
 def _pull(row_sums, Sv, v, sigma):
