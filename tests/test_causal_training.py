@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from fstat.causal import AveragedBounds, ConditionalDivergenceBounds, _dualnet
+from fstat.causal import AveragedBounds, ConditionalDivergenceBounds, _batched_mlp, _dualnet
 from fstat.causal._dualnet import train_groups
 from fstat.datasets import make_confounded_discrete
 
@@ -161,26 +161,62 @@ def test_outcome_models_are_the_fitted_manski_mean_models(data):
     np.testing.assert_allclose(ridge.outcome_models_[(k, 1)].coef_, ref.coef_, rtol=1e-10)
 
 
+def _per_group_loop(net, x):
+    """The obviously-correct reference: one plain MLP per group, autograd throughout."""
+    act = {"relu": torch.relu, "tanh": torch.tanh, "elu": torch.nn.functional.elu}
+    rows = []
+    for g in range(x.shape[0]):
+        h = x[g]
+        for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            h = h @ w[g] + b[g, 0]
+            if i < len(net.weights) - 1:
+                h = act[net.activation](h)
+        rows.append(h)
+    return torch.stack(rows)
+
+
+def _value_and_grads(net, forward, x, weight):
+    net.zero_grad(set_to_none=True)
+    xg = x.clone().requires_grad_(True)
+    out = forward(xg)
+    (weight * out ** 2).sum().backward()
+    return [out.detach(), xg.grad] + [p.grad.clone() for p in net.parameters()]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu"])
+@pytest.mark.parametrize("hidden", [(), (7,), (16, 16)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_hidden_relu_gradients_equal_torch_relu(dtype):
-    """The in-place hidden ReLU of the batched dual nets gives exactly torch.relu's values and
-    parameter gradients (two hidden layers, so the in-place backward runs on a fresh grad)."""
-    gens = [_dualnet.group_generator(0, g) for g in range(3)]
-    net = _dualnet.BatchedMLP(3, 5, (16, 16), 4, gens, dtype=dtype)
-    x = torch.randn(3, 50, 5, generator=torch.Generator().manual_seed(1), dtype=dtype)
+def test_batched_mlp_matches_a_per_group_loop(hidden, activation, dtype):
+    """Values and every gradient (parameters and input) of the batched nets (buffered
+    activations, transposed last layer) equal one plain MLP per group, for successive passes
+    of different lengths (the buffers are regrown and re-viewed)."""
+    net = _batched_mlp.BatchedMLP(3, 5, hidden, 4, _batched_mlp_generators(3),
+                                  activation=activation, dtype=dtype)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-5)
+    for length, seed in [(40, 2), (25, 3), (60, 4)]:
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(3, length, 5, generator=gen, dtype=dtype)
+        weight = torch.randn(3, length, 4, generator=gen, dtype=dtype)
+        fast = _value_and_grads(net, net, x, weight)
+        ref = _value_and_grads(net, lambda xg: _per_group_loop(net, xg), x, weight)
+        for a, b in zip(fast, ref, strict=True):
+            torch.testing.assert_close(a, b, **tol)
+        if hidden:  # both branches of the activation were taken
+            pre = torch.baddbmm(net.biases[0], x, net.weights[0]).detach()
+            assert bool((pre < 0).any()) and bool((pre > 0).any())
+    with torch.no_grad():  # the no-grad path (prediction) gives the same values
+        torch.testing.assert_close(net(x), ref[0], **tol)
 
-    def grads(activation):
-        net.zero_grad(set_to_none=True)
-        _dualnet._ACTIVATIONS["relu"], saved = activation, _dualnet._ACTIVATIONS["relu"]
-        try:
-            out = net(x)
-            (out ** 2 * torch.arange(1, 5, dtype=dtype)).sum().backward()
-        finally:
-            _dualnet._ACTIVATIONS["relu"] = saved
-        return out.detach(), [p.grad.clone() for p in net.parameters()]
 
-    out_fast, g_fast = grads(_dualnet._ACTIVATIONS["relu"])
-    out_ref, g_ref = grads(torch.relu)
-    assert torch.equal(out_fast, out_ref)
-    assert all(torch.equal(a, b) for a, b in zip(g_fast, g_ref, strict=True))
-    assert any(bool((g == 0).any()) for g in g_fast[:2])  # some units were inactive
+def _batched_mlp_generators(n):
+    return [_dualnet.group_generator(0, g) for g in range(n)]
+
+
+def test_batched_mlp_refuses_a_backward_after_its_buffers_were_reused():
+    net = _batched_mlp.BatchedMLP(2, 3, (8,), 2, _batched_mlp_generators(2),
+                                  dtype=torch.float64)
+    x = torch.randn(2, 10, 3, dtype=torch.float64)
+    first = net(x).sum()
+    net(x + 1.0).sum().backward()
+    with pytest.raises(RuntimeError, match="overwrote its activation buffers"):
+        first.backward()

@@ -28,7 +28,8 @@ from .._validation import check_sample_weight, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import check_divergences, check_outcome_bounds, column_index, split_treatment
-from ._dualnet import BatchedMLP, dual_outputs, fit_dual_groups, group_generator
+from ._batched_mlp import BatchedMLP
+from ._dualnet import dual_outputs, fit_dual_groups, group_generator
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning
 from ._inference import AveragedBounds, build_table, weighted_se
 from ._nuisance import (

@@ -1,10 +1,4 @@
-"""Batched MLPs with one independent network per group (fold x divergence x sign).
-
-Weights are stacked along a leading group axis and applied with batched matrix products, so
-all groups train in one full-batch model. Parameters of different groups never interact: the
-loss is a sum of per-group losses and Adam is per-coordinate, so joint training equals
-separate training of each group.
-"""
+"""Training of the batched dual networks (one per fold x divergence x sign)."""
 
 from __future__ import annotations
 
@@ -14,40 +8,11 @@ import torch
 
 from .._training import make_optimizer, minibatch_indices, progress_bar
 from ..divergences import get_divergence
+from ._batched_mlp import BatchedMLP
 from ._risk import surrogate_conjugate
 
-__all__ = ["BatchedMLP", "dual_outputs", "fit_dual_groups", "group_generator",
-           "train_full_batch", "train_groups"]
-
-class _HiddenReLU(torch.autograd.Function):
-    """ReLU applied in place to a hidden pre-activation, with an in-place backward.
-
-    Only for a tensor whose single consumer is the next layer's ``baddbmm``: the gradient
-    arriving here is then a fresh buffer of that product's backward, owned by this node, so
-    it is masked in place (no new (G, n, H) allocation per step, about 2x faster on CPU).
-    The values equal ``torch.relu``'s gradient exactly.
-    """
-
-    @staticmethod
-    def forward(ctx, x):
-        x.clamp_min_(0.0)
-        ctx.mark_dirty(x)
-        ctx.save_for_backward(x)
-        return x
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        if not grad.is_contiguous():
-            return torch.ops.aten.threshold_backward(grad, out, 0.0)
-        return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
-
-
-_ACTIVATIONS = {  # in place: the backward of baddbmm does not need its output
-    "relu": _HiddenReLU.apply,
-    "tanh": torch.tanh_,
-    "elu": lambda x: torch.nn.functional.elu(x, inplace=True),
-}
+__all__ = ["dual_outputs", "fit_dual_groups", "group_generator", "train_full_batch",
+           "train_groups"]
 
 
 def _key(key):
@@ -64,48 +29,6 @@ def group_generator(seed, *keys):
     gen = torch.Generator(device="cpu")
     gen.manual_seed(value)
     return gen
-
-
-class BatchedMLP(torch.nn.Module):
-    """``G`` independent MLPs ``n_in -> hidden -> n_out`` evaluated in one batched pass.
-
-    Parameters
-    ----------
-    n_groups, n_in, hidden, n_out : int / tuple of int
-    generators : list of torch.Generator
-        One CPU generator per group (PyTorch's default uniform initialisation).
-    activation : {"relu", "tanh", "elu"}
-    dtype, device
-    """
-
-    def __init__(self, n_groups, n_in, hidden, n_out, generators, *, activation="relu",
-                 dtype=torch.float32, device="cpu"):
-        super().__init__()
-        sizes = [n_in, *hidden, n_out]
-        self.activation = activation
-        self.weights = torch.nn.ParameterList()
-        self.biases = torch.nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            w = torch.zeros(n_groups, fan_in, fan_out, dtype=torch.float64)
-            b = torch.zeros(n_groups, 1, fan_out, dtype=torch.float64)
-            for g, gen in enumerate(generators or ()):  # None: filled by load_state_dict
-                w[g] = (2.0 * torch.rand(fan_out, fan_in, generator=gen, dtype=torch.float64)
-                        - 1.0).T * bound
-                b[g] = (2.0 * torch.rand(1, fan_out, generator=gen, dtype=torch.float64)
-                        - 1.0) * bound
-            self.weights.append(torch.nn.Parameter(w.to(device=device, dtype=dtype)))
-            self.biases.append(torch.nn.Parameter(b.to(device=device, dtype=dtype)))
-
-    def forward(self, x):
-        """``x``: (G, n, n_in) -> (G, n, n_out)."""
-        act = _ACTIVATIONS[self.activation]
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = act(x)
-        return x
 
 
 def _make_adam(params, learning_rate, weight_decay):

@@ -11,7 +11,8 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from ._dualnet import BatchedMLP, group_generator, train_full_batch
+from ._batched_mlp import BatchedMLP
+from ._dualnet import group_generator, train_full_batch
 
 __all__ = ["fit_propensities", "fit_batched_regression", "predict_batched_regression",
            "select_groups"]
