@@ -35,6 +35,8 @@ compare both at 1e-10 in float64).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd.function import once_differentiable
 
@@ -86,7 +88,9 @@ def _add_log_gram(base, a, b, sigma):
 
 def _pull(row_sums, Sv, v, sigma):
     """``-(1 / sigma^2) sum_j S_mj (v_m - v_j)`` from ``row_sums = S 1`` and ``Sv = S v``."""
-    return Sv.sub_(row_sums[:, None] * v).div_(sigma).div_(sigma)
+    Sv.addcmul_(row_sums[:, None], v, value=-1.0)
+    coef = _log_gram_coefficient(sigma, Sv.dtype)
+    return Sv.mul_(-2.0 * coef) if coef is not None else Sv.div_(sigma).div_(sigma)
 
 
 class _ValueAndGradient(torch.autograd.Function):
@@ -108,18 +112,18 @@ class _ValueAndGradient(torch.autograd.Function):
 
 
 def _cs_qmi_value_and_grad(t, sq_x, sigma_x, sq_t, sigma_t):
-    log_k, log_q = _log_gram(sq_x, sigma_x), _log_gram(sq_t, sigma_t)
     # every log-Gram is <= 0 with a zero diagonal: sums lie in [1, N^2], no shift needed
-    K = _exp_(log_k.clone())
-    Q = _exp_(log_q.clone())
-    KQ = _exp_(log_k.add_(log_q))
+    K = _exp_(_log_gram(sq_x, sigma_x))
+    Q = _exp_(_log_gram(sq_t, sigma_t))
+    # exp(log K + log Q) as a product, floored like every other weight (no subnormals)
+    KQ = torch.mul(K, Q).clamp_min_(math.exp(_exp_floor(K.dtype)))
     row_k, row_q = K.sum(dim=1), Q.sum(dim=1)
     sum_kq, sum_q, c = KQ.sum(), row_q.sum(), torch.dot(row_k, row_q)
     value = sum_kq.log() + row_k.sum().log() + sum_q.log() - 2.0 * c.log()
     # W + W^T = 2 K∘Q / sum K∘Q + Q∘(w_i + w_j), w_i = 1 / sum Q - 2 rowK_i / C
     # (0-d tensors scale in place: no host synchronisation on a GPU)
     w = (row_k * (-2.0 / c)).add_(1.0 / sum_q)
-    S = Q.mul_(w[:, None] + w[None, :]).add_(KQ.mul_(2.0 / sum_kq))
+    S = Q.mul_(w[:, None] + w[None, :]).addcmul_(KQ, 2.0 / sum_kq)
     return value, _pull(S.sum(dim=1), S @ t, t, sigma_t)
 
 
