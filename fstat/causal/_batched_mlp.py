@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 
 __all__ = ["BatchedMLP"]
 
@@ -87,6 +88,7 @@ class _BufferedMLP(torch.autograd.Function):
         return out.transpose(1, 2)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         if ctx.workspace.generation != ctx.generation:
             raise RuntimeError(
