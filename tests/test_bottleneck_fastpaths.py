@@ -6,7 +6,7 @@ import torch
 from _reference_bottleneck import cs_qmi_abc_ref
 from scipy.spatial.distance import pdist
 
-from fstat.bottleneck import _estimators, cs_mutual_information, kernel_width
+from fstat.bottleneck import _estimators, _fused, cs_mutual_information, kernel_width
 from fstat.bottleneck._estimators import (
     _cs_qmi_terms,
     conditional_cs_core,
@@ -169,3 +169,17 @@ def test_fused_losses_tiny_width_without_overflow():
     ref = cs_qmi_core(x, t, 1e-20, 1.0)
     assert float(q.detach()) == pytest.approx(float(ref.detach()), rel=1e-5, abs=1e-6)
     assert torch.isfinite(t32.grad).all()  # t's own width is moderate
+
+
+@pytest.mark.parametrize("sigma", [5e-20, 1e-3, 2.0])
+def test_pull_scale_is_finite_where_one_over_sigma_squared_overflows(sigma):
+    # float32: 1 / sigma^2 overflows for sigma = 5e-20 although 1 / (2 sigma^2) does not;
+    # the gradient pull then divides twice and stays finite (reference in float64)
+    gen = torch.Generator().manual_seed(13)
+    S = torch.rand(6, 6, generator=gen, dtype=torch.float64)
+    v = torch.randn(6, 2, generator=gen, dtype=torch.float64) * sigma ** 2 * 1e3
+    ref = (S @ v - S.sum(dim=1)[:, None] * v) / sigma / sigma
+    S32, v32 = S.float(), v.float()
+    got = _fused._pull(S32.sum(dim=1), S32 @ v32, v32, sigma)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-3)

@@ -27,10 +27,10 @@ log-terms over all entries::
                    + (2 / s^2) sum_i P21_mi (y_pred_m - y_i)
 
 (section 2.3 of the specification). Exponents are clamped at the floor of
-:func:`~fstat.bottleneck._estimators.lse` before ``exp``, so a weight below about
-1e-34 (float32) or 1e-277 (float64) becomes that floor instead of a subnormal
-number; values and gradients agree with the autograd cores to rounding (tests
-compare both at 1e-10 in float64).
+:func:`~fstat.bottleneck._estimators.lse` before ``exp`` (and ``K∘Q``, formed as a
+product, is floored at the same value), so a weight below about 1e-34 (float32) or
+1e-277 (float64) becomes that floor instead of a subnormal number; values and gradients
+agree with the autograd cores to rounding (tests compare both at 1e-10 in float64).
 """
 
 from __future__ import annotations
@@ -89,8 +89,10 @@ def _add_log_gram(base, a, b, sigma):
 def _pull(row_sums, Sv, v, sigma):
     """``-(1 / sigma^2) sum_j S_mj (v_m - v_j)`` from ``row_sums = S 1`` and ``Sv = S v``."""
     Sv.addcmul_(row_sums[:, None], v, value=-1.0)
-    coef = _log_gram_coefficient(sigma, Sv.dtype)
-    return Sv.mul_(-2.0 * coef) if coef is not None else Sv.div_(sigma).div_(sigma)
+    scale = 1.0 / _check_sigma(sigma) / sigma  # a Python float: inf where it overflows
+    if scale < torch.finfo(Sv.dtype).max:
+        return Sv.mul_(scale)
+    return Sv.div_(sigma).div_(sigma)
 
 
 class _ValueAndGradient(torch.autograd.Function):

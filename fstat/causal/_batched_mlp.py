@@ -9,8 +9,9 @@ With gradients enabled the forward and backward passes are one autograd function
 its large (G, n, H) activations and gradients in buffers reused from one step to the next.
 Full-batch training otherwise frees and allocates tens of MB per step, and the C allocator
 returns that memory to the system and faults it back in every step (about a quarter of a
-CPU step at n = 8,000). The products are the ones autograd takes for ``baddbmm``, so values
-and gradients are bitwise those of the plain layers.
+CPU step at n = 8,000). Values and gradients equal those of plain autograd layers up to
+rounding (the last layer's products run in a transposed layout, in training and prediction
+alike).
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class _Workspace:
         self.flat = {}
         self.generation = 0
 
+    def __getstate__(self):  # a pickled or copied network starts with empty buffers
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
     def view(self, role, shape, like):
         size = math.prod(shape)
         buf = self.flat.get(role)
@@ -60,13 +67,18 @@ class _Workspace:
         return buf[:size].view(shape)
 
 
+def _last_layer_transposed(h, w, b):
+    """``(h @ w + b)^T`` per group, (G, m, n), as ``w^T h^T + b^T``."""
+    return torch.baddbmm(b.transpose(1, 2), w.transpose(1, 2), h.transpose(1, 2))
+
+
 class _BufferedMLP(torch.autograd.Function):
     """Forward and backward of the batched MLP on reused activation and gradient buffers.
 
     The last layer has few outputs ``m``; products with an ``m``-column operand are slow in
     the row layout (a (k, n) x (n, m) weight gradient takes about 3x as long as the same
-    product written as (m, n) x (n, k)), so it is computed as ``w^T h^T`` and returned as its
-    (G, n, m) view, and its weight gradient is formed as ``(g^T h)^T``.
+    product written as (m, n) x (n, k)), so it is computed as ``w^T h^T`` (returned in that
+    (G, m, n) layout) and its weight gradient is formed as ``(g^T h)^T``.
     """
 
     @staticmethod
@@ -80,16 +92,14 @@ class _BufferedMLP(torch.autograd.Function):
             torch.baddbmm(biases[i], layers_in[-1], weights[i], out=h)
             _ACTIVATIONS[activation](h)
             layers_in.append(h)
-        out = torch.baddbmm(biases[-1].transpose(1, 2), weights[-1].transpose(1, 2),
-                            layers_in[-1].transpose(1, 2))
         ctx.save_for_backward(x, *weights)
         ctx.hidden, ctx.workspace, ctx.activation = layers_in[1:], workspace, activation
         ctx.generation = workspace.generation
-        return out.transpose(1, 2)
+        return _last_layer_transposed(layers_in[-1], weights[-1], biases[-1])
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):
+    def backward(ctx, grad_t):
         if ctx.workspace.generation != ctx.generation:
             raise RuntimeError(
                 "BatchedMLP: another forward pass with gradients ran before this backward pass "
@@ -99,7 +109,7 @@ class _BufferedMLP(torch.autograd.Function):
         layers_in = [x, *ctx.hidden]
         last = len(weights) - 1
         grad_w, grad_b = [None] * len(weights), [None] * len(weights)
-        grad_t = grad.transpose(1, 2)
+        grad = grad_t.transpose(1, 2)
         grad_w[last] = torch.bmm(grad_t, layers_in[last]).transpose(1, 2).contiguous()
         grad_b[last] = grad_t.sum(dim=2).unsqueeze(1)
         for i in range(last, 0, -1):  # into the output of layer i - 1
@@ -156,11 +166,10 @@ class BatchedMLP(torch.nn.Module):
     def forward(self, x):
         """``x``: (G, n, n_in) -> (G, n, n_out)."""
         if torch.is_grad_enabled():
-            return _BufferedMLP.apply(x, self._workspace, self.activation, *self.weights,
-                                      *self.biases)
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = _ACTIVATIONS[self.activation](x)
-        return x
+            out_t = _BufferedMLP.apply(x, self._workspace, self.activation, *self.weights,
+                                       *self.biases)
+        else:  # prediction: the same operations, without buffers
+            for w, b in zip(self.weights[:-1], self.biases[:-1]):
+                x = _ACTIVATIONS[self.activation](torch.baddbmm(b, x, w))
+            out_t = _last_layer_transposed(x, self.weights[-1], self.biases[-1])
+        return out_t.transpose(1, 2)
