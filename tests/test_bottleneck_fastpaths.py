@@ -183,3 +183,18 @@ def test_pull_scale_is_finite_where_one_over_sigma_squared_overflows(sigma):
     got = _fused._pull(S32.sum(dim=1), S32 @ v32, v32, sigma)
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_fused_losses_width_whose_square_underflows_float64():
+    # sigma^2 = 0 in float64 for sigma = 1e-200: no ZeroDivisionError; the values equal the
+    # autograd cores (a moderate t width keeps t's gradient finite)
+    x, t, y, y_pred = _tensors(12, 2, 3, 1, seed=14)
+    t = t.detach().requires_grad_(True)
+    q = cs_qmi_loss(t, sq_dists(x), 1e-200, 1.0)
+    q.backward()
+    ref = cs_qmi_core(x, t.detach(), 1e-200, 1.0)
+    assert float(q.detach()) == pytest.approx(float(ref), rel=1e-10)
+    assert torch.isfinite(t.grad).all()
+    value = conditional_cs_loss(y, y_pred.detach().requires_grad_(True), sq_dists(x), 1e-200, 1.0)
+    ref = conditional_cs_core(x, y, y_pred, 1e-200, 1.0)
+    assert float(value.detach()) == pytest.approx(float(ref.detach()), rel=1e-10)

@@ -61,11 +61,16 @@ def _exp_(a):
     return a.clamp_min_(_exp_floor(a.dtype)).exp_()
 
 
+def _inverse_square(sigma, dtype):
+    """``1 / sigma^2``, or None where it overflows ``dtype`` (callers then divide twice)."""
+    scale = 1.0 / _check_sigma(sigma) / sigma  # a Python float: inf, never an error
+    return scale if scale < torch.finfo(dtype).max else None
+
+
 def _log_gram_coefficient(sigma, dtype):
-    """``-1 / (2 sigma^2)``, or None where it overflows ``dtype`` (then divide twice)."""
-    sigma = _check_sigma(sigma)
-    coef = -0.5 / (sigma * sigma)
-    return coef if abs(coef) < torch.finfo(dtype).max else None
+    """``-1 / (2 sigma^2)``, or None where ``1 / sigma^2`` overflows ``dtype``."""
+    scale = _inverse_square(sigma, dtype)
+    return None if scale is None else -0.5 * scale
 
 
 def _log_gram(sq, sigma):
@@ -89,10 +94,8 @@ def _add_log_gram(base, a, b, sigma):
 def _pull(row_sums, Sv, v, sigma):
     """``-(1 / sigma^2) sum_j S_mj (v_m - v_j)`` from ``row_sums = S 1`` and ``Sv = S v``."""
     Sv.addcmul_(row_sums[:, None], v, value=-1.0)
-    scale = 1.0 / _check_sigma(sigma) / sigma  # a Python float: inf where it overflows
-    if scale < torch.finfo(Sv.dtype).max:
-        return Sv.mul_(scale)
-    return Sv.div_(sigma).div_(sigma)
+    scale = _inverse_square(sigma, Sv.dtype)
+    return Sv.mul_(scale) if scale is not None else Sv.div_(sigma).div_(sigma)
 
 
 class _ValueAndGradient(torch.autograd.Function):
