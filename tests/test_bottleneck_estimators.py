@@ -410,6 +410,35 @@ def test_bad_input():
         cs_divergence(X, X, dtype="int8")
 
 
+def test_missing_inputs_are_required():
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    for call, name in ((lambda: conditional_cs_divergence(X, None, X[:, 0]), "y"),
+                       (lambda: conditional_cs_divergence(X, X[:, 0], None), "y_pred"),
+                       (lambda: cs_mutual_information(X, None), "T"),
+                       (lambda: cs_divergence(X, None), "Y"),
+                       (lambda: kernel_width(None), "X")):
+        with pytest.raises(ValueError, match=f"{name} is required"):
+            call()
+
+
+def test_pandas_and_read_only_inputs_are_quiet_and_equal():
+    # pandas >= 3 hands out read-only views (copy-on-write); torch warns when wrapping them
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cs_mutual_information(pd.DataFrame(X), pd.Series(y)) == \
+            cs_mutual_information(X, y)
+        assert cs_mutual_information(frozen, y) == cs_mutual_information(X, y)
+        assert conditional_cs_divergence(X, pd.Series(y), pd.Series(y + 0.5)) == \
+            conditional_cs_divergence(X, y, y + 0.5)
+        assert cs_divergence(frozen, X + 1.0) == cs_divergence(X, X + 1.0)
+        assert kernel_width(pd.Series(y)) == kernel_width(y)
+
+
 def test_float32_wrapper_close_to_float64():
     X, y, yp = _problem(64, 3, 1, seed=15)
     a = cs_mutual_information(X, yp, dtype="float32")

@@ -7,6 +7,7 @@ from _reference_bottleneck import cs_qmi_abc_ref
 from scipy.spatial.distance import pdist
 
 from fstat.bottleneck import _estimators, _fused, cs_mutual_information, kernel_width
+from fstat.bottleneck._bandwidth import rule_width, width_from_sq_dists
 from fstat.bottleneck._estimators import (
     _cs_qmi_terms,
     conditional_cs_core,
@@ -141,6 +142,25 @@ def test_median_with_ties_matches_numpy():
             ref = np.median(pdist(X))
             if ref > 0:
                 assert kernel_width(X) == pytest.approx(ref, rel=1e-12)
+            else:  # a zero median is degenerate (spec), not the mean of the other distances
+                with pytest.warns(UserWarning, match="degenerate kernel width"):
+                    assert kernel_width(X) == 1.0
+
+
+def test_zero_median_of_mostly_duplicate_rows_is_degenerate():
+    # 8 rows at the origin and 2 at (1, 1): 29 of 45 distances are 0, so the median is 0
+    X = np.array([[0.0, 0.0]] * 8 + [[1.0, 1.0]] * 2)
+    assert np.median(pdist(X)) == 0.0
+    with pytest.warns(UserWarning, match="degenerate kernel width"):
+        assert kernel_width(X) == 1.0
+    D = sq_dists(torch.as_tensor(X))
+    assert width_from_sq_dists(D, torch.as_tensor(X), "median") == (1.0, True)
+    assert rule_width(torch.as_tensor(X), "median") == (1.0, True)
+    # one more distinct pair moves the median off zero: the plain numpy median again
+    X = np.array([[0.0, 0.0]] * 5 + [[1.0, 1.0]] * 5)
+    assert kernel_width(X) == pytest.approx(np.median(pdist(X)), rel=1e-12)
+    assert width_from_sq_dists(sq_dists(torch.as_tensor(X)), torch.as_tensor(X),
+                               "median") == (pytest.approx(np.median(pdist(X))), False)
 
 
 def test_fused_losses_float32_batch_matches_float64_cores():

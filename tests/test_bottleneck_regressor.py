@@ -122,6 +122,14 @@ def test_every_objective_fits(objective):
         assert model.noise_std_ != pytest.approx(0.1)  # trained
 
 
+def test_fixed_noise_std_attribute_is_the_parameter():
+    # the fixed width is stored as given (not rounded through a float32 tensor)
+    model, _, _ = _fit(noise_std=0.3, dtype="float64")
+    assert model.noise_std_ == 0.3
+    model, _, _ = _fit(noise_std=0.0)
+    assert model.noise_std_ == 0.0
+
+
 def test_learned_noise_and_normalized_compression():
     model, X, _ = _fit(learn_noise_std=True, compression="normalized_cs_qmi", beta=0.5)
     assert model.noise_std_ != pytest.approx(0.1)
@@ -297,7 +305,9 @@ def test_training_with_approximation(approximation):
     X, y = _data(200)
     params = {**FAST, "approximation": approximation, "n_components": 64, "beta": 0.1,
               "sigma_x": "median", "sigma_t": "median", "max_iter": 20}
-    model = CSIBRegressor(**params, random_state=0).fit(X, y)
+    with warnings.catch_warnings():  # no torch warning about scalars of graph tensors
+        warnings.filterwarnings("error", message=".*requires_grad=True to a scalar")
+        model = CSIBRegressor(**params, random_state=0).fit(X, y)
     assert np.all(np.isfinite(model.predict(X))) and np.all(np.isfinite(model.loss_curve_))
     assert model.score(X, y) > 0.3
     again = CSIBRegressor(**params, random_state=0).fit(X, y)

@@ -2,6 +2,7 @@
 
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -322,3 +323,23 @@ def test_memory_precheck_raises_before_allocating():
     X = torch.zeros((10**6, 1), dtype=torch.float64)
     with pytest.raises(MemoryError, match="GiB"):
         ntk_kernel_torch(X)
+
+
+def test_read_only_and_pandas_inputs_are_quiet():
+    # pandas >= 3 hands out read-only views (copy-on-write): torch warns when wrapping them
+    pd = pytest.importorskip("pandas")
+    from fstat.kernels import empirical_ntk
+
+    X = np.random.default_rng(3).standard_normal((6, 3))
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(ntk_kernel(pd.DataFrame(X), frozen, device="cpu"),
+                                      ntk_kernel(X, X, device="cpu"))
+        np.testing.assert_array_equal(NTKKernel(device="cpu").diag(frozen),
+                                      NTKKernel(device="cpu").diag(X))
+        np.testing.assert_array_equal(
+            empirical_ntk(frozen, width=16, random_state=0, device="cpu"),
+            empirical_ntk(X, width=16, random_state=0, device="cpu"))
+    assert X.flags.writeable and not frozen.flags.writeable

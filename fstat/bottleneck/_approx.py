@@ -58,7 +58,7 @@ class FeatureMap:
             self.Z = pool[index.to(pool.device)]  # only the landmark rows are materialised
             K = gaussian_gram(self.Z, None, 1.0).to(torch.float64)
             vals, vecs = torch.linalg.eigh(K)
-            vals = vals.clamp_min(1e-12 * float(vals.max()))
+            vals = vals.clamp_min(1e-12 * float(vals.max().detach()))
             self.normalization = ((vecs / vals.sqrt()) @ vecs.T).to(dtype)
 
     def __call__(self, u):
@@ -133,7 +133,7 @@ class _Floors:
 
     def scalar_floor(self, value, floor):
         self.rows += 1
-        if not float(value) >= floor:
+        if not float(value.detach()) >= floor:
             self.floored += 1
             return value.new_tensor(floor)
         return value
@@ -177,7 +177,7 @@ def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, norm
                              chunk_size=chunk_size)
                * approx_cs_qmi(t, t, sigma_t, sigma_t, kind, n_components, generator,
                                chunk_size=chunk_size))
-        if not float(den) > 0:
+        if not float(den.detach()) > 0:
             warnings.warn("normalised CS-QMI has a zero denominator (a constant input); "
                           "returning 0.0.", RuntimeWarning, stacklevel=3)
             return num * 0.0

@@ -4,7 +4,9 @@ The rules themselves (median of pairwise Euclidean distances with numpy's even-c
 convention, Silverman's rule) live in :mod:`fstat.kernels._gram`; this module adds the
 public :func:`kernel_width`, the degenerate-width fallback of the specification (a rule
 result at or below ``1e-12 * (1 + RMS norm of the centred data)`` becomes 1.0 with a
-``UserWarning``) and the detached per-batch resolution used in training.
+``UserWarning``) and the detached per-batch resolution used in training. The median is
+the plain ``numpy.median(pdist(X))``: a zero median (mostly duplicate rows) is degenerate,
+not replaced by the mean of the non-zero distances as in :func:`median_heuristic`.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def rule_width(X, rule, *, scale=1.0, max_samples=2000, generator=None, name="si
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if rule == "median":
-                width = median_heuristic(X, max_samples=max_samples, random_state=generator)
+                width = median_heuristic(X, max_samples=max_samples, random_state=generator,
+                                         zero_fallback=False)
             else:
                 width = silverman_width(X)
         rule_warned = any(issubclass(w.category, UserWarning) for w in caught)
@@ -78,8 +81,8 @@ def resolve_width(sigma, X, *, scale=1.0, max_samples=2000, generator=None, name
     )
     if degenerate and warn:
         warnings.warn(
-            f"degenerate kernel width for {name} (rule {sigma!r} on data without spread); "
-            "using width 1.0.",
+            f"degenerate kernel width for {name} (rule {sigma!r} on data without spread or "
+            "with mostly duplicate rows); using width 1.0.",
             UserWarning,
             stacklevel=3,
         )
@@ -109,9 +112,9 @@ def kernel_width(X, sigma="median", *, scale=1.0, max_samples=2000, random_state
     Returns
     -------
     float
-        The width. A degenerate rule result (all rows equal, or a width below
-        ``1e-12 * (1 + RMS norm of the centred data)``) gives 1.0 with a
-        ``UserWarning``.
+        The width. A degenerate rule result (all rows equal, a zero median because
+        most pairs of rows coincide, or any width below ``1e-12 * (1 + RMS norm of
+        the centred data)``) gives 1.0 with a ``UserWarning``.
 
     Examples
     --------
@@ -156,8 +159,8 @@ def width_from_sq_dists(D, X, rule, *, scale=1.0):
         n = D.shape[0]
         if n < 2:
             return 1.0, True
-        median = median_from_sq_dists(D)
+        median = median_from_sq_dists(D, zero_fallback=False)
         rms = math.sqrt(max(float(D.sum()) / (2.0 * n * n), 0.0))
-        if median is None or not median > 1e-12 * (1.0 + rms):
+        if not median > 1e-12 * (1.0 + rms):
             return 1.0, True
     return float(median) * float(scale), False

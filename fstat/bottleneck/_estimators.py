@@ -220,6 +220,8 @@ def normalized_cs_qmi_core(x, t, sigma_x, sigma_t, *, warn=True, sq_x=None, sq_t
 # ----------------------------------------------------------------- input handling
 def as_column_tensor(X, name, *, min_samples=1, dtype=torch.float64, device="cpu"):
     """Validate array-like input (finite, numeric, dense) into a 2-D tensor; 1-D is a column."""
+    if X is None:
+        raise ValueError(f"{name} is required; got {name}=None.")
     array = check_array(
         X, dtype=np.float64, ensure_2d=False, ensure_all_finite=True, ensure_min_samples=0,
         input_name=name,
@@ -232,6 +234,8 @@ def as_column_tensor(X, name, *, min_samples=1, dtype=torch.float64, device="cpu
         raise ValueError(
             f"{name} has {array.shape[0]} sample(s), but at least {min_samples} are required."
         )
+    if not array.flags.writeable:  # pandas copy-on-write views: torch warns on them
+        array = array.copy()
     return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
 

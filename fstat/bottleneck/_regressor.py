@@ -63,7 +63,7 @@ class _Widths:
             self.warned = True
             warnings.warn(
                 f"degenerate kernel width for {name} in a training batch (data without "
-                "spread); using width 1.0.",
+                "spread or with mostly duplicate rows); using width 1.0.",
                 UserWarning,
                 stacklevel=6,
             )
@@ -557,8 +557,10 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             last = [v for v in values[-per_epoch:] if v is not None]
             setattr(self, name + "_", float(np.mean(last)) if last else None)
         scale = network.noise_scale() if network.noise_mode != "vib" else None
+        if isinstance(scale, torch.Tensor):  # learned: the trained value
+            scale = float(scale.detach())
         self.noise_std_ = None if network.noise_mode == "vib" else (
-            0.0 if scale is None else float(torch.as_tensor(scale).detach()))
+            0.0 if scale is None else float(scale))
 
     # -------------------------------------------------------------- inference
     def _inference_device(self):

@@ -16,7 +16,7 @@ from numbers import Integral
 
 import torch
 
-from .._torch import make_generator, parse_dtype, randn, resolve_device, to_numpy
+from .._torch import as_tensor, make_generator, parse_dtype, randn, resolve_device, to_numpy
 from ._ntk import _check_hyper, _validate_input
 
 __all__ = ["init_params", "mlp_forward", "mlp_forward_cache", "empirical_ntk_torch",
@@ -181,8 +181,8 @@ def empirical_ntk(X, Y=None, *, width=1024, depth=1, w_std=1.0, b_std=0.0, kind=
         )
     params = init_params(Xa.shape[1], width, depth, b_std, generator=make_generator(random_state),
                          dtype=torch_dtype, device=dev)
-    Xt = torch.as_tensor(Xa, dtype=torch_dtype).to(dev)
-    Yt = None if Ya is None else torch.as_tensor(Ya, dtype=torch_dtype).to(dev)
+    Xt = as_tensor(Xa, torch_dtype, dev)  # a copy: read-only inputs (pandas) stay quiet
+    Yt = None if Ya is None else as_tensor(Ya, torch_dtype, dev)
     with torch.no_grad() if method == "structured" else torch.enable_grad():
         if method == "jacobian":
             K = _jacobian_ntk(params, Xt, Yt, w_std, b_std)

@@ -182,13 +182,16 @@ def _subsample(X, max_samples, random_state):
     return X[index]
 
 
-def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None):
+def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None,
+                     zero_fallback=True):
     """Median Euclidean distance between distinct rows (pairs ``i < j``).
 
     An even number of pairs uses the mean of the two middle values (numpy's
     convention), so the result equals ``numpy.median(scipy.spatial.distance.pdist(X))``.
     If the median is 0 (many duplicates) the mean of the non-zero distances is used;
     if every distance is 0 the width is 1.0 and a ``UserWarning`` is emitted.
+    ``zero_fallback=False`` returns a zero median as 0.0 instead (no warning; the
+    caller applies its own degenerate-width rule).
 
     Parameters
     ----------
@@ -223,7 +226,8 @@ def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None):
                 stacklevel=2,
             )
             return 1.0
-        median = median_from_sq_dists(sq_dists(X.to(torch.float64)))
+        median = median_from_sq_dists(sq_dists(X.to(torch.float64)),
+                                      zero_fallback=zero_fallback)
         if median is not None:
             return median
     warnings.warn(
@@ -234,7 +238,7 @@ def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None):
     return 1.0
 
 
-def median_from_sq_dists(D):
+def median_from_sq_dists(D, *, zero_fallback=True):
     """The median-heuristic width from a precomputed symmetric squared-distance matrix.
 
     Same rule as :func:`median_heuristic` (pairs ``i < j``, numpy's even-count
@@ -245,6 +249,8 @@ def median_from_sq_dists(D):
     Parameters
     ----------
     D : torch.Tensor of shape (n, n), n >= 2
+    zero_fallback : bool, default=True
+        False: return the plain median, 0.0 included (never ``None``).
 
     Returns
     -------
@@ -255,7 +261,7 @@ def median_from_sq_dists(D):
         if D.device.type == "cpu":
             sq = np.take(D.detach().numpy(), _upper_triangle(n))
             median = _median_of_sqrt(sq)
-            if median > 0:
+            if median > 0 or not zero_fallback:
                 return median
             dists = np.sqrt(sq)
             positive = dists[dists > 0]
@@ -263,7 +269,7 @@ def median_from_sq_dists(D):
         iu = torch.triu_indices(n, n, offset=1, device=D.device)
         sq = D.detach()[iu[0], iu[1]]
         median = _median_of_sqrt(sq)
-        if median > 0:
+        if median > 0 or not zero_fallback:
             return median
         dists = sq.sqrt()
         positive = dists[dists > 0]

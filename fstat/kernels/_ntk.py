@@ -19,7 +19,7 @@ import torch
 from sklearn.gaussian_process.kernels import Kernel
 from sklearn.utils.validation import check_array
 
-from .._torch import parse_dtype, resolve_device, to_numpy
+from .._torch import as_tensor, parse_dtype, resolve_device, to_numpy
 
 __all__ = [
     "ntk_kernel",
@@ -350,8 +350,8 @@ def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="f
         raise ValueError(
             f"X has {Xa.shape[1]} features but Y has {Ya.shape[1]} features; they must match."
         )
-    Xt = torch.as_tensor(Xa, dtype=torch_dtype).to(dev)
-    Yt = None if Ya is None else torch.as_tensor(Ya, dtype=torch_dtype).to(dev)
+    Xt = as_tensor(Xa, torch_dtype, dev)  # a copy: read-only inputs (pandas) stay quiet
+    Yt = None if Ya is None else as_tensor(Ya, torch_dtype, dev)
     result = ntk_kernel_torch(Xt, Yt, depth=depth, w_std=w_std, b_std=b_std, kind=kind,
                               block_size=block_size)
     if kind == "both":
@@ -412,7 +412,7 @@ class NTKKernel(Kernel):
     def diag(self, X):
         self._check_kind()
         _check_hyper(self.depth, self.w_std, self.b_std, self.kind)
-        Xt = torch.as_tensor(_validate_input(X, "X"), dtype=torch.float64)
+        Xt = as_tensor(_validate_input(X, "X"), torch.float64)
         return to_numpy(ntk_diag_torch(Xt, depth=self.depth, w_std=self.w_std,
                                        b_std=self.b_std, kind=self.kind))
 
