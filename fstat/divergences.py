@@ -451,8 +451,15 @@ def _js_radius(e, ops):
     # B(e) = g(e) + (1 - e) f(0) = 1/2 [e log e - (1 + e) log(1 + e)] + log 2, summed as two
     # non-negative terms: g(e) = 1/2 [e log(2e / (1 + e)) - log((1 + e) / 2)] (log1p forms,
     # O((1 - e)^2) without O(1) cancellation) plus (1 - e) log(2) / 2.
+    # e log(2e / (1 + e)) is log1p-accurate near e = 1; below e = 1/2 it is summed from
+    # logs instead, because -(1 - e) / (1 + e) rounds to -1 for e below about 5e-17
     delta = 1.0 - e
-    g = 0.5 * (e * ops.log1p(-delta / (1.0 + e)) - ops.log1p(-0.5 * delta))
+    small = e < 0.5
+    e_small = ops.where(small, e, 0.25)  # no log(0) in the unused branch
+    e_log_ratio = ops.where(
+        small, e_small * (_LOG2 + ops.log(e_small) - ops.log1p(e_small)),
+        e * ops.log1p(-delta / (1.0 + e)))
+    g = 0.5 * (e_log_ratio - ops.log1p(-0.5 * delta))
     return g + 0.5 * _LOG2 * delta
 
 

@@ -1,10 +1,12 @@
 """Exact pointwise solver, Manski bounds, aggregation and the dual risk."""
 
+import math
 import time
 import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from fstat import divergences as fdiv
 from fstat.causal import (
@@ -422,3 +424,66 @@ def test_boundary_newton_stops_at_the_rounding_floor_at_large_n(monkeypatch):
             ref = minimize_scalar(on_boundary, bounds=(-5.0, 5.0), method="bounded",
                                   options={"xatol": 1e-10})
             assert abs(bound - ref.fun) <= 1e-11 * (1.0 + abs(ref.fun))
+
+
+def _two_atom_upper(div, eta):
+    """Largest ``3 q`` with ``D_f(P || Q) <= eta`` for P = (1/2 at 0, 1/2 at 3), Q = (1 - q, q):
+    bisection on ``log r``, ``r = 1 - q`` (no rounding of a ``q`` close to 1)."""
+
+    def divergence(r):
+        with np.errstate(all="ignore"):
+            value = (1.0 - r) * div.f(0.5 / (1.0 - r)) + r * div.f(0.5 / r)
+        return float(value) if np.isfinite(value) else np.inf
+
+    lo, hi = math.log(1e-300), math.log(0.5)  # divergence(e^lo) > eta >= divergence(e^hi) = 0
+    if divergence(math.exp(lo)) <= eta:
+        return 3.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if divergence(math.exp(mid)) <= eta else (mid, hi)
+    return 3.0 * (1.0 - math.exp(hi))
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_tiny_propensities_match_the_two_atom_primal(divergence):
+    # huge radii put the optimal multiplier far below 1e-12 (chi2: lam ~ e); the solver used to
+    # stop there and overshoot sup S by about 1e-12 eta (3.075 instead of 3 at e = 1e-11)
+    div = get_divergence(divergence)
+    y = np.array([0.0, 3.0, 0.0, 3.0])
+    for e in (1e-3, 1e-6, 1e-8, 1e-11, 1e-15):
+        eta = float(div.radius(e))
+        lower, upper = pointwise_bounds(y, e, divergence=divergence)
+        expected = _two_atom_upper(div, eta)
+        assert 0.0 <= lower <= upper <= 3.0
+        assert upper == pytest.approx(expected, abs=3e-9)
+        assert lower == pytest.approx(3.0 - expected, abs=3e-9)  # the law is symmetric
+    if divergence == "chi2":  # closed form: Q(3) = (1 + sqrt(1 - e)) / 2
+        for e in (1e-7, 1e-11):
+            assert pointwise_bounds(y, e, divergence="chi2")[1] == pytest.approx(
+                1.5 * (1.0 + math.sqrt(1.0 - e)), abs=1e-12)
+
+
+@pytest.mark.parametrize("radius", [1e3, 1e4, 1e8])
+def test_kl_huge_radius_reaches_the_support_ends(radius):
+    y, w = np.array([3.0, 3.0, 0.0]), np.array([1.15, 2.83, 0.61])
+    for support, top in ((None, 3.0), ((0.0, 3.0), 3.0), ((0.0, 4.0), 4.0)):
+        lower, upper, info = pointwise_bounds(y, divergence="kl", weights=w, radius=radius,
+                                              support=support, return_info=True)
+        assert (lower, upper) == (0.0, top)
+        assert math.copysign(1.0, lower) == 1.0  # no negative zero
+        ratio = info["upper"]["ratio"]
+        assert np.all(np.isfinite(ratio))
+        total = np.dot(w / w.sum(), ratio) + info["upper"]["phantom_mass"]
+        assert total == pytest.approx(1.0, abs=1e-12)
+    assert pointwise_bounds(y, 1e-300, divergence="kl", weights=w) == (0.0, 3.0)
+
+
+def test_js_radius_at_tiny_propensities():
+    # B_js(e) -> log 2 as e -> 0; -(1 - e) / (1 + e) rounds to -1 below e ~ 5e-17
+    js = get_divergence("js")
+    e = np.array([1e-12, 1e-16, 1e-17, 1e-100, 1e-300])
+    exact = 0.5 * (e * np.log(e) - (1.0 + e) * np.log1p(e)) + math.log(2.0)
+    np.testing.assert_allclose(js.radius(e), exact, rtol=1e-15)
+    np.testing.assert_allclose(js.radius(torch.as_tensor(e)).numpy(), exact, rtol=1e-15)
+    assert pointwise_bounds([0.0, 1.0, 2.0, 3.0], 1e-17, divergence="js",
+                            support=(0.0, 3.0)) == (0.0, 3.0)

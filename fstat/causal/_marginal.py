@@ -32,6 +32,11 @@ def _influence_upper(values, in_arm, e_a, lam, u, div, weights):
     if lam <= 0.0:  # non-binding ball: the bound is the support end, no first-order term
         return influence
     t = (values[in_arm] - u) / lam
+    if div.domain_closed:
+        # feasibility (u + lam f0 >= sup S) puts every t at or below the domain end f0; an
+        # atom at sup S can land a rounding error above it (lam, u come back from
+        # standardised units), where g* is +inf rather than its finite edge value
+        t = np.minimum(t, div.f0)
     g = np.asarray(div.conjugate(t), dtype=np.float64)
     if not np.all(np.isfinite(g)):  # atoms on an open domain edge: use a finite limit
         g = np.where(np.isfinite(g), g, np.nan)

@@ -25,6 +25,13 @@ __all__ = ["manski_bounds", "pointwise_bounds"]
 
 _METHODS = ("auto", "newton", "nested", "closed_form")
 _MAX_NEWTON = 100
+# the multiplier lam (standardised units) is searched in [1e-12, 1e8] first; huge radii (tiny
+# propensities) have optima far below 1e-12 (chi2: lam* ~ e), and a search stopped there
+# overshoots the bound by about 1e-12 eta, so the search then continues down to _LAM_MIN
+_LAM_MIN = 1e-200
+_LOG_LAM_BOUNDS = (math.log(1e-12), math.log(1e8))
+_LOG_LAM_STEP = math.log(1e4)
+_BRENT_OPTIONS = {"xatol": 1e-12, "maxiter": 500}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,11 +301,8 @@ class _Dual:
             lam = math.exp(log_lam)
             return self.value(lam, self.hi - lam * self.f0)
 
-        res = minimize_scalar(
-            phi, bounds=(math.log(1e-12), math.log(1e8)), method="bounded",
-            options={"xatol": 1e-12, "maxiter": 500},
-        )
-        lam = math.exp(res.x)
+        log_lam, _, _ = _minimize_log_lam(phi)
+        lam = math.exp(log_lam)
         return lam, self.hi - lam * self.f0
 
 
@@ -482,8 +486,10 @@ def _nested(dual):
         def psi(v):
             return dual.value(lam, u_min + math.exp(v))
 
-        res = minimize_scalar(psi, bounds=(-40.0, v_max), method="bounded",
-                              options={"xatol": 1e-12, "maxiter": 500})
+        # u - u_min is of the order of lam at the optimum: the bracket follows tiny lam down
+        v_min = min(-40.0, math.log(lam) - 40.0)
+        res = minimize_scalar(psi, bounds=(v_min, v_max), method="bounded",
+                              options=_BRENT_OPTIONS)
         best_value, best_u = float(res.fun), u_min + math.exp(res.x)
         if closed_boundary:
             edge = dual.value(lam, u_min)
@@ -496,14 +502,37 @@ def _nested(dual):
 
 
 def _nested_solve(inner):
-    res = minimize_scalar(
-        lambda log_lam: inner(math.exp(log_lam))[0],
-        bounds=(math.log(1e-12), math.log(1e8)), method="bounded",
-        options={"xatol": 1e-12, "maxiter": 500},
-    )
-    lam = math.exp(res.x)
+    log_lam, success, n_eval = _minimize_log_lam(lambda v: inner(math.exp(v))[0])
+    lam = math.exp(log_lam)
     value, u = inner(lam)
-    return lam, u, bool(res.success) and math.isfinite(value), int(res.nfev)
+    return lam, u, success and math.isfinite(value), n_eval
+
+
+def _minimize_log_lam(phi):
+    """Minimise ``phi(log lam)`` (unimodal: a convex function of lam); ``(x, success, n_eval)``.
+
+    Bounded Brent on ``lam`` in [1e-12, 1e8]. An optimum at the lower end is followed down in
+    steps of 1e4 while ``phi`` decreases, and Brent then runs on the last bracket. (One wide
+    bracket would not do: far below the optimum ``phi`` is flat to rounding, and the golden
+    section can then discard the side that holds the minimum.)
+    """
+    res = minimize_scalar(phi, bounds=_LOG_LAM_BOUNDS, method="bounded",
+                          options=_BRENT_OPTIONS)
+    floor = _LOG_LAM_BOUNDS[0]
+    if res.x - floor > 1e-6:
+        return float(res.x), bool(res.success), int(res.nfev)
+    n_eval = int(res.nfev)
+    right, f_right = floor, phi(floor)
+    left, f_left = floor - _LOG_LAM_STEP, phi(floor - _LOG_LAM_STEP)
+    n_eval += 2
+    while f_left < f_right and left - _LOG_LAM_STEP >= math.log(_LAM_MIN):
+        right, f_right = left, f_left
+        left -= _LOG_LAM_STEP
+        f_left = phi(left)
+        n_eval += 1
+    res = minimize_scalar(phi, bounds=(left, right + _LOG_LAM_STEP), method="bounded",
+                          options=_BRENT_OPTIONS)
+    return float(res.x), bool(res.success), n_eval + int(res.nfev)
 
 
 def _kl_slope(gap, w, eta, excess, derivative=False, buf=None):
@@ -562,7 +591,8 @@ def _kl_profile(dual, warm=True):
         if v is None:
             v = _kl_brent(gap, w, eta, 1.0 + (top - dual.bottom))
         excess = math.exp(v)
-    lam = math.exp(float(np.dot(w, np.log(gap + excess))) - eta)
+    with np.errstate(divide="ignore"):  # excess 0 at the top atom: log 0 = -inf, lam = 0
+        lam = math.exp(float(np.dot(w, np.log(gap + excess))) - eta)
     return lam, base + excess
 
 
@@ -575,7 +605,11 @@ def _kl_brent(gap, w, eta, scale):
     lo_v, hi_v = -60.0, math.log(scale) + 1.0
     while root(hi_v) < 0.0:
         hi_v += 2.0
-    while root(lo_v) > 0.0 and lo_v > -700.0:  # pragma: no cover - extreme laws
+    while root(lo_v) > 0.0:
+        if lo_v - 60.0 < -700.0:
+            # a huge radius: u exceeds the top atom by less than e^-660 (standardised units),
+            # so u is the top atom to machine precision (and exp(v) would underflow)
+            return -math.inf
         lo_v -= 60.0
     return brentq(root, lo_v, hi_v, xtol=1e-14, rtol=1e-15, maxiter=500)
 
@@ -678,10 +712,8 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
     else:
         reach = g0 + div.f0
     if reach <= eta:
-        ratio = np.zeros(atoms.size)
-        if p_top > 0.0:
-            ratio[at_top] = 1.0 / p_top
-        return _finish(info, "non_binding", 0.0, hi, hi, ratio, idx_atoms, binding=False)
+        return _finish(info, "non_binding", 0.0, hi, hi, _point_mass_ratio(atoms, probs, hi),
+                       idx_atoms, binding=False)
 
     numeric = {"conjugate", "conjugate_second_derivative"} & set(div.numeric)
     if tv:
@@ -718,11 +750,23 @@ def _from_dual(done, method, lam, u, converged, n_iter, value=None):
         if value is None:
             value = dual.value(lam, u)
         ratio = dual.ratio(lam, u) if with_ratio else None
-    if lam < 1e-12:
+    if lam < 1.001 * _LAM_MIN:  # the optimum of a huge ball: Q is the point mass at sup S
         value = dual.hi
+        ratio = _point_mass_ratio(dual.z, dual.w, dual.hi) if with_ratio else None
     info.update(converged=bool(converged), n_iter=int(n_iter))
     return _finish(info, method, lam * scale, mean + scale * u, mean + scale * value, ratio,
                    idx_atoms)
+
+
+def _point_mass_ratio(atoms, probs, hi):
+    """dQ/dP of the point mass at ``hi``: ``1 / P(atoms == hi)`` there, 0 elsewhere (all of
+    Q's mass is phantom when no atom sits at ``hi``)."""
+    at_top = atoms == hi
+    p_top = float(np.dot(probs, at_top))
+    ratio = np.zeros(atoms.size)
+    if p_top > 0.0:
+        ratio[at_top] = 1.0 / p_top
+    return ratio
 
 
 def _finish(info, method, lam, u, value, ratio_atoms, atoms, binding=True):
@@ -824,7 +868,7 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
     eta = _resolve_eta(div, propensity, radius)
     up = _side(y, w, eta, hi, div, method, return_info)
     down = _side(-y, w, eta, -lo, div, method, return_info)
-    lower, upper = -down["value"], up["value"]
+    lower, upper = 0.0 - down["value"], up["value"]  # 0.0 - x: no negative zero
     if not return_info:
         return lower, upper
     return lower, upper, {"upper": up, "lower": down}
