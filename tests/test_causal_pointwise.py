@@ -487,3 +487,24 @@ def test_js_radius_at_tiny_propensities():
     np.testing.assert_allclose(js.radius(torch.as_tensor(e)).numpy(), exact, rtol=1e-15)
     assert pointwise_bounds([0.0, 1.0, 2.0, 3.0], 1e-17, divergence="js",
                             support=(0.0, 3.0)) == (0.0, 3.0)
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_worst_case_ratio_identities_at_small_propensities(divergence):
+    # sum_j p_j s_j + phantom = 1 and E_Q* y = the bound; the top atom's t sits at the domain
+    # end, where g*' amplified rounding (sums off by 3e-7 for chi2 at e = 1e-3, inf for kl)
+    cases = [([0.0, 1.0], [1.0, 1.0], None), ([1.0, 3.0], [2.25, 2.375], (1.0, 3.0)),
+             ([0.0, 0.0, 1.0, 0.0, 3.0, 1.0], [1.0] * 6, (0.0, 3.0)),
+             ([0.0, 1.0, 2.0], [1.0, 2.0, 1.0], (0.0, 2.5))]  # the last: phantom mass at 2.5
+    for y, w, support in cases:
+        y, w = np.array(y), np.array(w)
+        p = w / w.sum()
+        hi = y.max() if support is None else support[1]
+        for e in (1e-3, 1e-6, 1e-9):
+            _, upper, info = pointwise_bounds(y, e, divergence=divergence, weights=w,
+                                              support=support, return_info=True)
+            side = info["upper"]
+            ratio, phantom = side["ratio"], side["phantom_mass"]
+            assert np.all(np.isfinite(ratio)) and np.all(ratio >= 0.0)
+            assert np.dot(p, ratio) + phantom == pytest.approx(1.0, abs=1e-8)
+            assert np.dot(p, ratio * y) + phantom * hi == pytest.approx(upper, abs=1e-8)

@@ -753,6 +753,8 @@ def _from_dual(done, method, lam, u, converged, n_iter, value=None):
     if lam < 1.001 * _LAM_MIN:  # the optimum of a huge ball: Q is the point mass at sup S
         value = dual.hi
         ratio = _point_mass_ratio(dual.z, dual.w, dual.hi) if with_ratio else None
+    elif with_ratio and dual.top == dual.hi:
+        ratio = _top_ratio_from_total(ratio, dual.z, dual.w, dual.top)
     info.update(converged=bool(converged), n_iter=int(n_iter))
     return _finish(info, method, lam * scale, mean + scale * u, mean + scale * value, ratio,
                    idx_atoms)
@@ -766,6 +768,22 @@ def _point_mass_ratio(atoms, probs, hi):
     ratio = np.zeros(atoms.size)
     if p_top > 0.0:
         ratio[at_top] = 1.0 / p_top
+    return ratio
+
+
+def _top_ratio_from_total(ratio, atoms, probs, top):
+    """Set the ratio of the atoms at ``top = sup S`` from ``sum_j p_j s_j = 1``.
+
+    With sup S an observed atom, Q has no mass off P's atoms (any would sit at sup S), so the
+    ratios sum to one. The top atom's ``t = (top - u) / lam`` is the one near the domain end,
+    where ``g*'`` turns the rounding of ``top - u`` into large errors (inf when ``u`` rounds onto
+    ``top``); every other ratio is well conditioned.
+    """
+    at_top = atoms == top
+    p_top = float(np.dot(probs, at_top))
+    rest = float(np.dot(probs[~at_top], ratio[~at_top]))
+    ratio = np.array(ratio, dtype=np.float64)
+    ratio[at_top] = max(1.0 - rest, 0.0) / p_top
     return ratio
 
 
