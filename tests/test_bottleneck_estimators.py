@@ -410,6 +410,24 @@ def test_bad_input():
         cs_divergence(X, X, dtype="int8")
 
 
+@pytest.mark.parametrize("width", [1e-3, 1e-8])
+def test_identities_hold_exactly_at_tiny_widths(width):
+    # equal rows are exactly 0 apart in cross-Grams too, so D(a; a) = 0 and y_pred = y
+    # gives 0 for multi-dimensional targets at any width (the plain norm expansion left
+    # rounding of order eps |a|^2 / width^2: 4e-11 at width 1e-3, 0.1 at 1e-8)
+    X, y, _ = _problem(50, 3, 2, seed=21)
+    assert cs_divergence(X, X.copy(), sigma=width) == 0.0
+    assert conditional_cs_divergence(X, y, y.copy(), sigma_x=1.0, sigma_y=width) == 0.0
+
+
+def test_near_copies_at_a_small_width_match_brute_force():
+    rng = np.random.default_rng(22)
+    A = 3.0 * rng.standard_normal((30, 3))
+    B = A + 1e-3 * rng.standard_normal((30, 3))
+    assert cs_divergence(A, B, sigma=1e-3) == pytest.approx(
+        cs_divergence_ref(A, B, 1e-3), rel=1e-9)
+
+
 def test_missing_inputs_are_required():
     X = np.random.default_rng(0).standard_normal((10, 2))
     for call, name in ((lambda: conditional_cs_divergence(X, None, X[:, 0]), "y"),

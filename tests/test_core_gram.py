@@ -57,6 +57,41 @@ def test_sq_dists_gradient_finite_at_duplicates():
     assert torch.all(torch.isfinite(X.grad))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_sq_dists_equal_and_near_rows(dtype):
+    # ||x||^2 + ||y||^2 - 2 x.y leaves rounding of order eps ||x||^2 where rows (nearly)
+    # coincide; those pairs are recomputed from differences: equal rows are exactly 0 apart
+    rng = np.random.RandomState(2)
+    A = rng.normal(size=(40, 3)) * 3.0
+    near = A + 1e-4 * rng.normal(size=A.shape)
+    tA, tnear = torch.tensor(A, dtype=dtype), torch.tensor(near, dtype=dtype)
+    cross = sq_dists(tA, tA.clone())
+    assert torch.all(torch.diagonal(cross) == 0)
+    sym = sq_dists(torch.cat([tA, tA]))
+    assert torch.all(torch.diagonal(sym, offset=40) == 0)  # duplicates off the diagonal
+    ref = _loops_sq_dists(tA.double().numpy(), tnear.double().numpy())
+    got = sq_dists(tA, tnear).double().numpy()
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(np.diagonal(got), np.diagonal(ref), rtol=rtol)
+    np.testing.assert_allclose(got, ref, rtol=rtol, atol=0)
+    # without the refinement the near pairs are off by far more (the reason it exists)
+    plain = sq_dists(tA, tnear, refine_near=False).double().numpy()
+    assert np.max(np.abs(np.diagonal(plain) / np.diagonal(ref) - 1)) > 100 * rtol
+
+
+def test_sq_dists_refinement_follows_gradients():
+    rng = np.random.RandomState(3)
+    A = torch.tensor(rng.normal(size=(6, 2)), requires_grad=True)
+    B = A.detach().clone()
+    D = sq_dists(A, B)  # differentiable input: plain expansion by default
+    torch.testing.assert_close(D.detach(), sq_dists(A.detach(), B, refine_near=False))
+    forced = sq_dists(A, B, refine_near=True)
+    assert torch.all(torch.diagonal(forced.detach()) == 0)
+    forced.sum().backward()
+    expected = 2.0 * (6.0 * A.detach() - B.sum(dim=0))  # d/dA_i sum_j |A_i - B_j|^2
+    torch.testing.assert_close(A.grad, expected)
+
+
 def test_gaussian_and_log_gram_match_reference():
     rng = np.random.RandomState(2)
     A, B = rng.normal(size=(6, 3)), rng.normal(size=(4, 3))

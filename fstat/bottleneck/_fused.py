@@ -85,7 +85,8 @@ def _add_log_gram(base, a, b, sigma):
     if a.shape[1] == 1 and coef is not None:  # exact differences, squared in the update
         diff = a - b.T
         return torch.addcmul(base, diff, diff, value=coef)
-    sq = sq_dists(a) if b is a else sq_dists(a, b)  # self: exactly zero diagonal
+    # self: exactly zero diagonal; per-batch training terms skip the near-pair refinement
+    sq = sq_dists(a, refine_near=False) if b is a else sq_dists(a, b, refine_near=False)
     if coef is None:
         return _log_gram_(sq, sigma).add_(base)
     return torch.add(base, sq, alpha=coef)
@@ -150,7 +151,7 @@ def _conditional_cs_value_and_grad(y_pred, y, log_m, log_s1, sigma_y):
 def cs_qmi_loss(t, sq_x, sigma_x, sigma_t, *, sq_t=None):
     """CS-QMI ``I(x; t)`` differentiable in ``t`` only (``x`` enters through ``sq_x``)."""
     t = _col(t)
-    sq_t = sq_dists(t.detach()) if sq_t is None else sq_t.detach()
+    sq_t = sq_dists(t.detach(), refine_near=False) if sq_t is None else sq_t.detach()
     return _ValueAndGradient.apply(t, _cs_qmi_value_and_grad, sq_x.detach(), sigma_x, sq_t,
                                    sigma_t)
 

@@ -75,15 +75,15 @@ class _Widths:
             return self._fill_subsampled(b, prediction=prediction,
                                          compression=compression, t_width=t_width)
         if prediction or (compression and t_width):
-            b.sq_x = sq_dists(b.x.detach())
+            b.sq_x = sq_dists(b.x.detach(), refine_near=False)
             b.sigma_x, degenerate = self._resolve(est.sigma_x, b.x, b.sq_x, "sigma_x")
             rule = isinstance(est.sigma_x, str) and not degenerate
             b.sigma_x_pred = b.sigma_x * est.sigma_x_scale if rule else b.sigma_x
         if prediction:
-            sq_y = sq_dists(b.y) if isinstance(est.sigma_y, str) else None
+            sq_y = sq_dists(b.y, refine_near=False) if isinstance(est.sigma_y, str) else None
             b.sigma_y = self._resolve(est.sigma_y, b.y, sq_y, "sigma_y")[0]
         if compression and t_width:
-            b.sq_t = sq_dists(b.t.detach())
+            b.sq_t = sq_dists(b.t.detach(), refine_near=False)
             b.sigma_t = self._resolve(est.sigma_t, b.t, b.sq_t, "sigma_t")[0]
         self._record(b, prediction)
 

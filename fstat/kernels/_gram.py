@@ -31,19 +31,25 @@ __all__ = [
 
 #: rows per chunk when a squared-distance block would otherwise exceed this many entries
 _CHUNK_ENTRIES = 2**25
+#: entries of the norm expansion below this fraction of ||x||^2 + ||y||^2 are recomputed from
+#: differences: there the expansion's rounding (about d eps (||x||^2 + ||y||^2)) is not small
+#: relative to the distance itself
+_NEAR_FRACTION = 1e-2
 
 
 def _as_2d(X):
     return X[:, None] if X.dim() == 1 else X
 
 
-def sq_dists(X, Y=None, *, chunk_size=None):
+def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
     """Squared Euclidean distances between the rows of ``X`` and ``Y``.
 
     Computed as ``||x||^2 + ||y||^2 - 2 x.y`` after centring both inputs by the
     mean of ``X`` (which removes most cancellation), clamped at 0. With ``Y=None``
     the result is symmetric with an exactly zero diagonal. One-dimensional data use
-    direct differences, which are exact.
+    direct differences, which are exact. Pairs of (nearly) coincident rows, where
+    the expansion's rounding is not small next to the distance, are recomputed as
+    sums of squared differences, so equal rows are exactly 0 apart.
 
     Parameters
     ----------
@@ -52,6 +58,12 @@ def sq_dists(X, Y=None, *, chunk_size=None):
     chunk_size : int, optional
         Rows of ``X`` per block; by default chosen so a block holds at most about
         ``2**25`` entries. Blocks only bound temporaries; the output is still (n, m).
+    refine_near : bool, optional
+        Recompute near-coincident pairs from differences. The default does so unless
+        an input requires gradients: differentiable inputs are training-time
+        representations with data-driven widths, where rounding far below the width
+        does not matter and the check would cost a host synchronisation per step on a
+        GPU. False skips it; True forces it.
 
     Returns
     -------
@@ -83,13 +95,17 @@ def sq_dists(X, Y=None, *, chunk_size=None):
         Yc = Y - center
         y_norm = Yc.square().sum(dim=1, keepdim=True).T
     n, m = Xc.shape[0], Yc.shape[0]
+    if refine_near is None:
+        refine_near = not (X.requires_grad or Y.requires_grad)
     if chunk_size is None:
         chunk_size = max(1, _CHUNK_ENTRIES // max(m, 1))
     blocks = []
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        block = x_norm[start:stop] + y_norm - 2.0 * (Xc[start:stop] @ Yc.T)
-        blocks.append(block.clamp_min(0.0))
+        block = (x_norm[start:stop] + y_norm - 2.0 * (Xc[start:stop] @ Yc.T)).clamp_min(0.0)
+        if refine_near:
+            block = _refine_near(block, X[start:stop], Y, x_norm[start:stop], y_norm)
+        blocks.append(block)
     D = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
     if symmetric:
         if D.requires_grad:  # keep the graph free of in-place writes
@@ -97,6 +113,18 @@ def sq_dists(X, Y=None, *, chunk_size=None):
         else:
             D.fill_diagonal_(0.0)
     return D
+
+
+def _refine_near(block, Xb, Y, x_norm, y_norm):
+    """``block`` with its near-coincident entries recomputed as sums of squared differences
+    of the uncentred rows (exact differences where coordinates agree to a factor of 2)."""
+    rows, cols = (block <= _NEAR_FRACTION * (x_norm + y_norm)).nonzero(as_tuple=True)
+    if rows.numel() == 0:
+        return block
+    exact = (Xb[rows] - Y[cols]).square().sum(dim=1)
+    if block.requires_grad:  # out of place: keep the autograd graph free of in-place writes
+        return block.index_put((rows, cols), exact)
+    return block.index_put_((rows, cols), exact)
 
 
 def gram_from_sq_dists(D, sigma, *, log=False):
