@@ -210,6 +210,25 @@ def test_fccor_is_in_unit_interval():
     assert values.max() > 0.5
 
 
+def test_fccor_is_scale_invariant_down_to_tiny_scales():
+    # FCCov(cU) = c^2 FCCov(U) and lambda_max(cU) = c^2 lambda_max(U): the constant-U test is
+    # relative to the scale of U (an absolute 1e-14 floor returned 0 for c <= 1e-7)
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(50)
+    U = y + 0.5 * rng.standard_normal(50)
+    base = fccov(U, y, normalize=True, **CPU)
+    assert base > 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for c in (1e-8, 1e-6, 1e6):
+            assert fccov(c * U, y, normalize=True, **CPU) == pytest.approx(base, rel=1e-12)
+        # a tiny spread around a large constant is still a spread
+        assert fccov(1.0 + 1e-9 * U, y, normalize=True, **CPU) == pytest.approx(base, rel=1e-6)
+    for constant in (0.0, 0.1, 7.3):
+        with pytest.warns(UserWarning, match="zero variance"):
+            assert fccov(np.full(50, constant), y, normalize=True, **CPU) == 0.0
+
+
 def test_zero_denominators_warn_and_return_zero():
     y = np.arange(10.0)
     with pytest.warns(UserWarning, match="zero variance"):

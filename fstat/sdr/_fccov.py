@@ -211,7 +211,10 @@ def _evaluate(Ut, response, device, *, statistic="V", method="auto", n_centers=N
         return value
     lam = float(torch.linalg.eigvalsh(Uc.T @ Uc / n)[-1])
     denominator = lam * v_n
-    if not denominator > 1e-300 or lam <= 1e-14 * max(1.0, float(Ut.abs().max()) ** 2):
+    # a constant U leaves only the rounding of its centring, (a few eps |U|)^2; the test is
+    # relative to the scale of U, so FCCor(cU) = FCCor(U) for every c > 0
+    rounding = (64.0 * torch.finfo(Uc.dtype).eps * float(Ut.abs().max())) ** 2
+    if not denominator > 1e-300 or lam <= rounding:
         warnings.warn("FCCor denominator is 0 (U has zero variance or all response distances "
                       "are equal); returning 0.0.", UserWarning, stacklevel=3)
         return value.new_zeros(())
