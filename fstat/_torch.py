@@ -79,8 +79,8 @@ def resolve_device(device="auto") -> torch.device:
         return torch.device("cpu")
     if not torch.cuda.is_available():
         raise ValueError(
-            f"device={device!r} was requested but CUDA is not available on this machine; "
-            "use device='cpu' or device='auto'."
+            f"CUDA requested but not available: device={device!r}, and CUDA is not available "
+            "on this machine; use device='cpu' or device='auto'."
         )
     index = int(device.split(":")[1]) if ":" in device else 0
     if index >= torch.cuda.device_count():
