@@ -343,3 +343,20 @@ def test_read_only_and_pandas_inputs_are_quiet():
             empirical_ntk(frozen, width=16, random_state=0, device="cpu"),
             empirical_ntk(X, width=16, random_state=0, device="cpu"))
     assert X.flags.writeable and not frozen.flags.writeable
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_homogeneous_and_finite_at_extreme_input_scales(depth):
+    # bias-free kernels are homogeneous of degree 2 in (x, y): a_i b_j ~ |x|^4 overflowed
+    # (NaN) for |x| ~ 1e80 and underflowed (theta = pi, wrong sign) for |x| ~ 1e-100
+    X = np.random.default_rng(4).standard_normal((6, 3))
+    X[3] = -X[1]
+    X[5] = 0.0
+    base = ntk_kernel(X, depth=depth, device="cpu")
+    for s in (1e-100, 1e80, 1e150):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            scaled = ntk_kernel(s * X, depth=depth, device="cpu") / s**2
+        np.testing.assert_allclose(scaled, base, rtol=1e-12, atol=1e-12 * np.abs(base).max())
+        mixed = ntk_kernel(s * X, X, depth=depth, device="cpu") / s
+        np.testing.assert_allclose(mixed, base, rtol=1e-12, atol=1e-12 * np.abs(base).max())

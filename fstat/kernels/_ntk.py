@@ -146,6 +146,17 @@ def _tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk):
             view.copy_(work)
 
 
+def _products_representable(a, b):
+    """Whether every ``a_i b_j`` is a normal float well below overflow, so the sin part can be
+    formed as ``sqrt(max(ab - c^2, 0))``. Otherwise (inputs of norm beyond about 1e75 or, with
+    no bias, below about 1e-73 in float64, or zero rows) the layer works in units of
+    ``sqrt(a_i b_j)``, where nothing overflows or underflows."""
+    info = torch.finfo(a.dtype)
+    a_lo, a_hi = (float(v) for v in torch.aminmax(a))
+    b_lo, b_hi = (float(v) for v in torch.aminmax(b))
+    return a_hi * b_hi < info.max / 16.0 and a_lo * b_lo > info.tiny / info.eps
+
+
 def _fill_tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk):
     """The recursion of :func:`_tile` on contiguous output tiles."""
     d = Xb.shape[1]
@@ -170,14 +181,23 @@ def _fill_tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_
         # sin part sqrt(max(ab - c^2, 0)). A residual below _SNAP * eps * ab is rounding noise
         # of an exactly (anti)parallel pair: (1 - _SNAP eps) ab - c^2 <= 0 snaps it to 0, so
         # such pairs give theta = 0 or pi exactly (K(x, -x) = 0, K(x, 2x) = 2 K(x, x)).
-        torch.mul(a[:, None], b[None, :], out=sin)
-        sin.mul_(snap).addcmul_(K, K, value=-1.0).clamp_(min=0.0).sqrt_()
+        # a_i b_j that would overflow or underflow: the same in units of sqrt(a_i b_j).
+        norm = None if _products_representable(a, b) else torch.outer(a.sqrt(), b.sqrt())
+        if norm is None:
+            torch.mul(a[:, None], b[None, :], out=sin)
+            sin.mul_(snap).addcmul_(K, K, value=-1.0).clamp_(min=0.0).sqrt_()
+        else:  # in units of sqrt(a_i b_j): c becomes the cosine (c = 0 where a_i b_j = 0)
+            K.div_(torch.where(norm > 0, norm, 1.0))
+            torch.addcmul(torch.full_like(K, snap), K, K, value=-1.0, out=sin)
+            sin.clamp_(min=0.0).sqrt_()
         torch.atan2(sin, K, out=ang)  # theta in [0, pi]
         ang.neg_().add_(math.pi)  # pi - theta
         if want_ntk:
             theta_acc.mul_(ang).div_(_TWO_PI)
         # K <- (sin + (pi - theta) c) / (2 pi)
         K.mul_(ang).add_(sin).div_(_TWO_PI)
+        if norm is not None:
+            K.mul_(norm)
         kx = a / 2.0
         ky = b / 2.0
     # NNGP = w^2 K + b^2; NTK = NNGP + w^2 Theta
