@@ -781,6 +781,8 @@ def _top_ratio_from_total(ratio, atoms, probs, top):
     """
     at_top = atoms == top
     p_top = float(np.dot(probs, at_top))
+    if not p_top > 0.0:  # only zero-weight atoms at the top: nothing to set
+        return ratio
     rest = float(np.dot(probs[~at_top], ratio[~at_top]))
     ratio = np.array(ratio, dtype=np.float64)
     ratio[at_top] = max(1.0 - rest, 0.0) / p_top
