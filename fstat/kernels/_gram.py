@@ -117,8 +117,13 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
 
 def _refine_near(block, Xb, Y, x_norm, y_norm):
     """``block`` with its near-coincident entries recomputed as sums of squared differences
-    of the uncentred rows (exact differences where coordinates agree to a factor of 2)."""
-    rows, cols = (block <= _NEAR_FRACTION * (x_norm + y_norm)).nonzero(as_tuple=True)
+    of the uncentred rows (exact differences where coordinates agree to a factor of 2).
+
+    One scalar threshold from the largest norms screens the block in a single pass; it selects
+    every near pair (and possibly a few more, which are then simply computed exactly too).
+    """
+    limit = _NEAR_FRACTION * (float(x_norm.max()) + float(y_norm.max()))
+    rows, cols = (block <= limit).nonzero(as_tuple=True)
     if rows.numel() == 0:
         return block
     exact = (Xb[rows] - Y[cols]).square().sum(dim=1)
