@@ -240,3 +240,59 @@ def test_support_edge_samples_feasible_and_hellinger_correction_scales_with_marg
     assert 5.0 < hel < 12.0  # g* ratio 249.5 / 24.5 ~ 10
     assert kl < 2.5  # KL: g*(-delta) = -1 - log(delta), 5.9 vs 3.6
     assert se[1e-3][0] > 5 * se[1e-3][1]
+
+
+@pytest.mark.parametrize("outcome_bounds", ["observed", None, (2.0, 2.0001)])
+def test_constant_outcome_gives_the_constant(data, outcome_bounds):
+    # spec §4: y constant and no support wider than it -> UserWarning, every bound equals the
+    # constant, no training (networks trained on zeros used to give bounds like [0.97, 3.03])
+    X, _, a, _ = data
+    y = np.full(a.size, 2.0)
+    wider = isinstance(outcome_bounds, tuple)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = ConditionalDivergenceBounds(**{**FAST, "outcome_bounds": outcome_bounds}).fit(
+            X, y, treatment=a)
+    constant = [w for w in caught if "y is constant" in str(w.message)]
+    assert bool(constant) == (not wider) == est.constant_outcome_
+    if wider:  # a declared support wider than the constant: the f-balls have room
+        assert np.all(est.predict_outcome_bounds(X[:5])[:, 1] > 2.0)
+        return
+    assert est.n_iter_ == 1
+    np.testing.assert_array_equal(est.predict_outcome_bounds(X[:5]), 2.0)
+    np.testing.assert_array_equal(est.predict_outcome_bounds(X[:5], 0, divergence="all"), 2.0)
+    np.testing.assert_array_equal(est.predict(X[:5]), 0.0)
+    table = est.average_bounds().table  # weighted means of the constant: rounding only
+    np.testing.assert_allclose(table.loc["Y(1)", ["lower", "upper"]], 2.0, rtol=1e-13)
+    np.testing.assert_allclose(table.loc["effect", ["lower", "upper"]], 0.0, atol=1e-13)
+    np.testing.assert_allclose(table[["se_lower", "se_upper"]], 0.0, atol=1e-13)
+
+
+def test_bad_hyperparameters_and_propensity_model(data):
+    # spec section 4: invalid hyperparameters -> InvalidParameterError at fit (listing the valid
+    # options where there are any); a propensity model without predict_proba -> TypeError
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    from fstat._sklearn_compat import InvalidParameterError
+    from fstat.causal import MarginalDivergenceBounds
+
+    X, y, a, _ = data
+    for params, match in ((dict(device="tpu"), "device"), (dict(hidden_layer_sizes=(0,)), "hidden"),
+                          (dict(hidden_layer_sizes=()), "hidden"),
+                          (dict(divergences=("foo",)), "kl"),
+                          (dict(divergences=("kl", "kl")), "duplicates")):
+        with pytest.raises(InvalidParameterError, match=match):
+            ConditionalDivergenceBounds(**{**FAST, **params}).fit(X, y, treatment=a)
+    with pytest.raises(InvalidParameterError, match="kl"):
+        MarginalDivergenceBounds(("foo",), outcome_bounds=(0, 4)).fit(None, y, treatment=a)
+
+    class NoProba(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            return self
+
+        def predict(self, X):
+            return np.zeros(len(X), dtype=int)
+
+    with pytest.raises(TypeError, match="predict_proba"):
+        ConditionalDivergenceBounds(**{**FAST, "propensity_model": NoProba()}).fit(
+            X, y, treatment=a)

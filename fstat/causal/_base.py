@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from .._sklearn_compat import InvalidParameterError
 from .._validation import check_array_finite, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS
@@ -28,32 +29,39 @@ _UNBOUNDED_MESSAGE = (
 
 
 def check_divergences(divergences, aggregation, k):
-    """Canonical divergence names (tuple) after checking admissibility and aggregation/k."""
+    """Canonical divergence names (tuple) after checking admissibility and aggregation/k.
+
+    Every problem is an ``InvalidParameterError`` (a ``ValueError``), as for sklearn's own
+    parameter validation.
+    """
     if isinstance(divergences, str):
         divergences = (divergences,)
     try:
         names = tuple(get_divergence(d).name for d in divergences)
     except TypeError as exc:
-        raise ValueError(f"divergences must be a sequence of names; got {divergences!r}.") from exc
+        raise InvalidParameterError(
+            f"divergences must be a sequence of names; got {divergences!r}.") from exc
+    except ValueError as exc:  # an unknown name: the message lists the available ones
+        raise InvalidParameterError(str(exc)) from exc
     if not names:
-        raise ValueError("divergences must name at least one divergence.")
+        raise InvalidParameterError("divergences must name at least one divergence.")
     if len(set(names)) != len(names):
-        raise ValueError(f"divergences contains duplicates: {names}.")
+        raise InvalidParameterError(f"divergences contains duplicates: {names}.")
     for name in names:
         if not math.isfinite(get_divergence(name).f0):
-            raise ValueError(
+            raise InvalidParameterError(
                 f"divergence {name!r} has f(0) = inf: its radius is infinite, so it gives no "
                 "bound. Use 'kl', 'hellinger', 'chi2', 'tv' or 'js'."
             )
     if aggregation is not None and aggregation not in AGGREGATIONS:
-        raise ValueError(
+        raise InvalidParameterError(
             f"aggregation must be one of {AGGREGATIONS} or None; got aggregation={aggregation!r}."
         )
     if aggregation == "kth" and (
         k is None or isinstance(k, bool) or not isinstance(k, numbers.Integral)
         or not 1 <= k <= len(names)
     ):
-        raise ValueError(
+        raise InvalidParameterError(
             f"aggregation='kth' needs an integer k in [1, {len(names)}]; got k={k!r}."
         )
     return names

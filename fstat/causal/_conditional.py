@@ -16,6 +16,7 @@ from .._sklearn_compat import (
     HasMethods,
     Integral,
     Interval,
+    InvalidParameterError,
     Real,
     StrOptions,
     _fit_context,
@@ -123,7 +124,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
     propensity_oof_, propensity_clipped_fraction_, dual_state_, pseudo_outcome_models_,
     outcome_models_, domain_violation_fraction_ (K, D, 2), loss_curve_ (n_iter, K, D, 2),
     validation_curve_ (n_checks, K, D, 2) or None, n_iter_, device_, fit_time_,
-    averaged_bounds_, covariate_indices_, treatment_col_, n_features_in_, feature_names_in_.
+    averaged_bounds_, covariate_indices_, treatment_col_, n_features_in_, feature_names_in_,
+    constant_outcome_ (True when ``y`` is constant and no wider support is declared: every
+    bound is that constant, with a ``UserWarning``, and the dual networks take one step only).
 
     Notes
     -----
@@ -149,7 +152,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         "k": [Interval(Integral, 1, None, closed="left"), None],
         "outcome_bounds": [tuple, list, StrOptions({"observed"}), None],
         "treatment_col": [Integral, str, None],
-        "propensity_model": [HasMethods(["fit", "predict_proba"]), None],
+        # predict_proba is checked at fit (TypeError, spec section 4)
+        "propensity_model": [HasMethods(["fit"]), None],
         "pseudo_outcome_model": [StrOptions({"mlp"}), HasMethods(["fit", "predict"])],
         "cv": ["cv_object"],
         "debiased": ["boolean"],
@@ -298,11 +302,14 @@ class ConditionalDivergenceBounds(BaseEstimator):
         hidden = tuple(self.hidden_layer_sizes)
         if not hidden or any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1
                              for h in hidden):
-            raise ValueError(
+            raise InvalidParameterError(
                 "hidden_layer_sizes must be a non-empty tuple of positive integers; got "
                 f"{self.hidden_layer_sizes!r}."
             )
-        device = resolve_device(self.device)
+        try:
+            device = resolve_device(self.device)
+        except ValueError as exc:  # an unknown device, or CUDA requested but not available
+            raise InvalidParameterError(str(exc)) from None
         dtype = parse_dtype(self.dtype)
         for name in names:
             if get_divergence(name).numeric:
@@ -324,6 +331,14 @@ class ConditionalDivergenceBounds(BaseEstimator):
         self.divergences_ = names
         self.support_ = (lo, hi)
         self.support_source_ = source
+        self.constant_outcome_ = not hi > lo
+        if self.constant_outcome_:
+            warnings.warn(
+                f"y is constant ({lo!r}) and no wider outcome support is declared: every bound "
+                "equals it (the dual networks are not trained).",
+                UserWarning,
+                stacklevel=3,
+            )
         self.device_ = str(device)
         declared = source != "sample"
         if declared:
@@ -433,7 +448,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
         options = dict(seed=self._seeds[2], declared=declared, hidden=hidden,
                        activation=self.activation, dtype=str(dtype).replace("torch.", ""),
-                       max_iter=self.max_iter, learning_rate=self.learning_rate,
+                       max_iter=1 if self.constant_outcome_ else self.max_iter,
+                       learning_rate=self.learning_rate,
                        weight_decay=self.weight_decay, debiased=self.debiased,
                        margin=self.domain_margin, penalty=self.domain_penalty,
                        n_iter_no_change=self.n_iter_no_change)
@@ -629,6 +645,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         for gi, (d, k) in enumerate(zip(layout["divergence"], layout["fold"])):
             rad[gi] = get_divergence(self.divergences_[d]).radius(e[k])
         theta = lam * (rad + m) + u
+        if self.constant_outcome_:  # the law of y is one point: so is every ball around it
+            theta = np.zeros_like(theta)
         return theta, (lam, u, m, e, mu)
 
     def _bounds_all(self, cov):
@@ -843,6 +861,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
                     acc[other] += val[other]
                     cnt[other] += 1
                 psi[d, s_i] = acc / cnt[:, None]
+        if self.constant_outcome_:
+            psi[:] = 0.0
         c0, s0 = self.y_center_, self.y_scale_
         upper_psi = c0 + s0 * psi[:, 0]  # (D, n, 2)
         lower_psi = c0 - s0 * psi[:, 1]
