@@ -171,6 +171,17 @@ def test_certify_errors(teacher):
     m = NTKSVC(device="cpu").fit(X, y)
     r = m.certify(Xt, -m.predict(Xt))
     assert np.all(r == 0)
+    # n_bisect < 1 and labels of the wrong length are errors for every certificate and attack
+    # (the IBP certificate returned zeros for n_bisect=0 and broadcast a single label)
+    net = NTKNetwork(width=16, max_iter=5, device="cpu", random_state=0).fit(X, y)
+    for certify in (m.certify, net.certify):
+        with pytest.raises(ValueError, match="n_bisect"):
+            certify(Xt[:5], n_bisect=0)
+        for labels in (y[:1], y[:3]):
+            with pytest.raises(ValueError, match="entries but X has 5 rows"):
+                certify(Xt[:5], labels)
+    with pytest.raises(ValueError, match="n_bisect"):
+        attack_radius(m, Xt[:5], n_bisect=0)
 
 
 def test_ibp_sound_and_shrinks_with_width(teacher):

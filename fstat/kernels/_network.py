@@ -364,10 +364,11 @@ class NTKNetwork(BaseEstimator):
     @available_if(_is_clf)
     def certify(self, X, y=None, *, norm="linf", max_radius=None, n_bisect=40):
         """Certified radii by interval bound propagation (IBP) and bisection."""
-        from ._robust import _pnorm, ibp_bounds
+        from ._robust import _pnorm, check_labels, check_n_bisect, ibp_bounds
 
         if norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2'; got norm={norm!r}.")
+        check_n_bisect(n_bisect)
         X = self._check_X(X)
         g = self._values(self.params_, X)
         m = X.shape[0]
@@ -401,7 +402,7 @@ class NTKNetwork(BaseEstimator):
         radii = to_numpy(torch.where(full, torch.as_tensor(hi_r), lo))
         valid = g != 0
         if y is not None:
-            valid &= self.predict(X) == np.asarray(y)
+            valid &= self.predict(X) == check_labels(y, m)
         radii[~valid] = 0.0
         return radii
 

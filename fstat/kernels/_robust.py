@@ -202,13 +202,26 @@ def _kernel_info(model):
     return kind
 
 
+def check_n_bisect(n_bisect):
+    """Validate the number of bisection halvings (an integer >= 1)."""
+    if isinstance(n_bisect, bool) or not isinstance(n_bisect, (int, np.integer)) or n_bisect < 1:
+        raise ValueError(f"n_bisect must be an integer >= 1; got n_bisect={n_bisect!r}.")
+
+
+def check_labels(y, m):
+    """``y`` as an array of ``m`` labels (a wrong length is an error, never broadcast)."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != m:
+        raise ValueError(f"y has {y.shape[0] if y.ndim else 0} entries but X has {m} rows.")
+    return y
+
+
 def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=40,
                     interval="tight", batch_size=None):
     """Certified radii of a binary depth-1 bias-free NTK/NNGP machine (see module doc)."""
     _check_norm_interval(norm, interval)
     kind = _kernel_info(model)
-    if isinstance(n_bisect, bool) or not isinstance(n_bisect, (int, np.integer)) or n_bisect < 1:
-        raise ValueError(f"n_bisect must be an integer >= 1; got n_bisect={n_bisect!r}.")
+    check_n_bisect(n_bisect)
     g = model.decision_function(X)
     X = check_array(X, dtype=np.float64)
     m, d = X.shape
@@ -220,10 +233,7 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
         hi_r = np.broadcast_to(np.asarray(max_radius, dtype=np.float64), (m,)).copy()
     valid = g != 0
     if y is not None:
-        y = np.asarray(y)
-        if y.shape[0] != m:
-            raise ValueError(f"y has {y.shape[0]} entries but X has {m} rows.")
-        valid &= model.predict(X) == y
+        valid &= model.predict(X) == check_labels(y, m)
     device = torch.device(model.device_)
     if device.type == "cuda" and not torch.cuda.is_available():
         device = torch.device("cpu")
@@ -386,6 +396,7 @@ def attack_radius(model, X, *, norm="linf", max_radius=None, n_bisect=20, n_step
     Returns ``np.inf`` for points that PGD cannot flip at ``max_radius`` (default
     ``2 ||x||_p``).
     """
+    check_n_bisect(n_bisect)
     X = check_array(X, dtype=np.float64)
     m = X.shape[0]
     hi = 2.0 * _pnorm(X, norm) if max_radius is None else np.broadcast_to(
