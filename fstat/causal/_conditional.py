@@ -335,7 +335,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         if self.constant_outcome_:
             warnings.warn(
                 f"y is constant ({lo!r}) and no wider outcome support is declared: every bound "
-                "equals it (the dual networks are not trained).",
+                "equals it (the dual networks take a single step).",
                 UserWarning,
                 stacklevel=3,
             )
