@@ -57,3 +57,6 @@ def test_bad_arguments():
         make_frechet_sdr("M2", n_features=3)
     with pytest.raises(ValueError, match="contamination"):
         make_frechet_sdr("M1o", contamination=0.5)
+    for noise in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="noise"):
+            make_frechet_sdr("M1", noise=noise)

@@ -94,6 +94,43 @@ def test_power_limits_and_affine_invariance():
                                rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("metric", ["spd_frobenius", "log_euclidean", "power",
+                                    "affine_invariant"])
+def test_duplicate_spd_responses_are_exactly_zero_apart(metric):
+    # affine_invariant's eigenvalues of A^-1 A are 1 only to rounding: duplicates must still
+    # be ties (inside each other's radius-0 ball), or FCCov changes
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((3, 3))
+    A = M @ M.T + np.eye(3)
+    Y = np.stack([A, A, A + 0.5 * np.eye(3), A + 0.5 * np.eye(3), 2 * A, A])
+    params = {"alpha": 0.5} if metric == "power" else None
+    D = pairwise_response_distances(Y, metric, metric_params=params, **CPU)
+    duplicate = np.array([0, 0, 1, 1, 2, 0])
+    same = duplicate[:, None] == duplicate[None, :]
+    assert np.all(D[same] == 0.0) and np.all(D[~same] > 0)
+    U = np.array([1.0, -2.0, 0.5, 3.0, -1.0, 0.2])
+    assert fccov(U, Y, metric=metric, metric_params=params, **CPU) == pytest.approx(
+        fccov(U, D, metric="precomputed", **CPU), rel=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-100, 1e100, 1e160])
+@pytest.mark.parametrize("metric, params", [("euclidean", None), ("wasserstein", None),
+                                            ("wasserstein", {"p": 3}), ("spd_frobenius", None)])
+def test_distances_stay_finite_and_scale_at_extreme_magnitudes(metric, params, scale):
+    rng = np.random.default_rng(1)
+    if metric == "spd_frobenius":
+        Y = _spd(rng, 8)
+    else:
+        Y = rng.standard_normal((8, 3))
+        Y = np.sort(Y, axis=1) if metric == "wasserstein" else Y
+    D = pairwise_response_distances(Y, metric, metric_params=params, **CPU)
+    scaled = pairwise_response_distances(scale * Y, metric, metric_params=params, **CPU)
+    np.testing.assert_allclose(scaled / scale, D, rtol=1e-13, atol=0)
+    U = rng.standard_normal(8)
+    assert fccov(U, scale * Y, metric=metric, metric_params=params, **CPU) == pytest.approx(
+        fccov(U, Y, metric=metric, metric_params=params, **CPU), rel=1e-12)
+
+
 def test_wasserstein_gaussian_quantiles():
     m = 51
     z = ndtri((np.arange(1, m + 1) - 0.5) / m)

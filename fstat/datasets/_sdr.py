@@ -56,7 +56,7 @@ def make_frechet_sdr(model="M1", n_samples=500, n_features=10, *, noise=None, co
     n_samples : int, default=500
     n_features : int, default=10
     noise : float, optional
-        The model's sigma (defaults above).
+        The model's sigma (defaults above); finite and >= 0.
     contamination : float in [0, 0.5), default=0.05
         Fraction of contaminated rows (M1o, M2o only).
     n_quantiles : int, default=101
@@ -91,6 +91,8 @@ def make_frechet_sdr(model="M1", n_samples=500, n_features=10, *, noise=None, co
     if not 0 <= contamination < 0.5:
         raise ValueError(f"contamination must lie in [0, 0.5); got {contamination!r}.")
     sigma = _NOISE[model] if noise is None else float(noise)
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"noise must be finite and >= 0; got {noise!r}.")
     rs = check_random_state(random_state)
     X = rs.standard_normal((n, p))
     mask = np.zeros(n, dtype=bool)

@@ -263,7 +263,18 @@ def check_response(Y, metric="euclidean", metric_params=None):
 
 
 def _cdist(F, p=2.0):
-    return torch.cdist(F, F, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    """Minkowski distances between the rows of ``F``, finite for every finite ``F``.
+
+    The rows are scaled by a power of two near ``max |F|`` first (exact), so the p-th
+    powers inside the norm neither overflow (|F| above about 1e154 for p = 2) nor
+    underflow to zero (below about 1e-162).
+    """
+    peak = float(F.abs().max()) if F.numel() else 0.0
+    if not 0.0 < peak < math.inf:
+        return torch.cdist(F, F, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    scale = 2.0 ** math.frexp(peak)[1]
+    D = torch.cdist(F / scale, F / scale, p=p, compute_mode="donot_use_mm_for_euclid_dist")
+    return D * scale
 
 
 def _spd_function(A, fn):
@@ -282,7 +293,10 @@ def _affine_invariant(A):
         X = torch.linalg.solve_triangular(Li, X.transpose(-1, -2), upper=False)
         lam = torch.linalg.eigvalsh(0.5 * (X + X.transpose(-1, -2)))
         D[i, i + 1:] = torch.log(lam).square().sum(-1).sqrt()
-    return D + D.T
+    # equal matrices are exactly 0 apart (the eigenvalues above are 1 only to rounding),
+    # so ties between duplicate responses stay ties
+    _, group = torch.unique(A.reshape(n, -1), dim=0, return_inverse=True)
+    return (D + D.T).masked_fill_(group[:, None] == group[None, :], 0.0)
 
 
 def _callable(metric, objects, params):
