@@ -96,6 +96,40 @@ def test_quadratic_energy_exact_log_partition(cls, X):
     np.testing.assert_allclose(est.score_samples(X), ref, atol=1e-8)
 
 
+def test_quadratic_moments_are_float64_for_a_float32_model(X):
+    # spec 5.4: public evaluations are float64, also when training ran in float32
+    est = CompositionalEBM(energy_model="quadratic", learning_rate=1e-2, max_iter=200,
+                           device="cpu", random_state=0).fit(X * [3.0, 0.2])
+    core = est.energy_module_.core
+    assert core.log_diag.dtype == torch.float32
+    L = (core.lower.double() * core.mask.double()
+         + torch.diag(torch.exp(core.log_diag.double()))).numpy()
+    cov = np.linalg.inv(L @ L.T)
+    mean = cov @ core.b.double().numpy()
+    np.testing.assert_allclose(est.quadratic_covariance_,
+                               cov * np.outer(est.scale_, est.scale_), rtol=1e-12)
+    np.testing.assert_allclose(est.quadratic_mean_, est.mean_ + est.scale_ * mean,
+                               rtol=1e-12)
+
+
+def test_loss_curve_units():
+    # NCE's loss is a classification loss (the same in any units); SNL's objective and
+    # MECO's monitor are negative log-likelihoods, reported in the user's units
+    X = make_toy_density("gaussian", 300, n_features=2, random_state=0)
+    params = {**FAST, "max_iter": 5, "dtype": "float64"}
+    for cls, shift in [(NCEDensity, 0.0), (SNLDensity, 2 * np.log(1000.0)),
+                       (CompositionalEBM, 2 * np.log(1000.0))]:
+        small = np.asarray(cls(**params).fit(X).loss_curve_)
+        large = np.asarray(cls(**params).fit(1000.0 * X).loss_curve_)
+        np.testing.assert_allclose(large, small + shift, rtol=1e-9, atol=1e-9)
+    # untrained (tilted, zero output layer): the model equals the noise, so the first
+    # NCE loss is log(1 + nu) + nu log(1 + 1 / nu) with nu = n_noise / batch
+    est = NCEDensity(**{**params, "batch_size": 50}).fit(1000.0 * X)
+    nu = FAST["n_noise"] / 50
+    assert est.loss_curve_[0] == pytest.approx(np.log1p(nu) + nu * np.log1p(1 / nu),
+                                               rel=1e-12)
+
+
 def test_grid_and_ais_log_partition_methods(X):
     est = CompositionalEBM(**{**FAST, "logz_method": "grid"}).fit(X)
     assert est.log_partition_method_ == "grid"
@@ -176,6 +210,11 @@ def test_bad_input_rows(X):
         CompositionalEBM(gamma=0.0).fit(X)
     with pytest.raises(InvalidParameterError, match="learning_rate"):
         NCEDensity(learning_rate=-1).fit(X)
+    for cls in CLASSES:  # strings outside the noise registry; unknown device strings
+        with pytest.raises(InvalidParameterError, match="noise.*'laplace'"):
+            cls(**{**FAST, "noise": "laplace"}).fit(X)
+        with pytest.raises(InvalidParameterError, match="device"):
+            cls(**{**FAST, "device": "tpu"}).fit(X)
     with pytest.raises(TypeError, match="convert to a CPU numpy array"):
         est.fit(torch.tensor(X, requires_grad=True))
     for weight, match in [(-np.ones(len(X)), "sample_weight"),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from scipy.special import logsumexp
+from scipy.special import expit, logsumexp
 
 from fstat.ebm import (
     CompositionalEBM,
@@ -213,6 +213,28 @@ def test_nce_and_snl_losses_vs_numpy():
     lam = torch.tensor(logsumexp(sn) - math.log(len(sn)), requires_grad=True)
     (g,) = torch.autograd.grad(_snl_loss(torch.tensor(e), torch.tensor(sn), lam), [lam])
     assert abs(float(g)) < 1e-12
+
+
+def test_soft_bound_is_the_exact_softplus_formula():
+    # spec 2.3: f = -20 + softplus(f_raw + 20), with softplus(v) = log(1 + e^v) everywhere
+    # (torch's default softplus is the identity above v = 20: off by up to e^-20)
+    class Raw(torch.nn.Module):
+        def forward(self, z):
+            return z[:, 0]
+
+    class Zero(torch.nn.Module):
+        def forward(self, z):
+            return torch.zeros(z.shape[0], dtype=z.dtype)
+
+    raw = np.array([-1e4, -60.0, -20.0, -1.0, 0.0, 1e-3, 0.5, 3.0, 25.0, 1e4])
+    model = EnergyModel(Raw(), Zero(), tilted=False, soft_bound=True)
+    z = torch.tensor(raw[:, None], dtype=torch.float64, requires_grad=True)
+    out = model.raw(z)
+    ref = -20.0 + np.logaddexp(raw + 20.0, 0.0)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-15, atol=4e-15)
+    out.sum().backward()  # d/dv softplus = logistic(v), also above v = 20
+    np.testing.assert_allclose(z.grad.numpy()[:, 0], expit(raw + 20.0),
+                               rtol=1e-15)
 
 
 def test_importance_sampling_statistics():

@@ -21,6 +21,7 @@ from .._adam import FusedAdam
 from .._sklearn_compat import (
     Integral,
     Interval,
+    InvalidParameterError,
     Real,
     StrOptions,
     _check_sample_weight,
@@ -202,7 +203,15 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         X = _check_tensor_input(X)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         n, d = X.shape
-        device = resolve_device(self.device)
+        if isinstance(self.noise, str) and self.noise not in _NOISES:
+            raise InvalidParameterError(
+                f"The 'noise' parameter of {type(self).__name__} must be one of "
+                f"{sorted(_NOISES)}, a GaussianMixture or a noise object; got {self.noise!r}."
+            )
+        try:
+            device = resolve_device(self.device)
+        except ValueError as exc:  # an unknown device, or CUDA requested but not available
+            raise InvalidParameterError(str(exc)) from None
         self.device_ = str(device)
         dtype = parse_dtype(self.dtype)
         weighted = sample_weight is not None
@@ -274,6 +283,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             probs = torch.tensor(atr / atr.sum(), dtype=torch.float64, device=data_dev)
         tilted = energy.tilted
         objective = self._make_objective(energy, B, m, dtype, device)
+        monitor_shift = log_scale if objective.monitor_in_data_units else 0.0
         groups = objective.param_groups(energy, self.learning_rate)
         opt_name = objective.optimizer_name(self.optimizer)
         if opt_name == "adam" and device.type in ("cpu", "cuda"):
@@ -328,7 +338,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             loss.backward()
             objective.before_step(t)
             optimizer.step()
-            monitor = monitor.double() + log_scale
+            monitor = monitor.double() + monitor_shift
             if not host_check:  # branch-free on CUDA: no per-step host sync
                 first_bad = torch.where((first_bad < 0) & ~torch.isfinite(monitor),
                                         torch.full_like(first_bad, t), first_bad)
@@ -575,6 +585,9 @@ class _Objective(torch.nn.Module):
     """
 
     needs_s_data = False
+    #: the monitor is a (negative) log-likelihood in working units: ``loss_curve_`` adds
+    #: sum(log scale_) to report it in the user's units (False: a unitless loss, e.g. NCE)
+    monitor_in_data_units = True
 
     def optimizer_name(self, name):
         return name

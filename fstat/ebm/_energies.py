@@ -56,8 +56,13 @@ class QuadraticEnergy(nn.Module):
         self.b = nn.Parameter(torch.zeros(d, dtype=dtype))
         self.register_buffer("mask", torch.tril(torch.ones(d, d, dtype=dtype), -1))
 
-    def cholesky(self):
-        return self.lower * self.mask + torch.diag(torch.exp(self.log_diag))
+    def cholesky(self, dtype=None):
+        """The lower Cholesky factor L of P = L L^T, computed in ``dtype`` (default: the
+        parameters' dtype; float64 for the public moments of a float32 model)."""
+        lower, mask, log_diag = self.lower, self.mask, self.log_diag
+        if dtype is not None:
+            lower, mask, log_diag = lower.to(dtype), mask.to(dtype), log_diag.to(dtype)
+        return lower * mask + torch.diag(torch.exp(log_diag))
 
     def forward(self, z):
         if torch.is_grad_enabled() and not z.requires_grad:  # training: closed-form gradient
@@ -84,7 +89,10 @@ class EnergyModel(nn.Module):
         if out.dim() == 2 and out.shape[1] == 1:
             out = out[:, 0]
         if self.soft_bound:
-            out = -20.0 + torch.nn.functional.softplus(out + 20.0)
+            # softplus(v) = log(1 + e^v), stable everywhere (torch's softplus switches to
+            # the identity above v = 20, an error of up to e^-20 against the formula)
+            shifted = out + 20.0
+            out = -20.0 + torch.logaddexp(shifted, torch.zeros_like(shifted))
         if self.confinement:
             out = out + 0.5 * self.confinement * (z * z).sum(-1)
         return out
@@ -111,7 +119,7 @@ class EnergyModel(nn.Module):
                 "(energy_model='quadratic', tilt=False)."
             )
         with torch.no_grad():
-            L = self.core.cholesky().double()
+            L = self.core.cholesky(torch.float64)
             d = L.shape[0]
             P = L @ L.T + self.confinement * torch.eye(d, dtype=L.dtype, device=L.device)
             b = self.core.b.double()
@@ -123,7 +131,7 @@ class EnergyModel(nn.Module):
     def quadratic_moments(self):
         """(mean, covariance) of the untilted quadratic model (working space, float64)."""
         with torch.no_grad():
-            L = self.core.cholesky().double()
+            L = self.core.cholesky(torch.float64)
             d = L.shape[0]
             P = L @ L.T + self.confinement * torch.eye(d, dtype=L.dtype, device=L.device)
             cov = torch.linalg.inv(P)

@@ -21,6 +21,7 @@ def _nce_loss(s_data, s_noise, c, log_nu):
 
 class _NceObjective(_Objective):
     needs_s_data = True
+    monitor_in_data_units = False  # a classification loss: the same in any units
 
     def __init__(self, B, m, dtype, device):
         super().__init__()
@@ -112,6 +113,7 @@ class NCEDensity(_BaseEnergyDensity):
     noise_ : fitted noise (working space)
     mean_, scale_ : ndarray of shape (n_features,)
     loss_curve_ : list of float
+        NCE loss per iteration (a classification loss: the same in any data units).
     validation_scores_ : list of float
     n_iter_, best_iter_ : int
     offset_ : float
