@@ -110,6 +110,11 @@ def test_attack_bad_input(linear):
         adversarial_rmse(model, X, y[:-1])
     with pytest.raises(ValueError, match="attack"):
         adversarial_rmse(model, X, y, attack="cw")
+    for bad in (np.nan, np.inf):  # spec 4: NaN/inf in y, not just in X
+        y_bad = y.copy()
+        y_bad[0] = bad
+        with pytest.raises(ValueError, match="Input y contains"):
+            adversarial_rmse(model, X, y_bad, eps=[0.0, 0.1])
 
 
 def test_information_plane_path():

@@ -157,6 +157,10 @@ def test_information_plane():
     assert np.isfinite([ixt, iyt]).all() and ixt >= 0 and iyt >= 0
     sub = model.information_plane(X, y, max_samples=50, random_state=0)
     assert sub == model.information_plane(X, y, max_samples=50, random_state=0)
+    y_bad = np.array(y, dtype=float)
+    y_bad[0] = np.nan
+    with pytest.raises(ValueError, match="Input y contains NaN"):  # names y, not X
+        model.information_plane(X, y_bad)
 
 
 def test_methods_do_not_change_state():
@@ -218,8 +222,10 @@ def test_invalid_parameters(param, value):
 
 def test_bad_hidden_sizes():
     X, y = _data(40)
-    with pytest.raises(ValueError, match="hidden_layer_sizes"):
+    with pytest.raises(InvalidParameterError, match="hidden_layer_sizes"):
         CSIBRegressor(**{**FAST, "hidden_layer_sizes": (0,)}).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="decoder_hidden_sizes"):
+        CSIBRegressor(**{**FAST, "decoder_hidden_sizes": (2, -1)}).fit(X, y)
 
 
 def test_device_errors(monkeypatch):

@@ -159,7 +159,7 @@ def adversarial_rmse(estimator, X, y, *, attack="fgsm", eps=None, n_steps=5, ste
     if attack not in ("fgsm", "pgd"):
         raise ValueError(f"attack must be 'fgsm' or 'pgd'; got attack={attack!r}.")
     X = check_array(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
     Y = y.reshape(-1, 1) if y.ndim == 1 else y
     if Y.shape[0] != X.shape[0]:
         raise ValueError(

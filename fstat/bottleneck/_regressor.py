@@ -15,10 +15,11 @@ from sklearn.base import (
     RegressorMixin,
     TransformerMixin,
 )
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 
 from .._sklearn_compat import (
     Interval,
+    InvalidParameterError,
     StrOptions,
     _fit_context,
     check_is_fitted,
@@ -347,7 +348,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         sizes = tuple(sizes)
         for h in sizes:
             if isinstance(h, bool) or not isinstance(h, Integral | np.integer) or h < 1:
-                raise ValueError(f"{name} must contain ints >= 1; got {name}={sizes!r}.")
+                raise InvalidParameterError(
+                    f"{name} must contain ints >= 1; got {name}={sizes!r}.")
         return tuple(int(h) for h in sizes)
 
     def _noise_mode(self):
@@ -650,7 +652,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         check_is_fitted(self, "module_")
         T = self.transform(X)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
+        y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if Y.shape[0] != X.shape[0] or Y.shape[1] != self.n_outputs_:
             raise ValueError(
