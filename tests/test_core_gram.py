@@ -38,10 +38,18 @@ def test_sq_dists_symmetric_exact_zero_diagonal_and_chunking():
     rng = np.random.RandomState(1)
     A = torch.tensor(rng.normal(size=(30, 4)))
     D = sq_dists(A)
-    assert torch.equal(D, D.T) or torch.allclose(D, D.T, atol=1e-12)
     assert torch.all(torch.diagonal(D) == 0)
     assert torch.all(D >= 0)
     torch.testing.assert_close(sq_dists(A, chunk_size=7), D)
+    # bitwise symmetric (a blocked matrix product alone is not), with or without autograd,
+    # in both dtypes and for sizes past the BLAS blocking
+    for n, d in [(30, 4), (200, 64), (129, 128)]:
+        for dtype in (torch.float64, torch.float32):
+            B = torch.tensor(rng.normal(size=(n, d)) * 10 + 3, dtype=dtype)
+            for grad in (False, True):
+                D = sq_dists(B.clone().requires_grad_(grad), refine_near=False)
+                assert torch.equal(D, D.T)
+                assert torch.all(torch.diagonal(D) == 0)
 
 
 def test_sq_dists_one_dimensional_vectors_are_columns():
@@ -177,8 +185,9 @@ def test_resolve_bandwidth():
     for bad in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError, match="sigma"):
             resolve_bandwidth(bad, X)
-    with pytest.raises(TypeError, match="sigma"):
-        resolve_bandwidth(True, X)
+    for bad in (True, None, [1.0]):  # spec 2.11: anything else is a ValueError
+        with pytest.raises(ValueError, match="sigma"):
+            resolve_bandwidth(bad, X)
 
 
 def test_resolve_bandwidth_floor_warns():

@@ -49,6 +49,27 @@ def test_indefinite_gram_raises():
         m.generalization_bound()
 
 
+def test_psd_threshold_scales_with_the_largest_diagonal_entry():
+    # spec 2.7: beta'K beta below -1e-10 ||beta||^2 max(diag K) raises; between that and 0 it
+    # is rounding (warning, 0). tr K = n max(diag K) here would hide the first case.
+    n = 50
+    y = np.where(np.random.default_rng(0).random(n) > 0.5, 1.0, -1.0)
+    for excess, clearly_negative in [(1e-9, True), (1e-12, False)]:
+        K = np.eye(n) - (1.0 + excess) * np.outer(y, y) / n
+        m = NTKSVC(1.0, kernel="precomputed", solver="subgradient", max_iter=1, lr=0.1,
+                   device="cpu").fit(K, y)
+        ratio = m.dual_coef_ @ K @ m.dual_coef_ / (m.dual_coef_ @ m.dual_coef_)
+        assert ratio < 0
+        if clearly_negative:
+            assert ratio < -1e-10 * K.diagonal().max()
+            with pytest.raises(ValueError, match="not PSD"):
+                m.generalization_bound()
+        else:
+            assert ratio > -1e-10 * K.diagonal().max()
+            with pytest.warns(RuntimeWarning, match="rounding"):
+                assert m.generalization_bound().rkhs_norm == 0.0
+
+
 def test_non_vacuous_on_digits():
     X, y = load_digits_pair()
     m = NTKSVC(2.4, device="cpu").fit(X, y)

@@ -25,6 +25,11 @@ def test_teacher_determinism_shapes_and_sphere():
         make_ntk_teacher(task="ranking")
     with pytest.raises(ValueError, match="flip_y"):
         make_ntk_teacher(flip_y=2.0)
+    for value in (0.0, -1.0, float("inf"), float("nan")):  # spec 2.1: w_std > 0
+        with pytest.raises(ValueError, match="w_std"):
+            make_ntk_teacher(w_std=value)
+    with pytest.raises(ValueError, match="noise"):
+        make_ntk_teacher(noise=float("inf"))
 
 
 def test_teacher_recovery():
@@ -45,3 +50,7 @@ def test_digits_pair():
     assert set(np.unique(y)) == {-1, 1}
     X2, _ = load_digits_pair((3, 8), scale=False)
     assert X2.max() == 16.0
+    assert load_digits_pair((np.int64(9), 2))[0].shape[0] == 180 + 177
+    for pair in [(0, 10), (-1, 3), (1.5, 2), (2, 2), (1,), (1, 2, 3), 5, (True, 2)]:
+        with pytest.raises(ValueError, match="pair"):
+            load_digits_pair(pair)

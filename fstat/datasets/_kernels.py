@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -56,9 +57,11 @@ def make_ntk_teacher(n_samples=500, n_features=10, *, task="classification", dep
                              ("depth", depth, 0), ("width", width, 1)):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {name}={value!r}.")
-    for name, value in (("w_std", w_std), ("b_std", b_std), ("noise", noise)):
-        if not isinstance(value, Real) or not value >= 0:
-            raise ValueError(f"{name} must be a real number >= 0; got {name}={value!r}.")
+    if not isinstance(w_std, Real) or not 0 < w_std < math.inf:
+        raise ValueError(f"w_std must be a finite real number > 0; got w_std={w_std!r}.")
+    for name, value in (("b_std", b_std), ("noise", noise)):
+        if not isinstance(value, Real) or not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be a finite real number >= 0; got {name}={value!r}.")
     if not 0 <= flip_y <= 1:
         raise ValueError(f"flip_y must lie in [0, 1]; got flip_y={flip_y!r}.")
     rng = check_random_state(random_state)
@@ -113,9 +116,13 @@ def load_digits_pair(pair=(0, 1), *, scale=True):
     """
     from sklearn.datasets import load_digits
 
-    a, b = pair
-    if a == b:
-        raise ValueError(f"pair must hold two different digits; got {pair!r}.")
+    try:
+        a, b = pair
+    except (TypeError, ValueError):
+        raise ValueError(f"pair must be two different digits 0-9; got pair={pair!r}.") from None
+    if a == b or not all(isinstance(v, Integral) and not isinstance(v, bool) and 0 <= v <= 9
+                         for v in (a, b)):
+        raise ValueError(f"pair must be two different digits 0-9; got pair={pair!r}.")
     data = load_digits()
     mask = (data.target == a) | (data.target == b)
     X = data.data[mask].astype(np.float64)

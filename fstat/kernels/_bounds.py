@@ -37,8 +37,8 @@ def generalization_bound(model, delta=0.05, *, loss="ramp"):
     quad = float(beta @ (g - model.intercept_))
     trace = float(model.kernel_trace_)
     if quad < 0:
-        # the diagonal bound max(diag K) <= tr K keeps this scale-aware without the Gram
-        if quad < -1e-10 * float(beta @ beta) * max(trace, 1e-300):
+        # spec 2.7: clearly negative means below -1e-10 ||beta||^2 max(diag K)
+        if quad < -1e-10 * float(beta @ beta) * max(model._kernel_diag_max, 1e-300):
             raise ValueError(f"beta' K beta = {quad:.3e} < 0: the kernel matrix is not PSD, "
                              "so the RKHS norm is undefined.")
         warnings.warn(f"beta' K beta = {quad:.1e} is negative from rounding; using 0.",

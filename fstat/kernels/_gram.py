@@ -108,6 +108,9 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
         blocks.append(block)
     D = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
     if symmetric:
+        # the product Xc Xc^T is not bitwise symmetric (blocked BLAS): average the two
+        # halves (exactly symmetric), then zero the diagonal
+        D = (D + D.T) * 0.5
         if D.requires_grad:  # keep the graph free of in-place writes
             D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
         else:
@@ -122,7 +125,7 @@ def _refine_near(block, Xb, Y, x_norm, y_norm):
     One scalar threshold from the largest norms screens the block in a single pass; it selects
     every near pair (and possibly a few more, which are then simply computed exactly too).
     """
-    limit = _NEAR_FRACTION * (float(x_norm.max()) + float(y_norm.max()))
+    limit = _NEAR_FRACTION * (float(x_norm.detach().max()) + float(y_norm.detach().max()))
     rows, cols = (block <= limit).nonzero(as_tuple=True)
     if rows.numel() == 0:
         return block
@@ -405,9 +408,7 @@ def resolve_bandwidth(sigma, X, *, scale=1.0, max_samples=2000, random_state=Non
         elif rule == "silverman":
             width = silverman_width(X)
         else:
-            raise ValueError(
-                f"sigma must be a positive number, 'median' or 'silverman'; got sigma={sigma!r}."
-            )
+            raise _bad_bandwidth(sigma)
         width *= _check_sigma(scale)
         with torch.no_grad():
             Xt = _as_tensor_2d(X).to(torch.float64)
@@ -421,4 +422,13 @@ def resolve_bandwidth(sigma, X, *, scale=1.0, max_samples=2000, random_state=Non
             )
             width = floor
         return float(width)
-    return _check_sigma(sigma)
+    try:
+        return _check_sigma(sigma)
+    except TypeError:  # None, a list, ...: the spec's ValueError for anything else
+        raise _bad_bandwidth(sigma) from None
+
+
+def _bad_bandwidth(sigma):
+    return ValueError(
+        f"sigma must be a positive number, 'median' or 'silverman'; got sigma={sigma!r}."
+    )

@@ -212,6 +212,7 @@ class _NTKMachineBase(BaseEstimator):
         K_full = self._gram(X, None, device)
         self.X_fit_ = None if precomputed else X.copy()
         self.kernel_trace_ = float(K_full.diagonal().sum())
+        self._kernel_diag_max = float(K_full.diagonal().max())  # the PSD test's scale
         keep = np.flatnonzero(w > 0)
         keep_t = torch.as_tensor(keep, device=device)
         K = K_full[keep_t][:, keep_t] if keep.size < n else K_full
