@@ -85,6 +85,38 @@ def test_unbounded_warning_iff_no_outcome_bounds():
         MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a)
 
 
+def test_column_y_and_constant_y_rows():
+    # spec 4: y of shape (n, 1) -> DataConversionWarning and raveled; (n, k > 1) -> ValueError;
+    # a constant y without a wider support -> UserWarning, every bound equals the constant
+    import warnings
+
+    from sklearn.exceptions import DataConversionWarning
+
+    _, y, a = _data(100)
+    flat = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a)
+    with pytest.warns(DataConversionWarning) as record:
+        column = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y[:, None],
+                                                                    treatment=a)
+    assert record[0].filename == __file__
+    np.testing.assert_array_equal(column.bounds_, flat.bounds_)
+    with pytest.raises(ValueError, match="y"):
+        MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, np.c_[y, y], treatment=a)
+    for support in ("observed", None):
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            est = MarginalDivergenceBounds(outcome_bounds=support).fit(
+                None, np.full(100, 2.5), treatment=a)
+        constant = [w for w in record if "y is constant" in str(w.message)]
+        assert len(constant) == 1 and constant[0].category is UserWarning
+        assert all(w.filename == __file__ for w in record)  # every warning names this line
+        np.testing.assert_array_equal(est.bounds_, 2.5)
+        np.testing.assert_array_equal(est.effect_bounds_, 0.0)
+    with warnings.catch_warnings():  # a declared wider support: informative bounds, quiet
+        warnings.simplefilter("error")
+        MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, np.full(100, 2.5),
+                                                            treatment=a)
+
+
 def test_treatment_col_dataframe_and_errors():
     pd = pytest.importorskip("pandas")
     X, y, a = _data(200)

@@ -7,6 +7,7 @@ import numbers
 import warnings
 
 import numpy as np
+from sklearn.exceptions import DataConversionWarning
 
 from .._sklearn_compat import InvalidParameterError
 from .._validation import check_array_finite, check_treatment
@@ -123,7 +124,28 @@ def split_treatment(X_array, col):
 
 
 def check_outcome_y(y):
+    """A finite 1-D outcome; a single column (n, 1) is raveled with a DataConversionWarning
+    (as sklearn's regressors do), wider arrays raise ValueError."""
+    array = np.asarray(y) if not hasattr(y, "iloc") else y
+    if getattr(array, "ndim", 1) == 2 and array.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples,), for example using ravel().",
+            DataConversionWarning,
+            stacklevel=5,
+        )
+        y = np.asarray(y)[:, 0]
     return check_array_finite(y, "y", ensure_2d=False)
+
+
+def warn_constant_outcome(value, detail="", stacklevel=4):
+    """The spec's UserWarning for a constant y without a wider declared support."""
+    warnings.warn(
+        f"y is constant ({value!r}) and no wider outcome support is declared: every bound "
+        f"equals it{detail}.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def check_outcome_bounds(outcome_bounds, y, weights=None, *, warn=True):
@@ -131,7 +153,7 @@ def check_outcome_bounds(outcome_bounds, y, weights=None, *, warn=True):
     pos = y if weights is None else y[weights > 0]
     if outcome_bounds is None:
         if warn:
-            warnings.warn(_UNBOUNDED_MESSAGE, UnboundedOutcomeWarning, stacklevel=3)
+            warnings.warn(_UNBOUNDED_MESSAGE, UnboundedOutcomeWarning, stacklevel=4)
         return float(pos.min()), float(pos.max()), "sample"
     if isinstance(outcome_bounds, str):
         if outcome_bounds != "observed":

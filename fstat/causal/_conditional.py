@@ -28,7 +28,13 @@ from .._training import validation_split
 from .._validation import check_sample_weight, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
-from ._base import check_divergences, check_outcome_bounds, column_index, split_treatment
+from ._base import (
+    check_divergences,
+    check_outcome_bounds,
+    column_index,
+    split_treatment,
+    warn_constant_outcome,
+)
 from ._batched_mlp import BatchedMLP
 from ._dualnet import dual_outputs, fit_dual_groups, group_generator
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning
@@ -333,12 +339,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         self.support_source_ = source
         self.constant_outcome_ = not hi > lo
         if self.constant_outcome_:
-            warnings.warn(
-                f"y is constant ({lo!r}) and no wider outcome support is declared: every bound "
-                "equals it (the dual networks take a single step).",
-                UserWarning,
-                stacklevel=3,
-            )
+            warn_constant_outcome(lo, " (the dual networks take a single step)")
         self.device_ = str(device)
         declared = source != "sample"
         if declared:

@@ -13,10 +13,16 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
-from .._validation import check_array_finite, check_sample_weight, check_treatment
+from .._validation import check_sample_weight, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
-from ._base import check_divergences, check_outcome_bounds, column_index
+from ._base import (
+    check_divergences,
+    check_outcome_bounds,
+    check_outcome_y,
+    column_index,
+    warn_constant_outcome,
+)
 from ._inference import AveragedBounds, build_table, weighted_se
 from ._pointwise import pointwise_bounds
 from ._risk import dual_risk
@@ -87,8 +93,15 @@ class MarginalDivergenceBounds(BaseEstimator):
     outcome_bounds_ : ndarray of shape (2, 2)
         Aggregated per-arm bounds.
     effect_bounds_ : ndarray of shape (2,)
+        The aggregation applied to the per-divergence effect intervals
+        ``effect_bounds_all_`` (rows of ``[lower_d(1) - upper_d(0), upper_d(1) - lower_d(0)]``),
+        not the difference of the aggregated arm bounds ``outcome_bounds_``.
     effect_bounds_all_ : ndarray of shape (D, 2)
     manski_bounds_ : ndarray of shape (2, 2)
+        Per arm, on ``support_``. With ``outcome_bounds=None`` that is the range of all
+        observed ``y`` while each f-bound uses its own arm's observed values, so a Manski
+        end can then lie outside an f-interval; declare the support (or ``"observed"``) to
+        compare the two on the same support.
     manski_effect_bounds_ : ndarray of shape (2,)
     dual_params_ : ndarray of shape (D, 2, 2, 2)
         (lambda*, u*) per divergence, arm and sign (0: upper, 1: the ``-y`` problem).
@@ -158,7 +171,7 @@ class MarginalDivergenceBounds(BaseEstimator):
                 raise ValueError(
                     "X is None, so pass treatment= (a binary 0/1 vector) to fit."
                 )
-            y = check_array_finite(y, "y", ensure_2d=False)
+            y = check_outcome_y(y)
             if reset:
                 for attr in ("n_features_in_", "feature_names_in_", "treatment_col_"):
                     self.__dict__.pop(attr, None)
@@ -199,6 +212,8 @@ class MarginalDivergenceBounds(BaseEstimator):
         y, a = self._resolve(X, y, treatment, reset=True)
         w = check_sample_weight(sample_weight, y)
         lo, hi, source = check_outcome_bounds(self.outcome_bounds, y, w)
+        if not hi > lo:
+            warn_constant_outcome(lo)
         arm_weight = np.array([w[a == 0].sum(), w[a == 1].sum()])
         if np.any(arm_weight <= 0):
             raise ValueError(
