@@ -36,8 +36,13 @@ class FusedAdam:
     def __init__(self, param_groups, learning_rate, *, betas=(0.9, 0.999), eps=1e-8,
                  weight_decay=0.0):
         self.param_groups = []
+        seen = set()
         for group in param_groups:
             params = list(group["params"])
+            if any(id(p) in seen for p in params) or len({id(p) for p in params}) < len(params):
+                raise ValueError("some parameters appear in more than one parameter group "
+                                 "(or twice in one); each would be stepped twice.")
+            seen.update(id(p) for p in params)
             for p in params:
                 if p.device.type not in ("cpu", "cuda") or not p.is_floating_point():
                     raise ValueError(f"FusedAdam needs floating CPU/CUDA tensors; got {p.dtype} "
@@ -69,6 +74,8 @@ class FusedAdam:
         with torch.no_grad():
             for g in self.param_groups:
                 grads = [p.grad for p in g["params"]]
+                if not grads:  # an empty group (kept, as torch.optim keeps it)
+                    continue
                 if all(x is not None for x in grads):  # the usual case: no filtering
                     params, avg, avg_sq, steps = (g["params"], g["exp_avg"], g["exp_avg_sq"],
                                                   g["step"])

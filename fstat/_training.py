@@ -341,6 +341,7 @@ def run_training(
     callback: Callable | None = None,
     validate_initial: bool = True,
     stop_on_nonfinite: bool = True,
+    restore_on_nonfinite: bool = True,
 ) -> TrainingResult:
     """Drive ``step`` for up to ``max_iter`` iterations with evaluation and early stopping.
 
@@ -362,9 +363,9 @@ def run_training(
         checked for non-finite values.
     early_stopping : bool, default=False
     n_iter_no_change : int, default=10
-        Evaluations without an improvement larger than ``tol * max(1, |best|)``
-        after which training stops (once ``min_iter`` iterations have run). The
-        snapshot kept is the best score seen, however small its improvement.
+        Evaluations without an improvement larger than ``tol`` (absolute, in the
+        score's units) after which training stops (once ``min_iter`` iterations have
+        run). The snapshot kept is the best score seen, however small its improvement.
     tol : float, default=1e-4
     min_iter : int, default=0
     restore_best : bool, default=True
@@ -384,6 +385,10 @@ def run_training(
         Stop at a non-finite iteration loss (see Notes). ``False`` records it in
         ``loss_curve`` and carries on (the caller handles non-finite values itself,
         as :func:`train_minibatches` does with ``max_consecutive_nonfinite``).
+    restore_on_nonfinite : bool, default=True
+        At a non-finite loss, restore the best finite snapshot and warn (True), or
+        raise ``FloatingPointError`` whatever the snapshots (False: callers whose
+        specification makes divergence an error).
 
     Returns
     -------
@@ -392,12 +397,14 @@ def run_training(
     Raises
     ------
     FloatingPointError
-        A non-finite loss occurred before any finite snapshot existed.
+        A non-finite loss occurred before any finite snapshot existed (or at all, with
+        ``restore_on_nonfinite=False``).
 
     Notes
     -----
     A non-finite loss stops training, restores the best finite snapshot and emits a
-    ``ConvergenceWarning``.
+    ``ConvergenceWarning``. When no validation score was ever finite, the last weights
+    are kept (there is nothing better to restore) with a ``ConvergenceWarning``.
     """
     if max_iter < 0:
         raise ValueError(f"max_iter must be >= 0; got {max_iter!r}.")
@@ -430,8 +437,10 @@ def run_training(
             if stop_on_nonfinite and not all(math.isfinite(x) for x in flushed):
                 result.n_nonfinite += sum(not math.isfinite(x) for x in flushed)
                 result.n_iter = iteration
-                if modules and best_state is not None and math.isfinite(best_score):
+                if (restore_on_nonfinite and modules and best_state is not None
+                        and math.isfinite(best_score)):
                     _restore(modules, best_state)
+                    result.best_score = best_score if monitoring else None
                     warnings.warn(
                         f"Non-finite loss at iteration {iteration}; training stopped and the best "
                         "finite weights were restored. Lower the learning rate.",
@@ -448,9 +457,7 @@ def run_training(
                 if validate is not None:
                     result.validation_scores.append(score)
                     result.validation_iterations.append(iteration)
-                significant = not math.isfinite(best_score) or (
-                    score > best_score + tol * max(1.0, abs(best_score))
-                )
+                significant = not math.isfinite(best_score) or score > best_score + tol
                 evaluations_without_gain = 0 if significant else evaluations_without_gain + 1
                 if score > best_score:
                     best_score, result.best_iteration = score, iteration
@@ -466,7 +473,13 @@ def run_training(
             if callback is not None and callback(iteration, result):
                 break
         result.n_iter = iteration
-        if monitoring and restore_best and modules and best_state is not None:
+        if monitoring and not math.isfinite(best_score) and iteration > 0:
+            warnings.warn(
+                "No finite validation score during training; the last weights are kept.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        elif monitoring and restore_best and modules and best_state is not None:
             _restore(modules, best_state)
         if monitoring:
             result.best_score = best_score if math.isfinite(best_score) else None

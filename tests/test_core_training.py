@@ -164,6 +164,53 @@ def test_nonfinite_loss_stops_and_restores_or_raises():
         run_training(lambda _: math.inf, max_iter=3, model=net)
 
 
+def test_tol_is_an_absolute_improvement():
+    # bottleneck and ebm specs: tol is absolute (standardised y units / nats), also when
+    # the score is far from 0. Gains of 3e-4 > tol = 1e-4 at scores near -5 never stall.
+    net = make_mlp(2, (), 1, generator=make_generator(0))
+    scores = iter([-5.0 + 3e-4 * k for k in range(200)])
+    result = run_training(lambda _: 1.0, max_iter=99, model=net, validate=lambda: next(scores),
+                          early_stopping=True, n_iter_no_change=10, tol=1e-4)
+    assert not result.stopped_early and result.n_iter == 99
+    # gains of 5e-5 < tol stop after n_iter_no_change evaluations, whatever the scale
+    for offset in (0.0, -1e3):
+        scores = iter([offset + 5e-5 * k for k in range(200)])
+        result = run_training(lambda _: 1.0, max_iter=99, model=net,
+                              validate=lambda it=scores: next(it), early_stopping=True,
+                              n_iter_no_change=10, tol=1e-4)
+        assert result.stopped_early and result.n_iter == 10
+
+
+def test_nonfinite_stop_keeps_the_best_score_or_raises_on_request():
+    net = make_mlp(2, (), 1, generator=make_generator(0))
+    scores = iter([0.1, 0.3, 0.2, 0.25])
+    losses = iter([1.0, 0.5, 0.4, math.nan])
+    with pytest.warns(ConvergenceWarning, match="Non-finite"):
+        result = run_training(lambda _: next(losses), max_iter=4, model=net,
+                              validate=lambda: next(scores))
+    assert result.best_iteration == 1 and result.best_score == 0.3
+    losses = iter([1.0, math.nan])
+    with pytest.raises(FloatingPointError):
+        run_training(lambda _: next(losses), max_iter=2, model=net, early_stopping=True,
+                     restore_on_nonfinite=False)
+
+
+def test_never_finite_validation_keeps_the_last_weights():
+    net = make_mlp(2, (), 1, generator=make_generator(0))
+    start = net[0].weight.detach().clone()
+
+    def step(_):
+        with torch.no_grad():
+            net[0].weight.add_(1.0)
+        return 1.0
+
+    with pytest.warns(ConvergenceWarning, match="No finite validation score"):
+        result = run_training(step, max_iter=3, model=net, validate=lambda: math.nan,
+                              validate_initial=False)
+    assert result.best_score is None
+    torch.testing.assert_close(net[0].weight.detach(), start + 3.0)
+
+
 def test_skip_nonfinite_steps_counts_them():
     X, y = _problem(n=40)
     net = make_mlp(3, (), 1, generator=make_generator(0))
@@ -265,6 +312,20 @@ def test_fused_adam_follows_the_same_trajectory(solver):
             opt.step()
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_fused_adam_rejects_shared_parameters_and_steps_empty_groups():
+    from fstat._adam import FusedAdam
+
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        FusedAdam([{"params": [a, b]}, {"params": [b]}], 0.1)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        FusedAdam([{"params": [a, a]}], 0.1)
+    opt = FusedAdam([{"params": []}, {"params": [a]}], 0.1)
+    a.grad = torch.ones(3)
+    opt.step()  # torch.optim.Adam accepts an empty group too
+    torch.testing.assert_close(a.detach(), torch.full((3,), 0.9))
 
 
 def test_make_optimizer_names():

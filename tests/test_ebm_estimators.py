@@ -304,6 +304,11 @@ def test_error_rows(X):
         CompositionalEBM(**{**p, "early_stopping": True, "validation_fraction": 0.01}).fit(X[:20])
     with pytest.raises(ValueError, match="non-finite value at iteration 0"):
         CompositionalEBM(**{**p, "energy_model": _NanEnergy}).fit(X)
+    for cls in CLASSES:  # also with early stopping: a diverging fit is an error (spec 4),
+        # not a silent restore of the initial weights
+        with pytest.raises(ValueError, match="non-finite value at iteration"):
+            cls(**{**FAST, "max_iter": 300, "learning_rate": 1e6, "optimizer": "sgd",
+                   "early_stopping": True, "validation_interval": 20}).fit(X)
     with pytest.raises(ValueError, match="n_samples must be None"):
         CompositionalEBM(**p).fit(X).log_partition("grid", 100)
 

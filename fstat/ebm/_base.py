@@ -378,7 +378,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                 validate=validate, eval_every=eval_every, early_stopping=self.early_stopping,
                 n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
                 desc=type(self).__name__, callback=lambda it, res: stop[0],
-            )
+                restore_on_nonfinite=False,  # spec 4: divergence is an error, even with
+            )  # early stopping
         except FloatingPointError:
             t = int(first_bad)
             raise ValueError(

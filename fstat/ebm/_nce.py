@@ -87,6 +87,8 @@ class NCEDensity(_BaseEnergyDensity):
         Evaluation (and host flush) interval.
     n_iter_no_change : int, default=10
     tol : float, default=1e-4
+        Early stopping: the held-out log-likelihood must improve by more than this many
+        nats (absolute).
     logz_method : {"auto", "is", "ais", "grid", "exact"}, default="auto"
     n_logz_samples : int, default=None
         IS draws (100 000) or AIS chains (1 000).
