@@ -13,6 +13,7 @@ Nothing here touches global torch state (seeds, threads, determinism flags).
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "parse_dtype",
     "as_tensor",
     "to_numpy",
+    "unit_scale",
     "randn",
     "rand",
     "randperm",
@@ -204,6 +206,26 @@ def to_numpy(tensor) -> np.ndarray:
     if isinstance(tensor, torch.Tensor):
         return tensor.detach().to("cpu", torch.float64).numpy().copy()
     return np.asarray(tensor, dtype=np.float64).copy()
+
+
+def unit_scale(tensor) -> float:
+    """A power of two near ``max |tensor|`` (1.0 for an empty, zero or non-finite tensor).
+
+    Dividing by it is exact and brings the entries into (-1, 1], so that squares and sums
+    of squares computed afterwards neither overflow nor underflow; multiply results back by
+    the matching power of the scale.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from fstat._torch import unit_scale
+    >>> unit_scale(torch.tensor([3.0, -1e200])) == 2.0 ** 665
+    True
+    """
+    peak = float(tensor.detach().abs().max()) if tensor.numel() else 0.0
+    if not 0.0 < peak < math.inf:
+        return 1.0
+    return math.ldexp(1.0, min(math.frexp(peak)[1], 1023))
 
 
 def _draw(fn, shape, generator, dtype, device):

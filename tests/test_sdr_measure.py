@@ -229,6 +229,29 @@ def test_fccor_is_scale_invariant_down_to_tiny_scales():
             assert fccov(np.full(50, constant), y, normalize=True, **CPU) == 0.0
 
 
+@pytest.mark.parametrize("method", ["cumsum", "kernel"])
+def test_extreme_scales_of_u_neither_overflow_nor_vanish(method):
+    # FCCov is computed at unit scale and scaled back by c^2; FCCor is scale-free at any c
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(200)
+    U = y + rng.standard_normal(200)
+    base = fccov(U, y, method=method, **CPU)
+    cor = fccov(U, y, normalize=True, method=method, **CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for c in (1e-200, 1e-151, 1e150, 1e200):
+            assert fccov(c * U, y, normalize=True, method=method, **CPU) == pytest.approx(
+                cor, rel=1e-12)
+            value = fccov(c * U, y, method=method, **CPU)
+            if np.finfo(float).tiny < c * c * base < np.finfo(float).max:  # representable
+                assert value / c / c == pytest.approx(base, rel=1e-12)
+            else:  # beyond float64: 0 or inf, as the exact value rounds
+                assert value == (0.0 if c < 1 else np.inf)
+    M = fccov_matrix(1e150 * U[:, None] * [1.0, -2.0], y, **CPU)
+    np.testing.assert_allclose(M / 1e150 / 1e150,
+                               fccov_matrix(U[:, None] * [1.0, -2.0], y, **CPU), rtol=1e-12)
+
+
 def test_zero_denominators_warn_and_return_zero():
     y = np.arange(10.0)
     with pytest.warns(UserWarning, match="zero variance"):

@@ -244,6 +244,10 @@ def test_bad_input(data):
         FCCovNet(**FAST).fit(X, y[:50])
     with pytest.raises(ValueError, match="at least 4 samples"):
         FCCovNet(**FAST).fit(X[:3], y[:3])
+    with pytest.raises(ValueError, match="n_centers"):  # spec 4: n_centers > n (training rows)
+        FCCovNet(**{**FAST, "n_centers": 100}).fit(X, y)  # 96 training rows
+    with pytest.warns(UserWarning, match="n_centers applies to the full-batch"):
+        _quiet(FCCovNet(**{**FAST, "n_centers": 10, "batch_size": 32, "max_epochs": 2}), X, y)
     with pytest.raises(ValueError, match="n_components"):
         FCCovNet(**{**FAST, "n_components": 4, "early_stopping": False}).fit(X[:5], y[:5])
     bad = X.copy()

@@ -18,7 +18,7 @@ import warnings
 import numpy as np
 import torch
 
-from .._torch import make_generator, resolve_device
+from .._torch import make_generator, resolve_device, unit_scale
 from ._metrics import Response, check_min_n, check_response
 from ._ranks import (
     _chunk,
@@ -184,6 +184,19 @@ def _evaluate(Ut, response, device, *, statistic="V", method="auto", n_centers=N
     """FCCov (or M-hat) of a centred-or-not U tensor; returns a float64 tensor."""
     n = response.n
     _check_options(statistic, method, normalize, n_centers, n)
+    # FCCov is quadratic in U: evaluate at unit scale (exact power-of-two division), so the
+    # squared cumulative sums neither overflow nor underflow, and scale back (FCCor is
+    # scale-free and needs no scaling back)
+    scale = unit_scale(Ut)
+    value = _evaluate_unit(Ut / scale, response, device, statistic=statistic, method=method,
+                           n_centers=n_centers, random_state=random_state, matrix=matrix,
+                           normalize=normalize)
+    return value if normalize else value * scale * scale
+
+
+def _evaluate_unit(Ut, response, device, *, statistic, method, n_centers, random_state,
+                   matrix, normalize):
+    n = response.n
     if statistic == "U":
         counts = counts_from_ranks(ball_ranks(response, device))
         KU = u_center(u_kernel_from_counts(counts))
@@ -216,7 +229,7 @@ def _evaluate(Ut, response, device, *, statistic="V", method="auto", n_centers=N
     rounding = (64.0 * torch.finfo(Uc.dtype).eps * float(Ut.abs().max())) ** 2
     if not denominator > 1e-300 or lam <= rounding:
         warnings.warn("FCCor denominator is 0 (U has zero variance or all response distances "
-                      "are equal); returning 0.0.", UserWarning, stacklevel=3)
+                      "are equal); returning 0.0.", UserWarning, stacklevel=4)
         return value.new_zeros(())
     return torch.clamp(value / denominator, 0.0, 1.0)
 

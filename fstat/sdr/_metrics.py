@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._torch import unit_scale
+
 __all__ = ["METRICS", "Response", "check_response", "check_min_n"]
 
 METRICS = (
@@ -269,12 +271,9 @@ def _cdist(F, p=2.0):
     powers inside the norm neither overflow (|F| above about 1e154 for p = 2) nor
     underflow to zero (below about 1e-162).
     """
-    peak = float(F.abs().max()) if F.numel() else 0.0
-    if not 0.0 < peak < math.inf:
-        return torch.cdist(F, F, p=p, compute_mode="donot_use_mm_for_euclid_dist")
-    scale = 2.0 ** math.frexp(peak)[1]
-    D = torch.cdist(F / scale, F / scale, p=p, compute_mode="donot_use_mm_for_euclid_dist")
-    return D * scale
+    scale = unit_scale(F)
+    G = F / scale
+    return torch.cdist(G, G, p=p, compute_mode="donot_use_mm_for_euclid_dist") * scale
 
 
 def _spd_function(A, fn):

@@ -125,7 +125,8 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
         (O(n^2 d) per epoch, no O(n^3) step). "auto" is "kernel" (class means for the
         discrete metric).
     n_centers : int, optional
-        Sampled ball centres for the full-batch objective.
+        Sampled ball centres for the full-batch objective (at most the number of training
+        rows; ignored with a warning when training uses minibatches).
     early_stopping : bool, default=True
     validation_fraction : float, default=0.2
     eval_every : int, default=10
@@ -281,6 +282,14 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
                 f"minibatch_ranks='global' needs the n x n kernel (n_train={n}); use "
                 "minibatch_ranks='batch'."
             )
+        if self.n_centers is not None and self.n_centers > n:
+            raise ValueError(
+                f"n_centers must lie in [1, n_train={n}] (the training rows after the "
+                f"validation split); got n_centers={self.n_centers!r}."
+            )
+        if self.n_centers is not None and not full_batch:
+            warnings.warn("n_centers applies to the full-batch objective only; it is ignored "
+                          "with minibatches (batch_size < n_train).", UserWarning, stacklevel=4)
         if self.objective == "distance":
             self._dbar = _mean_distance(response, generator, device)
             if full_batch or self.minibatch_ranks == "global":
