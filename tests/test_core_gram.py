@@ -41,13 +41,12 @@ def test_sq_dists_symmetric_exact_zero_diagonal_and_chunking():
     assert torch.all(torch.diagonal(D) == 0)
     assert torch.all(D >= 0)
     torch.testing.assert_close(sq_dists(A, chunk_size=7), D)
-    # bitwise symmetric (a blocked matrix product alone is not), with or without autograd,
-    # in both dtypes and for sizes past the BLAS blocking
+    # bitwise symmetric by default (a blocked matrix product alone is not), also with
+    # gradients when refine_near is forced, in both dtypes and past the BLAS blocking
     for n, d in [(30, 4), (200, 64), (129, 128)]:
         for dtype in (torch.float64, torch.float32):
             B = torch.tensor(rng.normal(size=(n, d)) * 10 + 3, dtype=dtype)
-            for grad in (False, True):
-                D = sq_dists(B.clone().requires_grad_(grad), refine_near=False)
+            for D in (sq_dists(B), sq_dists(B.clone().requires_grad_(True), refine_near=True)):
                 assert torch.equal(D, D.T)
                 assert torch.all(torch.diagonal(D) == 0)
 

@@ -46,7 +46,9 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
 
     Computed as ``||x||^2 + ||y||^2 - 2 x.y`` after centring both inputs by the
     mean of ``X`` (which removes most cancellation), clamped at 0. With ``Y=None``
-    the result is symmetric with an exactly zero diagonal. One-dimensional data use
+    the result has an exactly zero diagonal and is exactly symmetric (with
+    ``refine_near`` on, as by default for inputs without gradients; otherwise symmetric
+    to rounding). One-dimensional data use
     direct differences, which are exact. Pairs of (nearly) coincident rows, where
     the expansion's rounding is not small next to the distance, are recomputed as
     sums of squared differences, so equal rows are exactly 0 apart.
@@ -63,7 +65,7 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
         an input requires gradients: differentiable inputs are training-time
         representations with data-driven widths, where rounding far below the width
         does not matter and the check would cost a host synchronisation per step on a
-        GPU. False skips it; True forces it.
+        GPU. False skips it (and the exact symmetrisation); True forces it.
 
     Returns
     -------
@@ -108,9 +110,10 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
         blocks.append(block)
     D = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
     if symmetric:
-        # the product Xc Xc^T is not bitwise symmetric (blocked BLAS): average the two
-        # halves (exactly symmetric), then zero the diagonal
-        D = (D + D.T) * 0.5
+        if refine_near:
+            # the product Xc Xc^T is not bitwise symmetric (blocked BLAS): average the two
+            # halves, exactly symmetric (training terms, refine_near=False, skip this too)
+            D = (D + D.T) * 0.5
         if D.requires_grad:  # keep the graph free of in-place writes
             D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
         else:
