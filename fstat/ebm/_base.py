@@ -587,7 +587,7 @@ class _Objective(torch.nn.Module):
 
     needs_s_data = False
     #: the monitor is a (negative) log-likelihood in working units: ``loss_curve_`` adds
-    #: sum(log scale_) to report it in the user's units (False: a unitless loss, e.g. NCE)
+    #: ``sum(log(scale_))`` to report it in the user's units (False: a unitless loss, e.g. NCE)
     monitor_in_data_units = True
 
     def optimizer_name(self, name):

@@ -113,7 +113,7 @@ class SNLDensity(_BaseEnergyDensity):
     noise_ : fitted noise (working space)
     mean_, scale_ : ndarray of shape (n_features,)
     loss_curve_ : list of float
-        SNL objective per iteration plus sum(log scale_) (a negative log-likelihood in the
+        SNL objective per iteration plus ``sum(log(scale_))`` (a negative log-likelihood in the
         user's units).
     validation_scores_ : list of float
     n_iter_, best_iter_ : int
