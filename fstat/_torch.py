@@ -211,9 +211,10 @@ def to_numpy(tensor) -> np.ndarray:
 def unit_scale(tensor) -> float:
     """A power of two near ``max |tensor|`` (1.0 for an empty, zero or non-finite tensor).
 
-    Dividing by it is exact and brings the entries into (-1, 1], so that squares and sums
-    of squares computed afterwards neither overflow nor underflow; multiply results back by
-    the matching power of the scale.
+    Dividing by it is exact and brings the entries to magnitudes of about 1 (at most 1;
+    at most 4 at the top of the dtype's range), so that squares and sums of squares computed
+    afterwards neither overflow nor underflow; multiply results back by the matching power
+    of the scale. The scale and its reciprocal are normal numbers of the tensor's dtype.
 
     Examples
     --------
@@ -225,7 +226,11 @@ def unit_scale(tensor) -> float:
     peak = float(tensor.detach().abs().max()) if tensor.numel() else 0.0
     if not 0.0 < peak < math.inf:
         return 1.0
-    return math.ldexp(1.0, min(math.frexp(peak)[1], 1023))
+    # within the dtype's normal range, so the scale and its reciprocal are finite (CUDA
+    # divides by a scalar as a multiplication by its reciprocal)
+    info = torch.finfo(tensor.dtype) if tensor.is_floating_point() else torch.finfo(torch.float64)
+    low, high = math.frexp(info.tiny)[1] + 1, math.frexp(info.max)[1] - 2
+    return math.ldexp(1.0, min(max(math.frexp(peak)[1], low), high))
 
 
 def _draw(fn, shape, generator, dtype, device):

@@ -420,7 +420,8 @@ def run_training(
         score = float(validate())
         result.validation_scores.append(score)
         result.validation_iterations.append(0)
-        best_score, result.best_iteration = score, 0
+        if math.isfinite(score):  # a NaN or -inf start is no candidate (NaN would stick)
+            best_score, result.best_iteration = score, 0
     bar = progress_bar(max_iter, verbose=verbose, desc=desc)
     start = time.perf_counter()
     try:
@@ -474,6 +475,7 @@ def run_training(
                 break
         result.n_iter = iteration
         if monitoring and not math.isfinite(best_score) and iteration > 0:
+            result.best_iteration = None
             warnings.warn(
                 "No finite validation score during training; the last weights are kept.",
                 ConvergenceWarning,

@@ -49,6 +49,9 @@ def test_sq_dists_symmetric_exact_zero_diagonal_and_chunking():
             for D in (sq_dists(B), sq_dists(B.clone().requires_grad_(True), refine_near=True)):
                 assert torch.equal(D, D.T)
                 assert torch.all(torch.diagonal(D) == 0)
+    # symmetrising must not overflow entries near the float64 maximum
+    huge = sq_dists(torch.tensor([[-5e153, 0.0], [5e153, 0.0], [0.0, 1.0]], dtype=torch.float64))
+    assert torch.isfinite(huge).all() and huge[0, 1] == pytest.approx(1e308, rel=1e-12)
 
 
 def test_sq_dists_one_dimensional_vectors_are_columns():

@@ -1,5 +1,7 @@
 """Tests of fstat._torch and fstat._nn: devices, generators, dtypes, conversions, init."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from fstat._torch import (
     resolve_device,
     spawn_seeds,
     to_numpy,
+    unit_scale,
 )
 
 
@@ -144,3 +147,19 @@ def test_reset_parameters_uses_generator_only():
 def test_make_mlp_rejects_activation():
     with pytest.raises(ValueError, match="activation"):
         make_mlp(2, (3,), 1, activation="swish-ish", generator=make_generator(0))
+
+
+@pytest.mark.parametrize("values, dtype", [
+    ([3.0, -1e200], torch.float64), ([1e-310], torch.float64), ([1.7e308], torch.float64),
+    ([3e38, 1.0], torch.float32), ([1e-40], torch.float32), ([0.75, 0.1], torch.float32),
+])
+def test_unit_scale_is_a_normal_power_of_two_with_a_finite_reciprocal(values, dtype):
+    t = torch.tensor(values, dtype=dtype)
+    s = unit_scale(t)
+    info = torch.finfo(dtype)
+    assert math.frexp(s)[0] == 0.5  # a power of two
+    assert info.tiny <= s <= info.max and info.tiny <= 1.0 / s <= info.max
+    scaled = t * torch.tensor(1.0 / s, dtype=dtype)  # CUDA's division by a scalar
+    assert torch.isfinite(scaled).all() and 0.0 < float(scaled.abs().max()) <= 4.0
+    assert torch.equal(scaled, t / s)  # exact: a power of two
+    assert unit_scale(torch.zeros(3)) == unit_scale(torch.tensor([math.inf])) == 1.0

@@ -207,8 +207,13 @@ def test_never_finite_validation_keeps_the_last_weights():
     with pytest.warns(ConvergenceWarning, match="No finite validation score"):
         result = run_training(step, max_iter=3, model=net, validate=lambda: math.nan,
                               validate_initial=False)
-    assert result.best_score is None
+    assert result.best_score is None and result.best_iteration is None
     torch.testing.assert_close(net[0].weight.detach(), start + 3.0)
+    # a NaN initial score is no candidate: later finite scores are, and early stopping works
+    scores = iter([math.nan, 0.1, 0.2, 0.2, 0.2, 0.2])
+    result = run_training(lambda _: 1.0, max_iter=5, model=net, validate=lambda: next(scores),
+                          early_stopping=True, n_iter_no_change=3, tol=0.0)
+    assert result.best_iteration == 2 and result.best_score == 0.2 and result.stopped_early
 
 
 def test_skip_nonfinite_steps_counts_them():

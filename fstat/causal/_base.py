@@ -123,7 +123,7 @@ def split_treatment(X_array, col):
     return X_array[:, idx], idx
 
 
-def check_outcome_y(y):
+def check_outcome_y(y, stacklevel=5):
     """A finite 1-D outcome; a single column (n, 1) is raveled with a DataConversionWarning
     (as sklearn's regressors do), wider arrays raise ValueError."""
     array = np.asarray(y) if not hasattr(y, "iloc") else y
@@ -132,7 +132,7 @@ def check_outcome_y(y):
             "A column-vector y was passed when a 1d array was expected. Please change the "
             "shape of y to (n_samples,), for example using ravel().",
             DataConversionWarning,
-            stacklevel=5,
+            stacklevel=stacklevel,
         )
         y = np.asarray(y)[:, 0]
     return check_array_finite(y, "y", ensure_2d=False)

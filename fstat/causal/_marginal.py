@@ -171,7 +171,8 @@ class MarginalDivergenceBounds(BaseEstimator):
                 raise ValueError(
                     "X is None, so pass treatment= (a binary 0/1 vector) to fit."
                 )
-            y = check_outcome_y(y)
+            # fit runs inside sklearn's _fit_context wrapper: one frame more than score
+            y = check_outcome_y(y, stacklevel=5 if reset else 4)
             if reset:
                 for attr in ("n_features_in_", "feature_names_in_", "treatment_col_"):
                     self.__dict__.pop(attr, None)

@@ -111,9 +111,10 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
     D = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=0)
     if symmetric:
         if refine_near:
-            # the product Xc Xc^T is not bitwise symmetric (blocked BLAS): average the two
-            # halves, exactly symmetric (training terms, refine_near=False, skip this too)
-            D = (D + D.T) * 0.5
+            # the product Xc Xc^T is not bitwise symmetric (blocked BLAS): the larger of the
+            # two halves, exactly symmetric without overflow or a second temporary
+            # (training terms, refine_near=False, skip this too)
+            D = torch.maximum(D, D.T)
         if D.requires_grad:  # keep the graph free of in-place writes
             D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
         else:

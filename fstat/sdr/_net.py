@@ -282,14 +282,15 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
                 f"minibatch_ranks='global' needs the n x n kernel (n_train={n}); use "
                 "minibatch_ranks='batch'."
             )
-        if self.n_centers is not None and self.n_centers > n:
+        if self.n_centers is not None and (not full_batch or self.objective == "distance"):
+            warnings.warn("n_centers applies to the full-batch FCCov objective only; it is "
+                          "ignored with minibatches (batch_size < n_train) and with "
+                          "objective='distance'.", UserWarning, stacklevel=4)
+        elif self.n_centers is not None and self.n_centers > n:
             raise ValueError(
                 f"n_centers must lie in [1, n_train={n}] (the training rows after the "
                 f"validation split); got n_centers={self.n_centers!r}."
             )
-        if self.n_centers is not None and not full_batch:
-            warnings.warn("n_centers applies to the full-batch objective only; it is ignored "
-                          "with minibatches (batch_size < n_train).", UserWarning, stacklevel=4)
         if self.objective == "distance":
             self._dbar = _mean_distance(response, generator, device)
             if full_batch or self.minibatch_ranks == "global":
