@@ -300,7 +300,11 @@ class FDivergence:
         def compute(e, ops):
             _check_propensity(e, ops)
             out = self._radius(e, ops)
-            return ops.where(e == 1, 0.0, out)
+            zero = 0.0
+            if ops.is_torch and out.requires_grad:  # exactly 0 at e = 1, gradient B'(1)
+                zero = ops.where(ops.isnan(out) | (ops.abs(out) == _INF), 0.0,
+                                 out - out.detach())
+            return ops.where(e == 1, zero, out)
 
         return _evaluate(compute, e)
 

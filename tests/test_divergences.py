@@ -609,3 +609,15 @@ def test_register_closed_domain_and_closed_forms(registry_cleanup):
     assert closed.conjugate(0.6) == INF
     # module-level functions accept registered names
     assert radius(0.5, "closed_chi2") == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("name", ["kl", "chi2", "js", "tv", "hellinger", "alpha:2", "alpha:0.5"])
+def test_radius_autograd_at_one_is_the_one_sided_derivative(name):
+    """B(1) = 0 exactly, and its torch gradient there is B'(1), not 0."""
+    torch = pytest.importorskip("torch")
+    div = get_divergence(name)
+    e = torch.tensor([1.0, 0.3], dtype=torch.float64, requires_grad=True)
+    value = div.radius(e)
+    value.sum().backward()
+    assert float(value[0]) == 0.0
+    np.testing.assert_allclose(e.grad.numpy(), div.radius_derivative([1.0, 0.3]), rtol=1e-12)
