@@ -220,7 +220,7 @@ def unit_scale(tensor) -> float:
     --------
     >>> import torch
     >>> from fstat._torch import unit_scale
-    >>> unit_scale(torch.tensor([3.0, -1e200])) == 2.0 ** 665
+    >>> unit_scale(torch.tensor([3.0, -1e200], dtype=torch.float64)) == 2.0 ** 665
     True
     """
     peak = float(tensor.detach().abs().max()) if tensor.numel() else 0.0

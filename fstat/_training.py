@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from ._adam import FusedAdam
+from ._warnings import warn_user
 
 __all__ = [
     "TrainingResult",
@@ -442,11 +442,10 @@ def run_training(
                         and math.isfinite(best_score)):
                     _restore(modules, best_state)
                     result.best_score = best_score if monitoring else None
-                    warnings.warn(
+                    warn_user(
                         f"Non-finite loss at iteration {iteration}; training stopped and the best "
                         "finite weights were restored. Lower the learning rate.",
                         ConvergenceWarning,
-                        stacklevel=2,
                     )
                     return _finish(result, buffer, start, bar)
                 raise FloatingPointError(
@@ -476,10 +475,9 @@ def run_training(
         result.n_iter = iteration
         if monitoring and not math.isfinite(best_score) and iteration > 0:
             result.best_iteration = None
-            warnings.warn(
+            warn_user(
                 "No finite validation score during training; the last weights are kept.",
                 ConvergenceWarning,
-                stacklevel=2,
             )
         elif monitoring and restore_best and modules and best_state is not None:
             _restore(modules, best_state)
@@ -611,12 +609,11 @@ def train_minibatches(
     result = run_training(epoch, max_iter=max_epochs, model=model, **loop_options)
     result.n_nonfinite += skipped[0]
     if streak["stop"]:
-        warnings.warn(
+        warn_user(
             f"{limit} consecutive non-finite training losses at epoch {result.n_iter}; "
             "training stopped and the best weights were kept. Lower the learning rate or "
             "use dtype='float64'.",
             ConvergenceWarning,
-            stacklevel=2,
         )
     for module in modules:
         module.eval()

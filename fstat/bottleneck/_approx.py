@@ -23,13 +23,35 @@ values are positive and self-terms are 1) -- never ``abs()`` -- and a
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 
+from .._warnings import warn_user
 from ..kernels._gram import gaussian_gram
 
 _CHUNK = 65536
+#: the approximate CS-QMI holds two D x D matrices (the tensor-product sum and one block)
+_MAX_CROSS_BYTES = 2**32
+
+
+def check_qmi_components(n_components, dtype):
+    """Refuse an ``n_components`` whose D x D CS-QMI matrices would exceed 4 GiB.
+
+    Raises
+    ------
+    ValueError
+        Naming ``n_components``, the memory it needs and the largest allowed value.
+    """
+    itemsize = torch.finfo(dtype).bits // 8
+    need = 2 * n_components * n_components * itemsize
+    if need > _MAX_CROSS_BYTES:
+        largest = math.isqrt(_MAX_CROSS_BYTES // (2 * itemsize))
+        raise ValueError(
+            f"n_components={n_components} makes the approximate CS-QMI hold two "
+            f"{n_components} x {n_components} matrices ({need / 2**30:.0f} GiB in {dtype}); "
+            f"use n_components <= {largest} (its joint term uses the tensor product of the "
+            "x- and t-feature maps, O(D^2) memory)."
+        )
 
 
 class FeatureMap:
@@ -140,11 +162,10 @@ class _Floors:
 
     def warn(self):
         if self.rows and self.floored / self.rows > 0.01:
-            warnings.warn(
+            warn_user(
                 f"approximate kernel sums were floored at their exact lower bounds in "
                 f"{self.floored / self.rows:.1%} of rows; increase n_components.",
                 RuntimeWarning,
-                stacklevel=4,
             )
 
 
@@ -178,10 +199,11 @@ def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, norm
                * approx_cs_qmi(t, t, sigma_t, sigma_t, kind, n_components, generator,
                                chunk_size=chunk_size))
         if not float(den.detach()) > 0:
-            warnings.warn("normalised CS-QMI has a zero denominator (a constant input); "
-                          "returning 0.0.", RuntimeWarning, stacklevel=3)
+            warn_user("normalised CS-QMI has a zero denominator (a constant input); "
+                      "returning 0.0.", RuntimeWarning)
             return num * 0.0
         return num / den.sqrt()
+    check_qmi_components(n_components, x.dtype)
     n = x.shape[0]
     u, v = x / sigma_x, t / sigma_t
     phi_u = _map(kind, u, n_components, generator)

@@ -17,6 +17,7 @@ import warnings
 
 import torch
 
+from .._warnings import warn_user
 from ..kernels._gram import median_from_sq_dists, median_heuristic, silverman_width
 
 __all__ = ["kernel_width"]
@@ -80,11 +81,10 @@ def resolve_width(sigma, X, *, scale=1.0, max_samples=2000, generator=None, name
         X, sigma, scale=scale, max_samples=max_samples, generator=generator, name=name
     )
     if degenerate and warn:
-        warnings.warn(
+        warn_user(
             f"degenerate kernel width for {name} (rule {sigma!r} on data without spread or "
             "with mostly duplicate rows); using width 1.0.",
             UserWarning,
-            stacklevel=3,
         )
     return width
 

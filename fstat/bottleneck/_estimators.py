@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
 from .._torch import make_generator, parse_dtype, resolve_device
+from .._warnings import warn_user
 from ..kernels._gram import gram_from_sq_dists, log_gaussian_gram, sq_dists
 from ._bandwidth import check_width, resolve_width
 
@@ -208,10 +208,9 @@ def normalized_cs_qmi_core(x, t, sigma_x, sigma_t, *, warn=True, sq_x=None, sq_t
                    * cs_qmi_core(t, t, sigma_t, sigma_t, sq_x=sq_t, sq_t=sq_t))
     if not bool(denominator.detach() > 0):
         if warn:
-            warnings.warn(
+            warn_user(
                 "normalised CS-QMI has a zero denominator (a constant input); returning 0.0.",
                 RuntimeWarning,
-                stacklevel=2,
             )
         return numerator * 0.0
     return numerator / denominator.sqrt()

@@ -27,11 +27,20 @@ from .._sklearn_compat import (
 )
 from .._torch import make_generator, parse_dtype, randn, resolve_device
 from .._training import make_optimizer, train_minibatches
+from .._warnings import warn_user
 from ..kernels._gram import sq_dists
+from ._approx import check_qmi_components
 from ._bandwidth import rule_width, width_from_sq_dists
 from ._estimators import cs_mutual_information
 from ._network import build_network
-from ._objectives import OBJECTIVES, Batch, compression_for, needs_t_width
+from ._objectives import (
+    OBJECTIVES,
+    Batch,
+    compression_for,
+    cs_qmi_compression,
+    needs_t_width,
+    normalized_cs_qmi_compression,
+)
 
 __all__ = ["CSIBRegressor"]
 
@@ -62,11 +71,10 @@ class _Widths:
         width, degenerate = width_from_sq_dists(sq, data, spec)
         if degenerate and not self.warned:
             self.warned = True
-            warnings.warn(
+            warn_user(
                 f"degenerate kernel width for {name} in a training batch (data without "
                 "spread or with mostly duplicate rows); using width 1.0.",
                 UserWarning,
-                stacklevel=6,
             )
         return width, degenerate
 
@@ -104,8 +112,8 @@ class _Widths:
                                            generator=self.generator)
             if degenerate and not self.warned:
                 self.warned = True
-                warnings.warn(f"degenerate kernel width for {name} in a training batch; "
-                              "using width 1.0.", UserWarning, stacklevel=7)
+                warn_user(f"degenerate kernel width for {name} in a training batch; "
+                          "using width 1.0.", UserWarning)
             return width, degenerate
 
         if prediction or (compression and t_width):
@@ -432,12 +440,11 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             return torch.arange(n), None
         n_val = math.ceil(self.validation_fraction * n)
         if n - n_val < 2 or n_val < 1:
-            warnings.warn(
+            warn_user(
                 f"early_stopping needs >= 2 training and >= 1 validation rows; with "
                 f"{n} rows and validation_fraction={self.validation_fraction} early stopping "
                 "is disabled and all rows train.",
                 UserWarning,
-                stacklevel=3,
             )
             return torch.arange(n), None
         perm = torch.randperm(n, generator=generator)
@@ -449,17 +456,18 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         else:
             size = int(self.batch_size)
             if size > n_train:
-                warnings.warn(
+                warn_user(
                     f"batch_size={size} is larger than the {n_train} training rows; "
                     f"clipped to {n_train}.",
                     UserWarning,
-                    stacklevel=3,
                 )
                 size = n_train
         itemsize = torch.finfo(dtype).bits // 8
         estimate = 10 * size * size * itemsize + 4 * size * width * itemsize
-        if self.approximation is not None:
-            pass  # feature maps: O(size * n_components) memory
+        if self.approximation is not None:  # feature maps: O(size * n_components) memory
+            if compression_for(self.objective, self.compression) in (
+                    cs_qmi_compression, normalized_cs_qmi_compression) and self.beta > 0:
+                check_qmi_components(self.n_components, dtype)
         elif device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             if estimate > free:
@@ -469,11 +477,10 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
                     "smaller batch_size or an approximation."
                 )
         elif estimate > _CPU_GRAM_LIMIT:
-            warnings.warn(
+            warn_user(
                 f"an exact batch of {size} rows needs about {estimate / 2**30:.1f} GiB of Gram "
                 "memory; consider a smaller batch_size or an approximation.",
                 UserWarning,
-                stacklevel=3,
             )
         return None if size >= n_train else size
 
@@ -568,11 +575,10 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
     def _inference_device(self):
         device = torch.device(self.device_)
         if device.type == "cuda" and not torch.cuda.is_available():
-            warnings.warn(
+            warn_user(
                 f"the model was fitted on {self.device_} but CUDA is not available; "
                 "predicting on the CPU.",
                 UserWarning,
-                stacklevel=3,
             )
             return torch.device("cpu")
         return device

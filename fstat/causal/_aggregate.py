@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
+from .._warnings import warn_user
 from ._exceptions import InvertedBoundsWarning
 
 __all__ = ["aggregate_bounds"]
@@ -82,11 +81,10 @@ def aggregate_bounds(lower, upper, *, method="intersection", k=None):
         found = ok.any(axis=1)
         k_used[found] = np.argmax(ok[found], axis=1) + 1
         if not np.all(found):
-            warnings.warn(
+            warn_user(
                 f"aggregation='adaptive': {np.mean(~found):.1%} of rows are inverted even for "
                 "the union; they are returned unchanged.",
                 InvertedBoundsWarning,
-                stacklevel=2,
             )
     k_used = k_used.astype(int)
     lo, up = _kth(lower, upper, k_used)

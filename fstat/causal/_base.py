@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import numpy as np
 from sklearn.exceptions import DataConversionWarning
 
 from .._sklearn_compat import InvalidParameterError
 from .._validation import check_array_finite, check_treatment
+from .._warnings import warn_user
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS
 from ._exceptions import UnboundedOutcomeWarning
@@ -123,28 +123,32 @@ def split_treatment(X_array, col):
     return X_array[:, idx], idx
 
 
-def check_outcome_y(y, stacklevel=5):
+def check_outcome_y(y):
     """A finite 1-D outcome; a single column (n, 1) is raveled with a DataConversionWarning
     (as sklearn's regressors do), wider arrays raise ValueError."""
     array = np.asarray(y) if not hasattr(y, "iloc") else y
     if getattr(array, "ndim", 1) == 2 and array.shape[1] == 1:
-        warnings.warn(
+        warn_user(
             "A column-vector y was passed when a 1d array was expected. Please change the "
             "shape of y to (n_samples,), for example using ravel().",
             DataConversionWarning,
-            stacklevel=stacklevel,
         )
         y = np.asarray(y)[:, 0]
     return check_array_finite(y, "y", ensure_2d=False)
 
 
-def warn_constant_outcome(value, detail="", stacklevel=4):
+def outcome_name(y):
+    """The name of a pandas Series outcome, else ``"y"`` (for summary headers)."""
+    name = getattr(y, "name", None) if hasattr(y, "iloc") else None
+    return "y" if name is None else str(name)
+
+
+def warn_constant_outcome(value, detail=""):
     """The spec's UserWarning for a constant y without a wider declared support."""
-    warnings.warn(
+    warn_user(
         f"y is constant ({value!r}) and no wider outcome support is declared: every bound "
         f"equals it{detail}.",
         UserWarning,
-        stacklevel=stacklevel,
     )
 
 
@@ -153,7 +157,7 @@ def check_outcome_bounds(outcome_bounds, y, weights=None, *, warn=True):
     pos = y if weights is None else y[weights > 0]
     if outcome_bounds is None:
         if warn:
-            warnings.warn(_UNBOUNDED_MESSAGE, UnboundedOutcomeWarning, stacklevel=4)
+            warn_user(_UNBOUNDED_MESSAGE, UnboundedOutcomeWarning)
         return float(pos.min()), float(pos.max()), "sample"
     if isinstance(outcome_bounds, str):
         if outcome_bounds != "observed":
@@ -176,7 +180,7 @@ def check_outcome_bounds(outcome_bounds, y, weights=None, *, warn=True):
     outside = (y < lo) | (y > hi)
     if np.any(outside):
         raise ValueError(
-            f"{int(outside.sum())} value(s) of y lie outside outcome_bounds=({lo!r}, {hi!r}); "
-            f"y ranges over [{y.min()!r}, {y.max()!r}]."
+            f"{int(outside.sum())} value(s) of y lie outside outcome_bounds=({float(lo)!r}, "
+            f"{float(hi)!r}); y ranges over [{float(y.min())!r}, {float(y.max())!r}]."
         )
     return lo, hi, "declared"

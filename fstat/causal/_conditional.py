@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -26,12 +25,14 @@ from .._sklearn_compat import (
 from .._torch import parse_dtype, resolve_device
 from .._training import validation_split
 from .._validation import check_sample_weight, check_treatment
+from .._warnings import warn_user
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import (
     check_divergences,
     check_outcome_bounds,
     column_index,
+    outcome_name,
     split_treatment,
     warn_constant_outcome,
 )
@@ -60,6 +61,23 @@ def _tangent_conjugate(t, div, t0):
     inside = t <= t0
     exact = div.conjugate(torch.where(inside, t, torch.full_like(t, t0)))
     return torch.where(inside, exact, g0 + d0 * (t - t0)), ~inside
+
+
+def _check_arm(arm, *, allow_none=False):
+    """``arm`` as the int 0 or 1 (an integer type, not a bool or a float)."""
+    if isinstance(arm, bool) or not isinstance(arm, Integral) or arm not in (0, 1):
+        allowed = "0, 1 or None" if allow_none else "0 or 1"
+        raise ValueError(f"arm must be {allowed}; got arm={arm!r}.")
+    return int(arm)
+
+
+def _warn_inverted(intervals):
+    """``intervals`` (..., 2) unchanged, with an InvertedBoundsWarning if any lower > upper."""
+    inverted = intervals[..., 0] > intervals[..., 1]
+    if np.any(inverted):
+        warn_user(f"{inverted.mean():.1%} of the predicted intervals are inverted "
+                  "(lower > upper); returned unchanged.", InvertedBoundsWarning)
+    return intervals
 
 
 class ConditionalDivergenceBounds(BaseEstimator):
@@ -243,6 +261,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
             col = None if treatment is not None else column_index(X, self.treatment_col)
         else:
             col = self.treatment_col_
+            if col is not None and treatment is not None:
+                raise ValueError(
+                    "treatment= was passed but the estimator reads the treatment from column "
+                    f"treatment_col={self.treatment_col!r}; pass one of them, not both."
+                )
         if col is not None:
             if treatment is None and need_treatment:
                 treatment = Xv[:, col]
@@ -323,6 +346,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
                     f"divergence {name!r} has no closed-form torch conjugate; the conditional "
                     "estimator needs one."
                 )
+        outcome = outcome_name(y)
         cov, y, a = self._covariates(X, y, treatment, reset=True)
         n = y.size
         w = check_sample_weight(sample_weight, y)
@@ -378,7 +402,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
                          dtype)
         times["pseudo_outcomes"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        self.averaged_bounds_ = self._one_step(cov, y, a, w)
+        self.averaged_bounds_ = self._one_step(cov, y, a, w, outcome)
         self._averaged_plugin = self._plugin(cov, w)
         times["inference"] = time.perf_counter() - tick
         times["total"] = time.perf_counter() - start
@@ -546,13 +570,12 @@ class ConditionalDivergenceBounds(BaseEstimator):
         worst = float(frac.max())
         if worst > 0.01:
             gi = int(np.argmax(frac))
-            warnings.warn(
+            warn_user(
                 f"{worst:.1%} of the samples of group (fold {layout['fold'][gi]}, divergence "
                 f"{names[layout['divergence'][gi]]!r}, sign {int(layout['sign'][gi]):+d}) fall "
                 "outside the conjugate's domain; they are kept with the tangent value. Declare "
                 "outcome_bounds or increase max_iter.",
                 DomainViolationWarning,
-                stacklevel=3,
             )
         # pseudo-outcome regressions: G dual groups + K outcome-mean groups
         inputs = torch.cat([x64g, x64])
@@ -673,15 +696,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
 
     def _aggregate(self, lower, upper):
         if self.aggregation is None:
-            return np.stack([lower, upper], axis=-1)
+            return _warn_inverted(np.stack([lower, upper], axis=-1))
         lo, up, _ = aggregate_bounds(lower, upper, method=self.aggregation, k=self.k)
-        out = np.column_stack([lo, up])
-        inverted = out[:, 0] > out[:, 1]
-        if np.any(inverted):
-            warnings.warn(f"{inverted.mean():.1%} of the predicted intervals are inverted "
-                          "(lower > upper); returned unchanged.", InvertedBoundsWarning,
-                          stacklevel=3)
-        return out
+        return _warn_inverted(np.column_stack([lo, up]))
 
     # ------------------------------------------------------------------------------------------
     # public prediction API
@@ -695,23 +712,21 @@ class ConditionalDivergenceBounds(BaseEstimator):
 
     def predict_outcome_bounds(self, X, arm=1, *, divergence=None):
         """Bounds on E[y | do(arm), x]: (n, 2), or (n, D, 2) with divergence="all"."""
-        if arm not in (0, 1):
-            raise ValueError(f"arm must be 0 or 1; got arm={arm!r}.")
+        arm = _check_arm(arm)
         b = self._bounds_all(self._check_X(X))[:, :, arm]
         if divergence == "all":
-            return b
+            return _warn_inverted(b)
         if divergence is not None:
             name = get_divergence(divergence).name
             if name not in self.divergences_:
                 raise ValueError(f"divergence {divergence!r} was not fitted; fitted: "
                                  f"{self.divergences_}.")
-            return b[:, self.divergences_.index(name)]
+            return _warn_inverted(b[:, self.divergences_.index(name)])
         return self._aggregate(b[..., 0], b[..., 1])
 
     def predict_manski(self, X, arm=None):
         """Conditional Manski bounds on an arm's mean (arm 0/1) or on the effect (None)."""
-        if arm not in (0, 1, None):
-            raise ValueError(f"arm must be 0, 1 or None; got arm={arm!r}.")
+        arm = None if arm is None else _check_arm(arm, allow_none=True)
         arms = self._manski_arms(self._check_X(X))
         if arm is not None:
             return arms[:, arm].copy()
@@ -828,7 +843,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
     # ------------------------------------------------------------------------------------------
     # one-step averaged bounds (fstat extension)
     # ------------------------------------------------------------------------------------------
-    def _one_step(self, cov, y, a, w):
+    def _one_step(self, cov, y, a, w, outcome="y"):
         _, (lam, u, m, e_all, _) = self._theta(cov)
         layout = self.dual_state_["layout"]
         names, n_folds = self.divergences_, layout["n_folds"]
@@ -841,6 +856,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         ytil = (y - self.y_center_) / self.y_scale_
         onehot = np.column_stack([a == 0, a == 1]).astype(float)
         psi = np.zeros((len(names), 2, n, 2))  # divergence, sign, sample, arm
+        n_tangent = n_evaluated = 0  # cross-fold uses outside a fold's domain (tangent)
         for d, name in enumerate(names):
             div = get_divergence(name)
             t0 = div.f0 - self.domain_margin
@@ -853,8 +869,10 @@ class ConditionalDivergenceBounds(BaseEstimator):
                     other = fold_of != k  # fold k's models were never trained on these
                     lam_k, u_k, m_k = lam[gi], u[gi], m[gi]
                     t = (s * ytil - u_k[rows, a]) / lam_k[rows, a]
-                    gz, _ = _tangent_conjugate(torch.as_tensor(t), div, t0)
+                    gz, outside = _tangent_conjugate(torch.as_tensor(t), div, t0)
                     gz = gz.numpy()
+                    n_tangent += int(outside.numpy()[other].sum())
+                    n_evaluated += int(other.sum())
                     resid = np.zeros((n, 2))
                     resid[rows, a] = gz - m_k[rows, a]
                     val = (lam_k * (rad + m_k) + u_k + lam_k * onehot / e_own * resid
@@ -898,11 +916,13 @@ class ConditionalDivergenceBounds(BaseEstimator):
         if self.aggregation is not None:
             sources.append("aggregate")
         sources.append("manski")
-        header = {"Folds": n_folds,
+        header = {"Outcome": outcome, "Folds": n_folds,
                   "Support": f"[{lo_h:.4g}, {hi_h:.4g}] ({self.support_source_})",
                   "Propensity range": f"[{self.propensity_oof_.min():.3f}, "
                                       f"{self.propensity_oof_.max():.3f}]",
-                  "Max domain violation": f"{self.domain_violation_fraction_.max():.2%}"}
+                  "Max domain violation": f"{self.domain_violation_fraction_.max():.2%}",
+                  "One-step tangent uses": f"{n_tangent} of {n_evaluated} "
+                                           f"({n_tangent / max(n_evaluated, 1):.2%})"}
         return AveragedBounds(build_table(values, ses, sources), n_samples=float(w.sum()),
                               method="cross-fitted one-step (fstat extension)",
                               aggregation=self.aggregation, divergences=names, header=header)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
 __all__ = ["BoundsDisplay"]
@@ -24,6 +26,34 @@ def _binned(x, values, n_bins):
     return centers, meds
 
 
+def _vector(values, name, n=None):
+    """A finite 1-D float array (of length ``n`` when given), else a ValueError naming it."""
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array; got shape {array.shape}.")
+    if n is not None and array.size != n:
+        raise ValueError(f"{name} has {array.size} values but x has {n}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return array
+
+
+def _segments(kwargs):
+    """``fill_between``-style keywords for ``vlines`` (which spells the colour ``colors``)."""
+    kwargs = dict(kwargs)
+    if "color" in kwargs:
+        kwargs["colors"] = kwargs.pop("color")
+    return kwargs
+
+
+def _split_plot_kwargs(kwargs):
+    """``from_*`` keywords: the three ``*_kwargs`` of :meth:`plot`, the rest for the band."""
+    parts = {name: kwargs.pop(name, None)
+             for name in ("band_kwargs", "manski_kwargs", "truth_kwargs")}
+    parts["band_kwargs"] = {**kwargs, **(parts["band_kwargs"] or {})}
+    return parts
+
+
 class BoundsDisplay:
     """Bound band (and Manski band, truth) against a covariate or the propensity.
 
@@ -34,6 +64,11 @@ class BoundsDisplay:
     manski_lower, manski_upper : array-like of shape (n,), optional
     truth : array-like of shape (n,), optional
     xlabel, ylabel : str, optional
+    kind : {"band", "individual"}, default="band"
+        ``"band"``: per-quantile-bin medians of the bounds as a filled band;
+        ``"individual"``: one vertical segment per row.
+    n_bins : int >= 1, default=20
+        Quantile bins of ``x`` for ``kind="band"``.
 
     Attributes
     ----------
@@ -50,12 +85,21 @@ class BoundsDisplay:
 
     def __init__(self, x, lower, upper, *, manski_lower=None, manski_upper=None, truth=None,
                  xlabel=None, ylabel=None, kind="band", n_bins=20):
-        self.x = np.asarray(x, dtype=float)
-        self.lower = np.asarray(lower, dtype=float)
-        self.upper = np.asarray(upper, dtype=float)
-        self.manski_lower = None if manski_lower is None else np.asarray(manski_lower, float)
-        self.manski_upper = None if manski_upper is None else np.asarray(manski_upper, float)
-        self.truth = None if truth is None else np.asarray(truth, float)
+        self.x = _vector(x, "x")
+        n = self.x.size
+        self.lower = _vector(lower, "lower", n)
+        self.upper = _vector(upper, "upper", n)
+        if (manski_lower is None) != (manski_upper is None):
+            raise ValueError("pass both manski_lower and manski_upper, or neither.")
+        self.manski_lower = None if manski_lower is None else _vector(manski_lower,
+                                                                      "manski_lower", n)
+        self.manski_upper = None if manski_upper is None else _vector(manski_upper,
+                                                                      "manski_upper", n)
+        self.truth = None if truth is None else _vector(truth, "truth", n)
+        if kind not in ("band", "individual"):
+            raise ValueError(f"kind must be 'band' or 'individual'; got kind={kind!r}.")
+        if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
+            raise ValueError(f"n_bins must be an integer >= 1; got n_bins={n_bins!r}.")
         self.xlabel = xlabel
         self.ylabel = ylabel
         self.kind = kind
@@ -65,10 +109,14 @@ class BoundsDisplay:
     def from_predictions(cls, x, lower, upper, *, manski_lower=None, manski_upper=None,
                          truth=None, xlabel=None, ylabel=None, kind="band", n_bins=20, ax=None,
                          **kwargs):
-        """Build and plot from arrays."""
+        """Build and plot from arrays.
+
+        ``**kwargs`` go to :meth:`plot`: its ``band_kwargs``, ``manski_kwargs`` and
+        ``truth_kwargs``, and any other keyword to the band (e.g. ``color="red"``).
+        """
         disp = cls(x, lower, upper, manski_lower=manski_lower, manski_upper=manski_upper,
                    truth=truth, xlabel=xlabel, ylabel=ylabel, kind=kind, n_bins=n_bins)
-        return disp.plot(ax=ax, **kwargs)
+        return disp.plot(ax=ax, **_split_plot_kwargs(kwargs))
 
     @classmethod
     def from_estimator(cls, estimator, X, *, feature="propensity", arm=None, divergence=None,
@@ -76,6 +124,8 @@ class BoundsDisplay:
         """Plot a fitted ConditionalDivergenceBounds' bounds against a feature or propensity.
 
         ``arm=None`` plots CATE bounds; 0/1 the bounds on that arm's interventional mean.
+        ``feature`` is ``"propensity"``, a column index or a column name of ``X``;
+        ``**kwargs`` go to :meth:`plot` as in :meth:`from_predictions`.
         """
         from ._conditional import ConditionalDivergenceBounds
 
@@ -84,8 +134,6 @@ class BoundsDisplay:
                 "BoundsDisplay.from_estimator needs a fitted ConditionalDivergenceBounds; the "
                 f"bounds of {type(estimator).__name__} do not vary with x."
             )
-        if kind not in ("band", "individual"):
-            raise ValueError(f"kind must be 'band' or 'individual'; got kind={kind!r}.")
         if arm is None:
             if divergence is not None:
                 raise ValueError("divergence= applies to arm bounds (arm=0 or 1).")
@@ -101,17 +149,22 @@ class BoundsDisplay:
         if isinstance(feature, str) and feature == "propensity":
             x, xlabel = estimator.predict_propensity(X), "estimated propensity e(x)"
         elif isinstance(feature, str):
-            if not hasattr(X, "columns"):
-                raise ValueError(f"feature={feature!r} is a name but X has no columns.")
+            if not hasattr(X, "columns") or feature not in X.columns:
+                raise ValueError(f"feature={feature!r} is not a column name of X.")
             x, xlabel = np.asarray(X[feature], dtype=float), feature
         else:
+            n_columns = np.shape(X)[1]
+            if (isinstance(feature, bool) or not isinstance(feature, Integral)
+                    or not -n_columns <= feature < n_columns):
+                raise ValueError(f"feature must be 'propensity', a column name or an index "
+                                 f"in [0, {n_columns}); got feature={feature!r}.")
             x, xlabel = np.asarray(X)[:, int(feature)].astype(float), f"x[{int(feature)}]"
         disp = cls(x, bounds[:, 0], bounds[:, 1],
                    manski_lower=None if manski is None else manski[:, 0],
                    manski_upper=None if manski is None else manski[:, 1], truth=truth,
                    xlabel=xlabel, ylabel=ylabel, kind=kind, n_bins=n_bins)
         disp._effect = arm is None
-        return disp.plot(ax=ax, **kwargs)
+        return disp.plot(ax=ax, **_split_plot_kwargs(kwargs))
 
     def plot(self, ax=None, *, band_kwargs=None, manski_kwargs=None, truth_kwargs=None):
         """Draw the display; returns self with ``ax_``, ``figure_`` and artists set."""
@@ -127,14 +180,11 @@ class BoundsDisplay:
         if self.kind == "individual":
             order = np.argsort(self.x)
             self.band_ = ax.vlines(self.x[order], self.lower[order], self.upper[order],
-                                   colors=band_kwargs["color"], alpha=band_kwargs["alpha"],
-                                   label=band_kwargs["label"])
+                                   **_segments(band_kwargs))
             if self.manski_lower is not None:
                 self.manski_band_ = ax.vlines(self.x[order], self.manski_lower[order],
                                               self.manski_upper[order],
-                                              colors=manski_kwargs["color"],
-                                              alpha=manski_kwargs["alpha"],
-                                              label=manski_kwargs["label"])
+                                              **_segments(manski_kwargs))
             if self.truth is not None:
                 (self.truth_line_,) = ax.plot(self.x[order], self.truth[order], **truth_kwargs)
         else:

@@ -74,9 +74,11 @@ class AveragedBounds:
         kind : {"outer", "endpoint", "imbens-manski"}, default="outer"
             ``"outer"``: ``[L - z se_L, U + z se_U]`` covers the interval w.p. >= 1 - alpha;
             ``"endpoint"``: two-sided Wald intervals for each endpoint (four columns);
-            ``"imbens-manski"``: Imbens & Manski (2004) intervals for the parameter. The
-            aggregate row of an intersection uses Bonferroni (``z_{1 - alpha/(2D)}``) over
-            divergences; other aggregates take the union of per-divergence intervals.
+            ``"imbens-manski"``: Imbens & Manski (2004) intervals for the parameter. For
+            every kind, the aggregate row of an intersection intersects the per-divergence
+            intervals at level ``1 - alpha/D`` (Bonferroni, e.g. ``z_{1 - alpha/(2D)}`` for
+            "outer"; for "endpoint", the largest lower and smallest upper bound's
+            intervals); other aggregates take the union of the per-divergence intervals.
 
         Returns
         -------
@@ -86,17 +88,39 @@ class AveragedBounds:
             raise ValueError(f"alpha must lie in (0, 1); got alpha={alpha!r}.")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}; got kind={kind!r}.")
+        out = self._intervals(alpha, kind)
+        if self.aggregation is None:
+            return out
+        # the aggregate row: Bonferroni over the D divergences (intersection), else the
+        # union of the per-divergence intervals; endpoint columns follow their endpoint
+        # (the intersection's lower end is the largest lower bound, its upper the smallest)
+        intersect = self.aggregation == "intersection"
+        per = self._intervals(alpha / len(self.divergences), kind) if intersect else out
+        if kind == "endpoint":
+            reducers = (np.max, np.max, np.min, np.min) if intersect else (
+                np.min, np.max, np.min, np.max)
+        else:
+            reducers = (np.max, np.min) if intersect else (np.min, np.max)
+        for target in TARGETS:
+            if (target, "aggregate") not in out.index:
+                continue
+            rows = per.loc[target].loc[list(self.divergences)].to_numpy()
+            out.loc[(target, "aggregate")] = [reduce(rows[:, j])
+                                              for j, reduce in enumerate(reducers)]
+        return out
+
+    def _intervals(self, alpha, kind):
+        """Per-row intervals of ``kind`` at level ``1 - alpha`` (no aggregate rule)."""
         t = self.table
         z = norm.ppf(1 - alpha / 2)
         lo_name, up_name = f"[{alpha / 2:g}", f"{1 - alpha / 2:g}]"
         if kind == "endpoint":
-            out = pd.DataFrame({
+            return pd.DataFrame({
                 f"lower {lo_name}": t["lower"] - z * t["se_lower"],
                 f"lower {up_name}": t["lower"] + z * t["se_lower"],
                 f"upper {lo_name}": t["upper"] - z * t["se_upper"],
                 f"upper {up_name}": t["upper"] + z * t["se_upper"],
             })
-            return out
         if kind == "outer":
             c = np.full(len(t), z)
         else:
@@ -104,23 +128,8 @@ class AveragedBounds:
                 _imbens_manski_c(alpha, max(u - lo, 0.0), sl, su)
                 for lo, sl, u, su in t[["lower", "se_lower", "upper", "se_upper"]].to_numpy()
             ])
-        out = pd.DataFrame({lo_name: t["lower"] - c * t["se_lower"],
-                            up_name: t["upper"] + c * t["se_upper"]}, index=t.index)
-        if self.aggregation is not None and kind == "outer":
-            d = len(self.divergences)
-            for target in TARGETS:
-                if (target, "aggregate") not in out.index:
-                    continue
-                rows = t.loc[target].loc[list(self.divergences)]
-                if self.aggregation == "intersection":
-                    zb = norm.ppf(1 - alpha / (2 * d))
-                    lo = np.max(rows["lower"] - zb * rows["se_lower"])
-                    up = np.min(rows["upper"] + zb * rows["se_upper"])
-                else:
-                    lo = np.min(rows["lower"] - z * rows["se_lower"])
-                    up = np.max(rows["upper"] + z * rows["se_upper"])
-                out.loc[(target, "aggregate")] = (lo, up)
-        return out
+        return pd.DataFrame({lo_name: t["lower"] - c * t["se_lower"],
+                             up_name: t["upper"] + c * t["se_upper"]}, index=t.index)
 
     def summary(self, alpha=0.05, kind="outer"):
         """A statsmodels :class:`~statsmodels.iolib.summary2.Summary` of the table and CIs."""

@@ -21,6 +21,7 @@ from ._base import (
     check_outcome_bounds,
     check_outcome_y,
     column_index,
+    outcome_name,
     warn_constant_outcome,
 )
 from ._inference import AveragedBounds, build_table, weighted_se
@@ -171,8 +172,7 @@ class MarginalDivergenceBounds(BaseEstimator):
                 raise ValueError(
                     "X is None, so pass treatment= (a binary 0/1 vector) to fit."
                 )
-            # fit runs inside sklearn's _fit_context wrapper: one frame more than score
-            y = check_outcome_y(y, stacklevel=5 if reset else 4)
+            y = check_outcome_y(y)
             if reset:
                 for attr in ("n_features_in_", "feature_names_in_", "treatment_col_"):
                     self.__dict__.pop(attr, None)
@@ -210,6 +210,7 @@ class MarginalDivergenceBounds(BaseEstimator):
         self
         """
         names = check_divergences(self.divergences, self.aggregation, self.k)
+        outcome = outcome_name(y)
         y, a = self._resolve(X, y, treatment, reset=True)
         w = check_sample_weight(sample_weight, y)
         lo, hi, source = check_outcome_bounds(self.outcome_bounds, y, w)
@@ -268,10 +269,10 @@ class MarginalDivergenceBounds(BaseEstimator):
         self.manski_bounds_ = manski
         self.manski_effect_bounds_ = np.array([manski[1, 0] - manski[0, 1],
                                                manski[1, 1] - manski[0, 0]])
-        self._build_inference(names, infl, manski_if, w)
+        self._build_inference(names, infl, manski_if, w, outcome)
         return self
 
-    def _build_inference(self, names, infl, manski_if, w):
+    def _build_inference(self, names, infl, manski_if, w, outcome):
         bounds, agg = self.bounds_, self.aggregation
         values, ses = {}, {}
         targets = {"Y(0)": 0, "Y(1)": 1, "effect": None}
@@ -315,7 +316,8 @@ class MarginalDivergenceBounds(BaseEstimator):
             build_table(values, ses, sources), n_samples=self.n_samples_,
             method="exact marginal dual, influence-function SEs (fstat extension)",
             aggregation=agg, divergences=names,
-            header={"Support": f"[{self.support_[0]:.4g}, {self.support_[1]:.4g}] "
+            header={"Outcome": outcome,
+                    "Support": f"[{self.support_[0]:.4g}, {self.support_[1]:.4g}] "
                                f"({self.support_source_})",
                     "Propensity e1": f"{self.propensity_[1]:.4f}"},
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import numpy as np
 import torch
@@ -11,6 +10,7 @@ from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from .._warnings import warn_user
 from ._batched_mlp import BatchedMLP
 from ._dualnet import group_generator, train_full_batch
 
@@ -57,11 +57,10 @@ def fit_propensities(propensity_model, X, a, w, folds, seeds, clip, n_jobs):
     clipped = (oof < clip) | (oof > 1 - clip)
     fraction = float(np.mean(clipped))
     if fraction > 0:
-        warnings.warn(
+        warn_user(
             f"{fraction:.2%} of the out-of-fold propensities were clipped to "
             f"[{clip}, {1 - clip}] (propensity_clip).",
             UserWarning,
-            stacklevel=3,
         )
     return models, np.clip(oof, clip, 1 - clip), fraction
 

@@ -13,12 +13,13 @@ fallback. The lower bound is always minus the upper bound of ``-y`` (same code p
 from __future__ import annotations
 
 import math
-import warnings
+import sys
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 
+from .._warnings import warn_user
 from ..divergences import get_divergence
 
 __all__ = ["manski_bounds", "pointwise_bounds"]
@@ -730,16 +731,16 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
         # at the profile's optimal lam the dual value is u - lam exactly (the log terms cancel)
         return _from_dual(done, "closed_form", lam, u, True, 1, u - lam)
     if method in ("auto", "newton") and not numeric:
-        lam, u, ok, n_iter, value = _newton(dual)
+        with np.errstate(over="ignore", invalid="ignore"):  # a failed step is reported by ok
+            lam, u, ok, n_iter, value = _newton(dual)
         if ok:
             return _from_dual(done, "newton", lam, u, True, n_iter, value)
     lam, u, ok, n_iter = _nested(dual)
     if not ok:
-        warnings.warn(
+        warn_user(
             f"pointwise_bounds did not converge for divergence {div.name!r} "
             f"(eta={eta!r}); the returned bound may be inaccurate.",
             ConvergenceWarning,
-            stacklevel=4,
         )
     return _from_dual(done, "nested", lam, u, ok, n_iter)
 
@@ -750,7 +751,10 @@ def _from_dual(done, method, lam, u, converged, n_iter, value=None):
         if value is None:
             value = dual.value(lam, u)
         ratio = dual.ratio(lam, u) if with_ratio else None
-    if lam < 1.001 * _LAM_MIN:  # the optimum of a huge ball: Q is the point mass at sup S
+    # the optimum of a huge ball (Q -> the point mass at sup S): either the multiplier search
+    # reached its floor, or the floor's dual value (about lam * eta) overshoots sup S, itself
+    # a valid and there tighter bound
+    if lam < 1.001 * _LAM_MIN or value > dual.hi:
         value = dual.hi
         ratio = _point_mass_ratio(dual.z, dual.w, dual.hi) if with_ratio else None
     elif with_ratio and dual.top == dual.hi:
@@ -817,6 +821,10 @@ def _resolve_eta(div, propensity, radius):
     if not (0.0 < e <= 1.0):
         raise ValueError(f"propensity must lie in (0, 1]; got propensity={propensity!r}.")
     eta = float(div.radius(e))
+    if math.isinf(eta) and math.isfinite(div.f0):
+        # a finite radius beyond the float range (tiny e, fast-growing f): every such ball
+        # reaches sup S, as the largest float radius does
+        return sys.float_info.max
     if not math.isfinite(eta):
         raise ValueError(
             f"divergence {div.name!r} has f(0) = inf: its radius is infinite for "
@@ -873,7 +881,7 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
     >>> lower, upper = pointwise_bounds([0, 1, 2, 3], propensity=0.5, divergence="tv",
     ...                                 support=(0, 3))
     >>> round(lower, 6), round(upper, 6)
-    (0.5, 2.5)
+    (0.25, 2.75)
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}; got method={method!r}.")

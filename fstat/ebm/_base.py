@@ -30,6 +30,7 @@ from .._sklearn_compat import (
 )
 from .._torch import parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
+from .._warnings import warn_user
 from ._energies import (
     EnergyModel,
     QuadraticEnergy,
@@ -52,7 +53,6 @@ from ._partition import (
     warn_if_degenerate,
 )
 from ._sampling import mala_step, sir, value_and_grad
-from ._warnings import warn_user
 
 _CHUNK = 65536
 _DEVICE_DATA_FRACTION = 0.25

@@ -13,8 +13,8 @@ import math
 import torch
 
 from .._sklearn_compat import Interval, Real, StrOptions, _fit_context
+from .._warnings import warn_user
 from ._base import _BaseEnergyDensity, _Objective
-from ._warnings import warn_user
 
 _GUARD = 50.0
 _KAPPA = 1e-3

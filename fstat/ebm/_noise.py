@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 
 from .._sklearn_compat import check_is_fitted
 from .._torch import make_generator
-from ._warnings import warn_user
+from .._warnings import warn_user
 
 __all__ = [
     "DiagonalGaussianNoise",

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from .._torch import make_generator, resolve_device
+from .._warnings import warn_user
 from ._energies import evaluate_no_grad, use_inplace_activations
 from ._sampling import mala_step, value_and_grad
-from ._warnings import warn_user
 
 __all__ = ["LogPartitionEstimate", "PartitionEstimateWarning", "estimate_log_partition"]
 

@@ -12,10 +12,11 @@ needs a union bound over a grid of radii (documented caveat).
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 from sklearn.utils import Bunch
+
+from .._warnings import warn_user
 
 __all__ = ["generalization_bound"]
 
@@ -41,8 +42,8 @@ def generalization_bound(model, delta=0.05, *, loss="ramp"):
         if quad < -1e-10 * float(beta @ beta) * max(model._kernel_diag_max, 1e-300):
             raise ValueError(f"beta' K beta = {quad:.3e} < 0: the kernel matrix is not PSD, "
                              "so the RKHS norm is undefined.")
-        warnings.warn(f"beta' K beta = {quad:.1e} is negative from rounding; using 0.",
-                      RuntimeWarning, stacklevel=3)
+        warn_user(f"beta' K beta = {quad:.1e} is negative from rounding; using 0.",
+                  RuntimeWarning)
         quad = 0.0
     margin = y * g
     hinge = np.maximum(0.0, 1.0 - margin)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 
 import numpy as np
 import torch
 
 from .._torch import make_generator
+from .._warnings import warn_user
 
 __all__ = [
     "sq_dists",
@@ -260,20 +260,18 @@ def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None,
         X = _subsample(_as_tensor_2d(X), max_samples, random_state)
         n = X.shape[0]
         if n < 2:
-            warnings.warn(
+            warn_user(
                 "median_heuristic needs at least 2 rows; using width 1.0.",
                 UserWarning,
-                stacklevel=2,
             )
             return 1.0
         median = median_from_sq_dists(sq_dists(X.to(torch.float64)),
                                       zero_fallback=zero_fallback)
         if median is not None:
             return median
-    warnings.warn(
+    warn_user(
         "All pairwise distances are zero; the median heuristic falls back to width 1.0.",
         UserWarning,
-        stacklevel=2,
     )
     return 1.0
 
@@ -371,15 +369,13 @@ def silverman_width(X):
         X = _as_tensor_2d(X).to(torch.float64)
         n, d = X.shape
         if n < 2:
-            warnings.warn("silverman_width needs at least 2 rows; using 1.0.", UserWarning,
-                          stacklevel=2)
+            warn_user("silverman_width needs at least 2 rows; using 1.0.", UserWarning)
             return 1.0
         s = float(X.std(dim=0, correction=1).mean())
     if not s > 0:
-        warnings.warn(
+        warn_user(
             "Data have zero spread; Silverman's rule falls back to width 1.0.",
             UserWarning,
-            stacklevel=2,
         )
         return 1.0
     return s * (4.0 / ((d + 2) * n)) ** (1.0 / (d + 4))
@@ -419,10 +415,9 @@ def resolve_bandwidth(sigma, X, *, scale=1.0, max_samples=2000, random_state=Non
             rms = float((Xt - Xt.mean(dim=0)).square().mean().sqrt())
         floor = 1e-6 * rms
         if width < floor:
-            warnings.warn(
+            warn_user(
                 f"Bandwidth rule {rule!r} gave {width:.3g}; floored at {floor:.3g}.",
                 UserWarning,
-                stacklevel=2,
             )
             width = floor
         return float(width)

@@ -11,7 +11,6 @@ with **no intercept by default** (the paper's machine). Classification is binary
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -38,6 +37,7 @@ from .._sklearn_compat import (
 from .._torch import as_tensor, make_generator, parse_dtype, resolve_device, to_numpy
 from .._training import progress_bar
 from .._validation import check_sample_weight
+from .._warnings import warn_user
 from ._losses import LOSSES
 from ._ntk import ntk_kernel_torch
 from ._solvers import (
@@ -196,8 +196,8 @@ class _NTKMachineBase(BaseEstimator):
         if precomputed and not _is_symmetric(X):
             asym = np.abs(X - X.T).max()
             if asym > 1e-8 * max(np.abs(X).max(), 1e-300):
-                warnings.warn(f"the precomputed Gram matrix is not symmetric (max asymmetry "
-                              f"{asym:.2e}); using (K + K.T) / 2.", UserWarning, stacklevel=3)
+                warn_user(f"the precomputed Gram matrix is not symmetric (max asymmetry "
+                          f"{asym:.2e}); using (K + K.T) / 2.", UserWarning)
             X = 0.5 * (X + X.T)
         device = resolve_device(self.device)
         self.device_ = str(device)
@@ -266,10 +266,10 @@ class _NTKMachineBase(BaseEstimator):
                 converged = converged and sol.converged
             n_iter = max(iters)
             if not converged and not (loss == "hinge" and lam == 0):
-                warnings.warn(f"{type(self).__name__}: solver {solver!r} stopped (max_iter or "
-                              "no further progress in floating point) before the KKT tolerance; "
-                              "increase max_iter or tol.",
-                              _convergence_warning(), stacklevel=3)
+                warn_user(f"{type(self).__name__}: solver {solver!r} stopped (max_iter or "
+                          "no further progress in floating point) before the KKT tolerance; "
+                          "increase max_iter or tol.",
+                          _convergence_warning())
         full = np.zeros((n, k))
         full[keep] = to_numpy(beta)
         self.dual_coef_ = full[:, 0] if (k == 1 and self._squeeze(y)) else full
@@ -323,8 +323,8 @@ class _NTKMachineBase(BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, reset=False)
         device = torch.device(self.device_)
         if device.type == "cuda" and not torch.cuda.is_available():
-            warnings.warn("the model was fitted on CUDA, which is not available; predicting on "
-                          "CPU.", UserWarning, stacklevel=3)
+            warn_user("the model was fitted on CUDA, which is not available; predicting on "
+                      "CPU.", UserWarning)
             device = torch.device("cpu")
         n_train = self.dual_coef_.shape[0]
         if self.kernel == "precomputed":

@@ -15,7 +15,6 @@ that it does *not* give the equivalence.
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,6 +29,7 @@ from .._sklearn_compat import Interval, StrOptions, _fit_context, check_is_fitte
 from .._torch import as_tensor, make_generator, parse_dtype, resolve_device, to_numpy
 from .._training import progress_bar
 from .._validation import check_sample_weight
+from .._warnings import warn_user
 from ._empirical import empirical_ntk_torch, init_params, mlp_forward
 from ._losses import LOSSES
 from ._ntk import ntk_kernel_torch
@@ -283,8 +283,8 @@ class NTKNetwork(BaseEstimator):
     def _device(self):
         dev = torch.device(self.device_)
         if dev.type == "cuda" and not torch.cuda.is_available():
-            warnings.warn("fitted on CUDA, which is not available; predicting on CPU.",
-                          UserWarning, stacklevel=3)
+            warn_user("fitted on CUDA, which is not available; predicting on CPU.",
+                      UserWarning)
             dev = torch.device("cpu")
         return dev
 

@@ -17,7 +17,6 @@ hinge have ``idx = 0..n-1, s = y``; the epsilon-insensitive dual stacks ``(a+, a
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from scipy.linalg.blas import daxpy as _daxpy
 from sklearn.exceptions import ConvergenceWarning
 
+from .._warnings import warn_user
 from ._losses import LOSSES
 
 __all__ = [
@@ -73,9 +73,9 @@ def cholesky_jitter(A, *, what="kernel matrix"):
         L, info = torch.linalg.cholesky_ex(A + (tau * scale) * eye)
         if int(info) == 0:
             if tau > 1e-10:
-                warnings.warn(
+                warn_user(
                     f"the {what} needed a jitter of {tau:.0e} x mean(diag) to factorise; "
-                    "it is numerically singular.", RuntimeWarning, stacklevel=3)
+                    "it is numerically singular.", RuntimeWarning)
             return L
         tau *= 100
     raise ValueError(
@@ -130,10 +130,10 @@ def solve_cholesky(K, Y, w, lam, fit_intercept=False):
         u = V @ (inv[:, None] * (V.T @ rhs))
         resid = (K @ (sw[:, None] * u) - Y).norm()
         if float(resid) > 1e-6 * float(Y.norm()):
-            warnings.warn(
+            warn_user(
                 f"lam=0: the minimum-norm solution does not interpolate (relative residual "
                 f"{float(resid) / max(float(Y.norm()), 1e-300):.1e}); the kernel matrix is "
-                "singular on these data.", RuntimeWarning, stacklevel=3)
+                "singular on these data.", RuntimeWarning)
     beta = sw[:, None] * u
     return beta, torch.zeros(Y.shape[1], dtype=K.dtype, device=K.device)
 
@@ -435,8 +435,8 @@ def solve_box(K, y, w, lam, loss, *, epsilon=0.0, b=0.0, solver="cd", tol=1e-6,
     else:
         z, n_iter, conv = _box_cd(prob, z, tol, max_iter or 1000, generator, blowup=blowup)
     if lam == 0 and conv is not True:
-        warnings.warn("data are not separable by this kernel machine; no hard-margin solution "
-                      "(lam=0) exists. Use lam > 0.", ConvergenceWarning, stacklevel=3)
+        warn_user("data are not separable by this kernel machine; no hard-margin solution "
+                  "(lam=0) exists. Use lam > 0.", ConvergenceWarning)
         conv = False
     beta = box_beta(z, y, loss, n)
     Hz = prob.matvec(z)

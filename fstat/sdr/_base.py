@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.base import TransformerMixin
 
 from .._sklearn_compat import StrOptions, check_is_fitted, validate_data
+from .._warnings import warn_user
 from ._fccov import _evaluate
 from ._metrics import METRICS, check_min_n, check_response
 
@@ -32,8 +31,8 @@ def check_xy(estimator, X, y, *, reset=True):
     check_min_n(X.shape[0], "X")
     response = check_response(y, estimator.metric, estimator.metric_params)
     if reset and response.all_equal():
-        warnings.warn("all response distances are equal (constant y): FCCov is 0 for every "
-                      "summary, so the fit carries no information.", UserWarning, stacklevel=3)
+        warn_user("all response distances are equal (constant y): FCCov is 0 for every "
+                  "summary, so the fit carries no information.", UserWarning)
     return X, response
 
 

@@ -13,12 +13,11 @@ U-statistic on the U-centred kernel.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 
 from .._torch import make_generator, resolve_device, unit_scale
+from .._warnings import warn_user
 from ._metrics import Response, check_min_n, check_response
 from ._ranks import (
     _chunk,
@@ -174,8 +173,8 @@ def _prepare(U, Y, metric, metric_params, device):
             f"y has {response.n}."
         )
     if response.all_equal():
-        warnings.warn("all response distances are equal (constant y): FCCov is 0.",
-                      UserWarning, stacklevel=3)
+        warn_user("all response distances are equal (constant y): FCCov is 0.",
+                  UserWarning)
     return device, response, Ut
 
 
@@ -228,15 +227,15 @@ def _evaluate_unit(Ut, response, device, *, statistic, method, n_centers, random
     # relative to the scale of U, so FCCor(cU) = FCCor(U) for every c > 0
     rounding = (64.0 * torch.finfo(Uc.dtype).eps * float(Ut.abs().max())) ** 2
     if not denominator > 1e-300 or lam <= rounding:
-        warnings.warn("FCCor denominator is 0 (U has zero variance or all response distances "
-                      "are equal); returning 0.0.", UserWarning, stacklevel=4)
+        warn_user("FCCor denominator is 0 (U has zero variance or all response distances "
+                  "are equal); returning 0.0.", UserWarning)
         return value.new_zeros(())
     return torch.clamp(value / denominator, 0.0, 1.0)
 
 
 def _warn_constant_u(Ut):
     if bool(torch.all(Ut == Ut[:1])):
-        warnings.warn("U has zero variance: FCCov is 0.", UserWarning, stacklevel=3)
+        warn_user("U has zero variance: FCCov is 0.", UserWarning)
 
 
 # --------------------------------------------------------------------------- public API

@@ -11,13 +11,13 @@ ties are not broken by rounding. Most metrics are Euclidean distances of a featu
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from .._torch import unit_scale
+from .._warnings import warn_user
 
 __all__ = ["METRICS", "Response", "check_response", "check_min_n"]
 
@@ -209,10 +209,10 @@ def check_response(Y, metric="euclidean", metric_params=None):
         objects = list(Y)
         check_min_n(len(objects))
         if len(objects) > _CALLABLE_WARN_N:
-            warnings.warn(
+            warn_user(
                 f"metric is a callable and n={len(objects)}: n(n-1)/2 Python-level metric calls "
                 "will be slow; precompute distances or use a named metric.",
-                UserWarning, stacklevel=3,
+                UserWarning,
             )
         return Response(metric, objects, len(objects), params)
     metric = "sphere" if metric == "geodesic" else metric

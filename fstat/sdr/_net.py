@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,6 +16,7 @@ from .._nn import make_mlp
 from .._sklearn_compat import Interval, StrOptions, _fit_context
 from .._torch import make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
+from .._warnings import warn_user
 from ._base import METRIC_CONSTRAINT, SDRTransformerMixin, check_xy, sign_rule
 from ._fccov import (
     ClassMeansLoss,
@@ -57,9 +57,9 @@ def _inverse_sqrt(cov, *, warn=True):
         )
     floor = 1e-10 * top
     if warn and float(w[0]) < floor:
-        warnings.warn(
+        warn_user(
             "the learned components are (nearly) collinear; tiny output variances were floored "
-            "during whitening. Consider fewer n_components.", ConvergenceWarning, stacklevel=3)
+            "during whitening. Consider fewer n_components.", ConvergenceWarning)
     w = torch.clamp(w, min=floor)
     return (V / w.sqrt()) @ V.T
 
@@ -256,10 +256,9 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
                     keep = torch.randperm(len(val), generator=generator)[:_MAX_VALIDATION]
                     val = np.sort(val[keep.numpy()])
                 return train, val
-            warnings.warn(
+            warn_user(
                 f"the validation split (validation_fraction={self.validation_fraction}, "
-                f"n={n}) is too small; early stopping is off for this fit.", UserWarning,
-                stacklevel=3)
+                f"n={n}) is too small; early stopping is off for this fit.", UserWarning)
         train = np.arange(n)
         if n < bound:
             raise ValueError(
@@ -283,9 +282,9 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
                 "minibatch_ranks='batch'."
             )
         if self.n_centers is not None and (not full_batch or self.objective == "distance"):
-            warnings.warn("n_centers applies to the full-batch FCCov objective only; it is "
-                          "ignored with minibatches (batch_size < n_train) and with "
-                          "objective='distance'.", UserWarning, stacklevel=4)
+            warn_user("n_centers applies to the full-batch FCCov objective only; it is "
+                      "ignored with minibatches (batch_size < n_train) and with "
+                      "objective='distance'.", UserWarning)
         elif self.n_centers is not None and self.n_centers > n:
             raise ValueError(
                 f"n_centers must lie in [1, n_train={n}] (the training rows after the "
@@ -309,10 +308,9 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
             return ClassMeansLoss(codes, n_classes), "class-means"
         solver = "kernel" if self.solver == "auto" else self.solver
         if solver == "kernel" and device.type == "cpu" and n > _MAX_CPU_KERNEL:
-            warnings.warn(
+            warn_user(
                 f"full batch with n_train={n} on CPU: the O(n^3) precompute of the ball kernel "
-                "is slow; set batch_size, solver='cumsum' or use a GPU.", UserWarning,
-                stacklevel=3)
+                "is slow; set batch_size, solver='cumsum' or use a GPU.", UserWarning)
         ranks = ball_ranks(response, device, centers=centers)
         if solver == "cumsum":
             return CumsumLoss(ranks), "cumsum"  # (tie starts kept: negligible next to K)
@@ -443,15 +441,15 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
                             else self.n_iter_)
         if validate is not None:
             if self.best_epoch_ == 0:
-                warnings.warn(
+                warn_user(
                     "training stalled on the initial plateau; lower `lam` or raise "
-                    "`learning_rate`.", ConvergenceWarning, stacklevel=2)
+                    "`learning_rate`.", ConvergenceWarning)
             elif not result.stopped_early and (
                 self.n_iter_ - self.best_epoch_ < self.eval_every * self.n_iter_no_change
             ) and self.n_iter_ >= self.max_epochs:
-                warnings.warn(
+                warn_user(
                     f"max_epochs={self.max_epochs} reached while the validation score was still "
-                    "improving; raise max_epochs.", ConvergenceWarning, stacklevel=2)
+                    "improving; raise max_epochs.", ConvergenceWarning)
         self.device_ = str(device)
         self.net_ = net.to(device="cpu", dtype=torch.float64).eval()
         for param in self.net_.parameters():
@@ -487,8 +485,8 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
             if torch.cuda.is_available() and int(device.partition(":")[2] or 0) < (
                     torch.cuda.device_count()):
                 return torch.device(device)
-            warnings.warn(f"the model was fitted on {device}, which is not available here; "
-                          "transforming on the CPU.", UserWarning, stacklevel=4)
+            warn_user(f"the model was fitted on {device}, which is not available here; "
+                      "transforming on the CPU.", UserWarning)
         return torch.device("cpu")
 
     def _net_forward(self, Xs, device=None):

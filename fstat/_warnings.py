@@ -8,8 +8,10 @@ import warnings
 
 import sklearn
 
+__all__ = ["warn_user"]
+
 _INTERNAL = (
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # fstat/
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,  # fstat/
     os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,  # fit wrappers, Pipeline
 )
 
@@ -18,8 +20,9 @@ def warn_user(message, category=UserWarning):
     """``warnings.warn`` with the stacklevel of the first frame outside fstat and sklearn.
 
     A fixed ``stacklevel`` breaks as soon as the call depth changes (``fit`` runs through
-    scikit-learn's ``_fit_context`` wrapper, log Z is estimated two calls below ``fit``, a
-    Pipeline adds more frames); walking the stack does not.
+    scikit-learn's ``_fit_context`` wrapper, a shared helper is reached from ``fit`` and
+    from ``score`` at different depths, a Pipeline adds more frames); walking the stack
+    does not. Every warning fstat emits goes through this function.
     """
     frame = sys._getframe(1)
     level = 2  # stacklevel 2 = the caller of warn_user

@@ -1,0 +1,206 @@
+"""Reporting around the causal bounds: CIs of aggregate rows, summaries, argument checks,
+inverted-interval warnings, BoundsDisplay input checks."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+from sklearn.dummy import DummyRegressor
+from sklearn.linear_model import LogisticRegression
+
+from fstat.causal import (
+    ConditionalDivergenceBounds,
+    InvertedBoundsWarning,
+    MarginalDivergenceBounds,
+)
+from fstat.causal._inference import AveragedBounds, build_table
+from fstat.datasets import make_confounded_discrete
+
+FAST = dict(max_iter=30, hidden_layer_sizes=(8,), device="cpu", random_state=0,
+            propensity_model=LogisticRegression(C=1e6), outcome_bounds=(0, 4))
+NAMES = ("kl", "chi2", "tv")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_confounded_discrete(300, random_state=0, return_truth=True)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, a, _ = data
+    return ConditionalDivergenceBounds(("kl", "tv"), **FAST).fit(X, y, treatment=a)
+
+
+def _table(aggregation):
+    """A synthetic AveragedBounds with three divergences (values, SEs chosen by hand)."""
+    rng = np.random.default_rng(3)
+    values, ses = {}, {}
+    for target in ("Y(0)", "Y(1)", "effect"):
+        lo = rng.uniform(0.0, 1.0, 3)
+        up = lo + rng.uniform(0.5, 2.0, 3)
+        rows = np.column_stack([lo, up])
+        se = rng.uniform(0.05, 0.3, (3, 2))
+        values[target] = np.vstack([rows, [lo.max(), up.min()], [lo.min() - 1, up.max() + 1]])
+        ses[target] = np.vstack([se, se[0], [0.1, 0.1]])
+    table = build_table(values, ses, [*NAMES, "aggregate", "manski"])
+    return AveragedBounds(table, n_samples=100.0, method="test", aggregation=aggregation,
+                          divergences=NAMES)
+
+
+def _wald(point, se, alpha):
+    z = norm.ppf(1 - alpha / 2)
+    return point - z * se, point + z * se
+
+
+@pytest.mark.parametrize("kind", ["outer", "endpoint", "imbens-manski"])
+def test_intersection_aggregate_row_is_bonferroni_for_every_kind(kind):
+    ab = _table("intersection")
+    alpha = 0.1
+    got = ab.conf_int(alpha, kind)
+    per = ab.conf_int(alpha / 3, kind)  # every divergence at level 1 - alpha / D
+    for target in ("Y(0)", "Y(1)", "effect"):
+        rows = per.loc[target].loc[list(NAMES)].to_numpy()
+        aggregate = got.loc[(target, "aggregate")].to_numpy()
+        if kind == "endpoint":
+            expected = [rows[:, 0].max(), rows[:, 1].max(), rows[:, 2].min(), rows[:, 3].min()]
+        else:
+            expected = [rows[:, 0].max(), rows[:, 1].min()]
+        np.testing.assert_allclose(aggregate, expected, rtol=0, atol=1e-12)
+    # by hand for "endpoint": the Bonferroni Wald interval of the largest lower bound
+    t = ab.table.loc["Y(1)"].loc[list(NAMES)]
+    lows = [_wald(p, s, alpha / 3) for p, s in zip(t["lower"], t["se_lower"])]
+    if kind == "endpoint":
+        np.testing.assert_allclose(got.loc[("Y(1)", "aggregate")].to_numpy()[:2],
+                                   [max(lo for lo, _ in lows), max(hi for _, hi in lows)],
+                                   atol=1e-12)
+    # the non-aggregate rows keep the plain level
+    plain = ab.conf_int(alpha, kind).loc[("Y(1)", "kl")].to_numpy()
+    np.testing.assert_allclose(got.loc[("Y(1)", "kl")].to_numpy(), plain)
+
+
+@pytest.mark.parametrize("kind", ["outer", "endpoint", "imbens-manski"])
+def test_other_aggregates_take_the_union(kind):
+    ab = _table("union")
+    got = ab.conf_int(0.05, kind)
+    for target in ("Y(0)", "Y(1)", "effect"):
+        rows = got.loc[target].loc[list(NAMES)].to_numpy()
+        expected = [f(rows[:, j]) for j, f in enumerate(
+            (np.min, np.max, np.min, np.max) if kind == "endpoint" else (np.min, np.max))]
+        np.testing.assert_allclose(got.loc[(target, "aggregate")].to_numpy(), expected)
+
+
+def test_no_aggregate_rows_without_aggregation():
+    ab = _table(None)
+    assert ab.conf_int(0.05, "endpoint").shape == (15, 4)
+
+
+def test_summary_names_the_outcome_and_counts_tangent_uses(data):
+    X, y, a, _ = data
+    series = pd.Series(y, name="visits")
+    est = ConditionalDivergenceBounds(("kl",), **FAST).fit(X, series, treatment=a)
+    text = est.summary().as_text()
+    assert "visits" in text and "One-step tangent uses" in text
+    marginal = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, series, treatment=a)
+    assert "visits" in marginal.summary().as_text()
+    plain = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a)
+    assert "Outcome:" in plain.summary().as_text()
+
+
+def test_tangent_uses_are_counted_for_observed_support():
+    """Without a declared support, held-out samples can fall outside a fold's dual domain;
+    the one-step estimate uses the tangent there and the header counts them (spec 2.8)."""
+    X, y, a = make_confounded_discrete(300, random_state=2)
+    y = y + np.random.default_rng(0).standard_normal(y.size) * 0.5  # continuous tails
+    params = {**FAST, "outcome_bounds": "observed", "max_iter": 60}
+    est = ConditionalDivergenceBounds(("kl", "chi2"), **params).fit(X, y, treatment=a)
+    used = est.averaged_bounds_.header["One-step tangent uses"]
+    count, total = (int(v) for v in used.split(" (")[0].split(" of "))
+    assert total == 2 * 2 * 300 * (est.dual_state_["layout"]["n_folds"] - 1)
+    assert 0 <= count <= total
+
+
+def test_score_rejects_treatment_twice(data):
+    X, y, a, _ = data
+    XA = np.column_stack([X, a])
+    est = ConditionalDivergenceBounds(("kl",), treatment_col=X.shape[1], **FAST).fit(XA, y)
+    assert np.isfinite(est.score(XA, y))
+    with pytest.raises(ValueError, match="treatment_col"):
+        est.score(XA, y, treatment=1 - a)
+
+
+@pytest.mark.parametrize("arm", [True, False, 1.0, 0.0, 2, -1, "1"])
+def test_arm_must_be_the_integer_0_or_1(fitted, data, arm):
+    X = data[0][:5]
+    with pytest.raises(ValueError, match="arm must be"):
+        fitted.predict_outcome_bounds(X, arm)
+    with pytest.raises(ValueError, match="arm must be"):
+        fitted.predict_manski(X, arm=arm)
+
+
+def test_numpy_integer_arm_is_accepted(fitted, data):
+    X = data[0][:5]
+    np.testing.assert_array_equal(fitted.predict_outcome_bounds(X, np.int64(1)),
+                                  fitted.predict_outcome_bounds(X, 1))
+    assert fitted.predict_manski(X, arm=np.int32(0)).shape == (5, 2)
+
+
+def test_inverted_intervals_warn_with_and_without_aggregation(data):
+    """Pseudo-outcome regressions far below the data invert the intervals; every
+    prediction path warns (spec section 4), not only the aggregated one."""
+    X, y, a, _ = data
+    params = {**FAST, "pseudo_outcome_model": DummyRegressor(strategy="constant", constant=-3.0)}
+    for aggregation in ("intersection", None):
+        est = ConditionalDivergenceBounds(("kl",), aggregation=aggregation, **params)
+        est.fit(X, y, treatment=a)
+        with pytest.warns(InvertedBoundsWarning):
+            out = est.predict(X[:20])
+        assert np.all(out[..., 0] > out[..., 1])
+        with pytest.warns(InvertedBoundsWarning):
+            est.predict_outcome_bounds(X[:20], 1, divergence="all")
+        with pytest.warns(InvertedBoundsWarning):
+            est.predict_outcome_bounds(X[:20], 1, divergence="kl")
+
+
+def test_bounds_display_rejects_bad_input(fitted, data):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fstat.causal import BoundsDisplay
+
+    x, lo, up = np.arange(5.0), np.zeros(5), np.ones(5)
+    cases = [
+        (dict(lower=np.zeros(4)), "lower has 4 values"),
+        (dict(manski_lower=np.zeros(5)), "manski_lower and manski_upper"),
+        (dict(truth=np.zeros(6)), "truth has 6 values"),
+        (dict(upper=np.array([1.0, np.nan, 1.0, 1.0, 1.0])), "upper contains NaN"),
+        (dict(x=np.zeros((5, 2))), "x must be a non-empty 1-D"),
+        (dict(x=np.array([]), lower=np.array([]), upper=np.array([])), "non-empty"),
+        (dict(kind="bogus"), "kind must be"),
+        (dict(n_bins=0), "n_bins"),
+        (dict(n_bins=2.5), "n_bins"),
+    ]
+    for change, message in cases:
+        args = {"x": x, "lower": lo, "upper": up, **change}
+        with pytest.raises(ValueError, match=message):
+            BoundsDisplay.from_predictions(**args)
+    X = data[0]
+    with pytest.raises(ValueError, match="feature"):
+        BoundsDisplay.from_estimator(fitted, X, feature=X.shape[1])
+    with pytest.raises(ValueError, match="feature"):
+        BoundsDisplay.from_estimator(fitted, pd.DataFrame(X, columns=["a", "b", "c", "d"]),
+                                     feature="zz")
+    # extra keywords style the band
+    disp = BoundsDisplay.from_predictions(x, lo, up, color="red")
+    np.testing.assert_allclose(disp.band_.get_facecolor()[0][:3], (1.0, 0.0, 0.0))
+    disp = BoundsDisplay.from_predictions(x, lo, up, kind="individual", color="red")
+    np.testing.assert_allclose(disp.band_.get_color()[0][:3], (1.0, 0.0, 0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BoundsDisplay.from_estimator(fitted, X, feature=0, color="green")
+    plt.close("all")
