@@ -204,3 +204,18 @@ def test_bounds_display_rejects_bad_input(fitted, data):
         warnings.simplefilter("error")
         BoundsDisplay.from_estimator(fitted, X, feature=0, color="green")
     plt.close("all")
+
+
+def test_score_refuses_y_outside_the_declared_support(fitted, data):
+    """Spec section 4: y outside a declared outcome_bounds is a ValueError, at score as at
+    fit (it returned a meaningless risk of about -27000)."""
+    X, y, a, _ = data
+    bad = y.copy()
+    bad[:3] = 9.0
+    with pytest.raises(ValueError, match="3 value.*outside outcome_bounds"):
+        fitted.score(X, bad, treatment=a)
+    marginal = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a)
+    with pytest.raises(ValueError, match="outside outcome_bounds"):
+        marginal.score(None, bad, treatment=a)
+    observed = MarginalDivergenceBounds(outcome_bounds="observed").fit(None, y, treatment=a)
+    assert np.isfinite(observed.score(None, bad, treatment=a))  # no declared support

@@ -137,6 +137,12 @@ def check_outcome_y(y):
     return check_array_finite(y, "y", ensure_2d=False)
 
 
+def check_scored_y(estimator, y):
+    """``score``'s y must lie in a declared support, as at ``fit`` (spec section 4)."""
+    if estimator.support_source_ == "declared":
+        check_outcome_bounds(estimator.outcome_bounds, y, warn=False)
+
+
 def outcome_name(y):
     """The name of a pandas Series outcome, else ``"y"`` (for summary headers)."""
     name = getattr(y, "name", None) if hasattr(y, "iloc") else None

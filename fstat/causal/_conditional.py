@@ -31,6 +31,7 @@ from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import (
     check_divergences,
     check_outcome_bounds,
+    check_scored_y,
     column_index,
     outcome_name,
     split_treatment,
@@ -827,6 +828,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
                 "score needs the treatment: pass treatment= (with metadata routing, "
                 "set_score_request(treatment=True)) or set treatment_col."
             )
+        check_scored_y(self, y)
         lam, u, _, e1, _ = self._fold_predictions(cov)
         layout = self.dual_state_["layout"]
         ytil = (y - self.y_center_) / self.y_scale_

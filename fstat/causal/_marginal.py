@@ -20,6 +20,7 @@ from ._base import (
     check_divergences,
     check_outcome_bounds,
     check_outcome_y,
+    check_scored_y,
     column_index,
     outcome_name,
     warn_constant_outcome,
@@ -350,6 +351,7 @@ class MarginalDivergenceBounds(BaseEstimator):
         """
         check_is_fitted(self)
         y, a = self._resolve(X, y, treatment, reset=False)
+        check_scored_y(self, y)
         n = y.size
         e1 = np.full(n, self.propensity_[1])
         total = 0.0
