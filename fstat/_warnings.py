@@ -6,6 +6,7 @@ import os
 import sys
 import warnings
 
+import joblib
 import sklearn
 
 __all__ = ["warn_user"]
@@ -13,11 +14,12 @@ __all__ = ["warn_user"]
 _INTERNAL = (
     os.path.dirname(os.path.abspath(__file__)) + os.sep,  # fstat/
     os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,  # fit wrappers, Pipeline
+    os.path.dirname(os.path.abspath(joblib.__file__)) + os.sep,  # cross_validate, GridSearchCV
 )
 
 
 def warn_user(message, category=UserWarning):
-    """``warnings.warn`` with the stacklevel of the first frame outside fstat and sklearn.
+    """``warnings.warn`` with the stacklevel of the first frame outside fstat, sklearn, joblib.
 
     A fixed ``stacklevel`` breaks as soon as the call depth changes (``fit`` runs through
     scikit-learn's ``_fit_context`` wrapper, a shared helper is reached from ``fit`` and

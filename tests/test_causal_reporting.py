@@ -76,9 +76,11 @@ def test_intersection_aggregate_row_is_bonferroni_for_every_kind(kind):
         np.testing.assert_allclose(got.loc[("Y(1)", "aggregate")].to_numpy()[:2],
                                    [max(lo for lo, _ in lows), max(hi for _, hi in lows)],
                                    atol=1e-12)
-    # the non-aggregate rows keep the plain level
-    plain = ab.conf_int(alpha, kind).loc[("Y(1)", "kl")].to_numpy()
-    np.testing.assert_allclose(got.loc[("Y(1)", "kl")].to_numpy(), plain)
+    # the other rows keep the plain level: the same table without aggregation
+    plain = _table(None).conf_int(alpha, kind)
+    for source in (*NAMES, "manski"):
+        np.testing.assert_allclose(got.loc[("Y(1)", source)].to_numpy(),
+                                   plain.loc[("Y(1)", source)].to_numpy())
 
 
 @pytest.mark.parametrize("kind", ["outer", "endpoint", "imbens-manski"])
@@ -109,17 +111,26 @@ def test_summary_names_the_outcome_and_counts_tangent_uses(data):
     assert "Outcome:" in plain.summary().as_text()
 
 
-def test_tangent_uses_are_counted_for_observed_support():
+def _tangent_uses(est):
+    used = est.averaged_bounds_.header["One-step tangent uses"]
+    return tuple(int(v) for v in used.split(" (")[0].split(" of "))
+
+
+def test_tangent_uses_are_counted_without_a_declared_support(data):
     """Without a declared support, held-out samples can fall outside a fold's dual domain;
-    the one-step estimate uses the tangent there and the header counts them (spec 2.8)."""
+    the one-step estimate uses the tangent there and the header counts them (spec 2.8).
+    With a declared support the duals are feasible by construction: none."""
     X, y, a = make_confounded_discrete(300, random_state=2)
     y = y + np.random.default_rng(0).standard_normal(y.size) * 0.5  # continuous tails
-    params = {**FAST, "outcome_bounds": "observed", "max_iter": 60}
-    est = ConditionalDivergenceBounds(("kl", "chi2"), **params).fit(X, y, treatment=a)
-    used = est.averaged_bounds_.header["One-step tangent uses"]
-    count, total = (int(v) for v in used.split(" (")[0].split(" of "))
+    params = {**FAST, "outcome_bounds": None, "max_iter": 60}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # UnboundedOutcomeWarning
+        est = ConditionalDivergenceBounds(("kl", "chi2"), **params).fit(X, y, treatment=a)
+    count, total = _tangent_uses(est)
     assert total == 2 * 2 * 300 * (est.dual_state_["layout"]["n_folds"] - 1)
-    assert 0 <= count <= total
+    assert 0 < count < total
+    declared = ConditionalDivergenceBounds(("kl",), **FAST).fit(data[0], data[1], treatment=data[2])
+    assert _tangent_uses(declared)[0] == 0
 
 
 def test_score_rejects_treatment_twice(data):
@@ -200,6 +211,8 @@ def test_bounds_display_rejects_bad_input(fitted, data):
     np.testing.assert_allclose(disp.band_.get_facecolor()[0][:3], (1.0, 0.0, 0.0))
     disp = BoundsDisplay.from_predictions(x, lo, up, kind="individual", color="red")
     np.testing.assert_allclose(disp.band_.get_color()[0][:3], (1.0, 0.0, 0.0))
+    disp = BoundsDisplay.from_predictions(x, lo, up, kind="individual", colors="red")
+    np.testing.assert_allclose(disp.band_.get_color()[0][:3], (1.0, 0.0, 0.0))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         BoundsDisplay.from_estimator(fitted, X, feature=0, color="green")
@@ -219,3 +232,9 @@ def test_score_refuses_y_outside_the_declared_support(fitted, data):
         marginal.score(None, bad, treatment=a)
     observed = MarginalDivergenceBounds(outcome_bounds="observed").fit(None, y, treatment=a)
     assert np.isfinite(observed.score(None, bad, treatment=a))  # no declared support
+    # the support declared at fit counts, not a parameter changed afterwards
+    marginal.set_params(outcome_bounds="observed")
+    with pytest.raises(ValueError, match="outside outcome_bounds"):
+        marginal.score(None, bad, treatment=a)
+    marginal.set_params(outcome_bounds=(0, 1))
+    assert np.isfinite(marginal.score(None, y, treatment=a))

@@ -77,6 +77,16 @@ def _constant_feature_ebm_in_pipeline():
                   CompositionalEBM(max_iter=2, random_state=0)).fit(X)
 
 
+def _unbounded_outcome_in_cross_validate():
+    from sklearn.model_selection import cross_validate
+
+    from fstat.causal import MarginalDivergenceBounds
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 2, 40), rng.normal(size=40)])
+    cross_validate(MarginalDivergenceBounds(treatment_col=0), X, rng.normal(size=40), cv=2)
+
+
 @pytest.mark.parametrize("call", [
     _asymmetric_gram_fit,
     _asymmetric_gram_in_pipeline,
@@ -85,6 +95,7 @@ def _constant_feature_ebm_in_pipeline():
     _silverman_on_one_row,
     _column_y_marginal_fit,
     _constant_feature_ebm_in_pipeline,
+    _unbounded_outcome_in_cross_validate,
 ], ids=lambda f: f.__name__.strip("_"))
 def test_warning_names_this_file(call):
     record = [w for w in _record(call) if not issubclass(w.category, DeprecationWarning)]

@@ -30,27 +30,31 @@ from .._warnings import warn_user
 from ..kernels._gram import gaussian_gram
 
 _CHUNK = 65536
-#: the approximate CS-QMI holds two D x D matrices (the tensor-product sum and one block)
+#: the approximate CS-QMI's joint term keeps about four D x D matrices (the running sum, one
+#: block, its square and, in training, a gradient)
 _MAX_CROSS_BYTES = 2**32
 
 
-def check_qmi_components(n_components, dtype):
-    """Refuse an ``n_components`` whose D x D CS-QMI matrices would exceed 4 GiB.
+def check_qmi_components(n_components, dtype, kind, n_rows):
+    """Refuse a feature count whose D x D CS-QMI matrices would exceed 4 GiB.
+
+    ``D`` is ``n_components``, or at most ``n_rows`` landmarks for ``kind="nystroem"``.
 
     Raises
     ------
     ValueError
         Naming ``n_components``, the memory it needs and the largest allowed value.
     """
+    d = min(n_components, n_rows) if kind == "nystroem" else n_components
     itemsize = torch.finfo(dtype).bits // 8
-    need = 2 * n_components * n_components * itemsize
+    need = 4 * d * d * itemsize
     if need > _MAX_CROSS_BYTES:
-        largest = math.isqrt(_MAX_CROSS_BYTES // (2 * itemsize))
+        largest = math.isqrt(_MAX_CROSS_BYTES // (4 * itemsize))
         raise ValueError(
-            f"n_components={n_components} makes the approximate CS-QMI hold two "
-            f"{n_components} x {n_components} matrices ({need / 2**30:.0f} GiB in {dtype}); "
-            f"use n_components <= {largest} (its joint term uses the tensor product of the "
-            "x- and t-feature maps, O(D^2) memory)."
+            f"n_components={n_components} makes the approximate CS-QMI keep about four "
+            f"{d} x {d} matrices ({need / 2**30:.0f} GiB in {dtype}); use n_components <= "
+            f"{largest} (its joint term uses the tensor product of the x- and t-feature "
+            "maps, O(D^2) memory)."
         )
 
 
@@ -203,7 +207,7 @@ def approx_cs_qmi(x, t, sigma_x, sigma_t, kind, n_components, generator, *, norm
                       "returning 0.0.", RuntimeWarning)
             return num * 0.0
         return num / den.sqrt()
-    check_qmi_components(n_components, x.dtype)
+    check_qmi_components(n_components, x.dtype, kind, x.shape[0])
     n = x.shape[0]
     u, v = x / sigma_x, t / sigma_t
     phi_u = _map(kind, u, n_components, generator)

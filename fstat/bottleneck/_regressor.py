@@ -467,7 +467,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         if self.approximation is not None:  # feature maps: O(size * n_components) memory
             if compression_for(self.objective, self.compression) in (
                     cs_qmi_compression, normalized_cs_qmi_compression) and self.beta > 0:
-                check_qmi_components(self.n_components, dtype)
+                check_qmi_components(self.n_components, dtype, self.approximation, size)
         elif device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
             if estimate > free:

@@ -138,9 +138,9 @@ def check_outcome_y(y):
 
 
 def check_scored_y(estimator, y):
-    """``score``'s y must lie in a declared support, as at ``fit`` (spec section 4)."""
+    """``score``'s y must lie in the support declared at ``fit`` (spec section 4)."""
     if estimator.support_source_ == "declared":
-        check_outcome_bounds(estimator.outcome_bounds, y, warn=False)
+        check_outcome_bounds(tuple(estimator.support_), y, warn=False)
 
 
 def outcome_name(y):

@@ -41,8 +41,8 @@ def _vector(values, name, n=None):
 def _segments(kwargs):
     """``fill_between``-style keywords for ``vlines`` (which spells the colour ``colors``)."""
     kwargs = dict(kwargs)
-    if "color" in kwargs:
-        kwargs["colors"] = kwargs.pop("color")
+    color = kwargs.pop("color", None)
+    kwargs.setdefault("colors", color)  # a user's own ``colors`` wins over the default
     return kwargs
 
 
@@ -134,18 +134,6 @@ class BoundsDisplay:
                 "BoundsDisplay.from_estimator needs a fitted ConditionalDivergenceBounds; the "
                 f"bounds of {type(estimator).__name__} do not vary with x."
             )
-        if arm is None:
-            if divergence is not None:
-                raise ValueError("divergence= applies to arm bounds (arm=0 or 1).")
-            bounds = estimator.predict(X)
-            manski = estimator.predict_manski(X) if show_manski else None
-            ylabel = "CATE bounds"
-        else:
-            bounds = estimator.predict_outcome_bounds(X, arm, divergence=divergence)
-            manski = estimator.predict_manski(X, arm=arm) if show_manski else None
-            ylabel = f"bounds on E[Y | do(A={arm}), x]"
-        if bounds.ndim != 2:
-            raise ValueError("aggregation=None gives several intervals per row; pass divergence=.")
         if isinstance(feature, str) and feature == "propensity":
             x, xlabel = estimator.predict_propensity(X), "estimated propensity e(x)"
         elif isinstance(feature, str):
@@ -159,6 +147,18 @@ class BoundsDisplay:
                 raise ValueError(f"feature must be 'propensity', a column name or an index "
                                  f"in [0, {n_columns}); got feature={feature!r}.")
             x, xlabel = np.asarray(X)[:, int(feature)].astype(float), f"x[{int(feature)}]"
+        if arm is None:
+            if divergence is not None:
+                raise ValueError("divergence= applies to arm bounds (arm=0 or 1).")
+            bounds = estimator.predict(X)
+            manski = estimator.predict_manski(X) if show_manski else None
+            ylabel = "CATE bounds"
+        else:
+            bounds = estimator.predict_outcome_bounds(X, arm, divergence=divergence)
+            manski = estimator.predict_manski(X, arm=arm) if show_manski else None
+            ylabel = f"bounds on E[Y | do(A={arm}), x]"
+        if bounds.ndim != 2:
+            raise ValueError("aggregation=None gives several intervals per row; pass divergence=.")
         disp = cls(x, bounds[:, 0], bounds[:, 1],
                    manski_lower=None if manski is None else manski[:, 0],
                    manski_upper=None if manski is None else manski[:, 1], truth=truth,

@@ -180,7 +180,7 @@ class MarginalDivergenceBounds(BaseEstimator):
             return y, check_treatment(treatment, n_samples=y.size)
         if (treatment is None) == (self.treatment_col is None):
             raise ValueError(
-                "pass treatment= to fit or set treatment_col, not both/neither."
+                "pass treatment= or set treatment_col, not both/neither."
             )
         X_in = X
         X, y = validate_data(self, X, y, reset=reset, y_numeric=True)
