@@ -99,7 +99,7 @@ def test_column_y_and_constant_y_rows():
                                                                     treatment=a)
     assert record[0].filename == __file__
     np.testing.assert_array_equal(column.bounds_, flat.bounds_)
-    with pytest.warns(DataConversionWarning) as record:  # score: one frame less than fit
+    with pytest.warns(DataConversionWarning) as record:  # score reaches it by another path
         assert column.score(None, y[:, None], treatment=a) == flat.score(None, y, treatment=a)
     assert record[0].filename == __file__
     with pytest.raises(ValueError, match="y"):
