@@ -750,10 +750,30 @@ class ConditionalDivergenceBounds(BaseEstimator):
     def average_bounds(self, X=None, y=None, treatment=None, *, method="one-step"):
         """Averaged bounds on the training sample (X None) or on new covariates.
 
-        ``method="one-step"`` (training sample only) gives the cross-fitted one-step
-        estimates with influence-function standard errors; ``method="plugin"`` averages the
-        conditional bounds (and conditional Manski bounds) over the rows, without standard
-        errors (the ``se_*`` columns are NaN). Both return an :class:`AveragedBounds`.
+        ``method="one-step"`` gives the one-step estimates with influence-function standard
+        errors. On the training sample they are cross-fitted (each sample uses the models of
+        the folds that did not train on it, with its own out-of-fold propensity). On new data
+        (``X``, ``y`` and the treatment, resolved as in :meth:`score`) no model saw the
+        samples, so each sample averages every fold's models, with the fold-averaged
+        propensity of :meth:`predict_propensity`. ``method="plugin"`` averages the
+        conditional bounds (and conditional Manski bounds) over the rows of ``X`` (``y`` and
+        the treatment are not used), without standard errors (the ``se_*`` columns are
+        NaN). Both return an :class:`AveragedBounds`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            New data, with the treatment column when ``treatment_col`` is set; None for the
+            training sample (cached at ``fit``).
+        y : array-like of shape (n_samples,), optional
+            Outcomes of the new data (one-step only), inside a support declared at ``fit``.
+        treatment : array-like of shape (n_samples,), optional
+            Binary treatment of the new data (one-step only), unless ``treatment_col`` is set.
+        method : {"one-step", "plugin"}, default="one-step"
+
+        Returns
+        -------
+        AveragedBounds
 
         Notes
         -----
@@ -772,10 +792,20 @@ class ConditionalDivergenceBounds(BaseEstimator):
             raise ValueError(f"method must be 'one-step' or 'plugin'; got {method!r}.")
         if X is None:
             return self.averaged_bounds_ if method == "one-step" else self._averaged_plugin
-        if method == "one-step":
-            raise ValueError("one-step averaged bounds on new data are not implemented yet; "
-                             "pass X=None for the training-sample one-step bounds.")
-        return self._plugin(self._check_X(X))
+        if method == "plugin":
+            return self._plugin(self._check_X(X))
+        if y is None:
+            raise ValueError("one-step averaged bounds on new data need the outcome: pass y "
+                             "(and the treatment), or method='plugin' for covariates alone.")
+        cov, y_checked, a = self._covariates(X, y, treatment, reset=False)
+        if a is None:
+            raise ValueError(
+                "one-step averaged bounds on new data need the treatment: pass treatment= or "
+                "set treatment_col."
+            )
+        check_scored_y(self, y_checked)
+        return self._one_step(cov, y_checked, a, np.ones(y_checked.size), outcome_name(y),
+                              new_data=True)
 
     def _plugin(self, cov, w=None):
         """Plug-in averaged bounds: weighted means of the conditional bounds (no SEs)."""
@@ -845,16 +875,21 @@ class ConditionalDivergenceBounds(BaseEstimator):
     # ------------------------------------------------------------------------------------------
     # one-step averaged bounds (fstat extension)
     # ------------------------------------------------------------------------------------------
-    def _one_step(self, cov, y, a, w, outcome="y"):
+    def _one_step(self, cov, y, a, w, outcome="y", *, new_data=False):
+        """One-step averaged bounds: cross-fitted on the training sample; with
+        ``new_data``, every fold's models and the fold-averaged propensity for each sample."""
         _, (lam, u, m, e_all, _) = self._theta(cov)
         layout = self.dual_state_["layout"]
         names, n_folds = self.divergences_, layout["n_folds"]
         n = y.size
-        fold_of = np.empty(n, dtype=int)
-        for k, (_, te) in enumerate(self.folds_):
-            fold_of[te] = k
         rows = np.arange(n)
-        e_own = e_all[fold_of, rows]  # (n, 2): each sample's own out-of-fold propensity
+        fold_of = np.full(n, -1)  # new data: no fold trained on any sample
+        if new_data:
+            e_own = e_all.mean(axis=0)  # (n, 2), as predict_propensity
+        else:
+            for k, (_, te) in enumerate(self.folds_):
+                fold_of[te] = k
+            e_own = e_all[fold_of, rows]  # (n, 2): each sample's own out-of-fold propensity
         ytil = (y - self.y_center_) / self.y_scale_
         onehot = np.column_stack([a == 0, a == 1]).astype(float)
         psi = np.zeros((len(names), 2, n, 2))  # divergence, sign, sample, arm
@@ -920,11 +955,12 @@ class ConditionalDivergenceBounds(BaseEstimator):
         sources.append("manski")
         header = {"Outcome": outcome, "Folds": n_folds,
                   "Support": f"[{lo_h:.4g}, {hi_h:.4g}] ({self.support_source_})",
-                  "Propensity range": f"[{self.propensity_oof_.min():.3f}, "
-                                      f"{self.propensity_oof_.max():.3f}]",
+                  "Propensity range": f"[{e_own[:, 1].min():.3f}, {e_own[:, 1].max():.3f}]",
                   "Max domain violation": f"{self.domain_violation_fraction_.max():.2%}",
                   "One-step tangent uses": f"{n_tangent} of {n_evaluated} "
                                            f"({n_tangent / max(n_evaluated, 1):.2%})"}
+        method = ("one-step on new data, all folds' models (fstat extension)" if new_data
+                  else "cross-fitted one-step (fstat extension)")
         return AveragedBounds(build_table(values, ses, sources), n_samples=float(w.sum()),
-                              method="cross-fitted one-step (fstat extension)",
+                              method=method,
                               aggregation=self.aggregation, divergences=names, header=header)
