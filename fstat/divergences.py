@@ -188,6 +188,8 @@ class FDivergence:
     _f: Callable = field(default=None, repr=False)
     _g: Callable = field(default=None, repr=False)
     _g0: float = float("nan")
+    _f_inf: float = float("nan")  # lim f(t) and lim g(s) at +inf (NaN: evaluate f or g there)
+    _g_inf: float = float("nan")
     _radius: Callable = field(default=None, repr=False)
     _radius_derivative: Callable = field(default=None, repr=False)
     _conjugate: Callable = field(default=None, repr=False)
@@ -233,11 +235,8 @@ class FDivergence:
         """
 
         def compute(t, ops):
-            pos = t > 0
-            val = self._f(ops.where(pos, t, 1.0), ops)
             edge = ops.where(t == 0, ops.full_like(t, self.f0), ops.full_like(t, _INF))
-            out = ops.where(pos, val, edge)
-            return ops.where(ops.isnan(t), t, out)
+            return self._positive_part(self._f, self._f_inf, t, edge, ops)
 
         return _evaluate(compute, t)
 
@@ -257,16 +256,27 @@ class FDivergence:
         """
 
         def compute(s, ops):
-            pos = s > 0
-            val = self._g(ops.where(pos, s, 1.0), ops)
             if math.isnan(self._g0):  # registered divergence: s f(1/s) as evaluated at 0
                 at_zero = self._g(s, ops)
             else:
                 at_zero = ops.full_like(s, self._g0)
-            out = ops.where(pos, val, ops.where(s == 0, at_zero, ops.full_like(s, _INF)))
-            return ops.where(ops.isnan(s), s, out)
+            edge = ops.where(s == 0, at_zero, ops.full_like(s, _INF))
+            return self._positive_part(self._g, self._g_inf, s, edge, ops)
 
         return _evaluate(compute, s)
+
+    @staticmethod
+    def _positive_part(func, at_inf, x, edge, ops):
+        """``func`` on ``0 < x < inf``, its limit ``at_inf`` at ``+inf`` (where the closed
+        forms give inf - inf), ``edge`` at ``x <= 0``; NaN stays NaN."""
+        finite = (x > 0) & (x < _INF)
+        val = func(ops.where(finite, x, 1.0), ops)
+        if math.isnan(at_inf):  # registered divergence: whatever func gives at +inf
+            limit = func(ops.where(x == _INF, x, 1.0), ops)
+        else:
+            limit = ops.full_like(x, at_inf)
+        out = ops.where(finite, val, ops.where(x == _INF, limit, edge))
+        return ops.where(ops.isnan(x), x, out)
 
     # -- radius -------------------------------------------------------------------------------
     def radius(self, e):
@@ -421,7 +431,9 @@ def _check_propensity(e, ops):
 # --------------------------------------------------------------------------------------------
 
 
-def _builtin(name, f0, domain_closed, g0, f, g, rad, drad, conj, dconj, ddconj):
+def _builtin(name, f0, domain_closed, g0, f, g, rad, drad, conj, dconj, ddconj, *,
+             f_inf=_INF, g_inf=_INF):
+    # f_inf, g_inf: the limits at +inf (+inf for every built-in but reverse KL's f and KL's g)
     return FDivergence(
         name=name,
         f0=float(f0),
@@ -429,6 +441,8 @@ def _builtin(name, f0, domain_closed, g0, f, g, rad, drad, conj, dconj, ddconj):
         _f=f,
         _g=g,
         _g0=float(g0),
+        _f_inf=float(f_inf),
+        _g_inf=float(g_inf),
         _radius=rad,
         _radius_derivative=drad,
         _conjugate=conj,
@@ -446,9 +460,30 @@ def _minus_infinite(e, ops):
     return ops.full_like(e, -_INF)
 
 
+# (1 + v) log(1 + v) + (1 - v) log(1 - v) = sum_k v^(2k) / (k (2k - 1)), k = 1, ..., 13
+# (relative truncation error below 1e-17 for |v| < 1/4)
+_JS_SERIES = tuple(1.0 / (k * (2.0 * k - 1.0)) for k in range(13, 0, -1))
+
+
 def _js_f(t, ops):
-    # 1/2 [t log t - (t + 1) log((t + 1) / 2)]
-    return 0.5 * (t * ops.log(t) - (t + 1.0) * (ops.log1p(t) - _LOG2))
+    # 1/2 [t log t - (t + 1) log((t + 1) / 2)]. Near t = 1 the two terms cancel to
+    # O((t - 1)^2); there, with v = (t - 1) / (t + 1) (so t = (1 + v) / (1 - v)), it is
+    # f = [(1 + v) log(1 + v) + (1 - v) log(1 - v)] / (2 (1 - v)), summed as an even series
+    v = (t - 1.0) / (t + 1.0)
+    near = ops.abs(v) < 0.25
+    v = ops.where(near, v, 0.0)
+    w = v * v
+    series = _JS_SERIES[0]
+    for c in _JS_SERIES[1:]:
+        series = series * w + c
+    near_val = 0.5 * series * w / (1.0 - v)
+    low = t < 1.0
+    t_low = ops.where(near | ~low, 0.5, t)
+    low_val = 0.5 * (t_low * ops.log(t_low) - (t_low + 1.0) * (ops.log1p(t_low) - _LOG2))
+    # above: t log(2t / (t + 1)) - log((t + 1) / 2) with no t log t to cancel at large t
+    t_high = ops.where(near | low, 2.0, t)
+    high_val = 0.5 * (t_high * (_LOG2 - ops.log1p(1.0 / t_high)) - (ops.log1p(t_high) - _LOG2))
+    return ops.where(near, near_val, ops.where(low, low_val, high_val))
 
 
 def _js_radius(e, ops):
@@ -497,6 +532,25 @@ def _js_ddconj(t, ops):
     return 4.0 * ops.exp(2.0 * t) / (den * den)
 
 
+def _far_left(t, ops, form_far, form_near):
+    """``form_far`` on ``t < -1`` (finite at ``t = -inf``), ``form_near`` elsewhere; each
+    branch sees only its own arguments, so no inf - inf reaches values or gradients."""
+    far = t < -1.0
+    return ops.where(far, form_far(ops.where(far, t, -2.0)),
+                     form_near(ops.where(far, 0.0, t)))
+
+
+def _hellinger_conjugate(t, ops):
+    # t / (1 - 2t); as 1 / (1/t - 2) on t < -1 it reaches its limit -1/2 at t = -inf
+    return _far_left(t, ops, lambda u: 1.0 / (1.0 / u - 2.0), lambda u: u / (1.0 - 2.0 * u))
+
+
+def _chi2_conjugate(t, ops):
+    # 1 - sqrt(1 - 2t): as 2t / (1 + sqrt(1 - 2t)) near 0 (no cancellation), directly on t < -1
+    return _far_left(t, ops, lambda u: 1.0 - ops.sqrt(1.0 - 2.0 * u),
+                     lambda u: 2.0 * u / (1.0 + ops.sqrt(1.0 - 2.0 * u)))
+
+
 def _tv_conjugate(t, ops):
     # max(t, -1/2); the tie goes to t so that autograd returns 1 at t = -1/2 as documented
     return ops.where(t >= -0.5, t, -0.5)
@@ -519,6 +573,7 @@ _BUILTINS = {
         conj=lambda t, ops: -1.0 - ops.log(-t),
         dconj=lambda t, ops: -1.0 / t,
         ddconj=lambda t, ops: 1.0 / (t * t),
+        g_inf=-_INF,
     ),
     "reverse_kl": _builtin(
         "reverse_kl",
@@ -532,6 +587,7 @@ _BUILTINS = {
         conj=lambda t, ops: ops.exp(t - 1.0),
         dconj=lambda t, ops: ops.exp(t - 1.0),
         ddconj=lambda t, ops: ops.exp(t - 1.0),
+        f_inf=-_INF,
     ),
     "hellinger": _builtin(
         "hellinger",
@@ -542,7 +598,7 @@ _BUILTINS = {
         g=lambda s, ops: 0.5 * (1.0 - ops.sqrt(s)) ** 2,
         rad=lambda e, ops: (1.0 - e) / (1.0 + ops.sqrt(e)),  # = 1 - sqrt(e)
         drad=lambda e, ops: -0.5 / ops.sqrt(e),
-        conj=lambda t, ops: t / (1.0 - 2.0 * t),
+        conj=_hellinger_conjugate,
         dconj=lambda t, ops: (1.0 - 2.0 * t) ** -2,
         ddconj=lambda t, ops: 4.0 * (1.0 - 2.0 * t) ** -3,
     ),
@@ -555,7 +611,7 @@ _BUILTINS = {
         g=lambda s, ops: (1.0 - s) ** 2 / (2.0 * s),
         rad=lambda e, ops: (1.0 - e) / (2.0 * e),
         drad=lambda e, ops: -0.5 / (e * e),
-        conj=lambda t, ops: 2.0 * t / (1.0 + ops.sqrt(1.0 - 2.0 * t)),  # = 1 - sqrt(1 - 2t)
+        conj=_chi2_conjugate,
         dconj=lambda t, ops: 1.0 / ops.sqrt(1.0 - 2.0 * t),
         ddconj=lambda t, ops: 1.0 / ((1.0 - 2.0 * t) * ops.sqrt(1.0 - 2.0 * t)),
     ),
@@ -857,14 +913,25 @@ def _numeric_conjugate(g, t):
     return values, argmax
 
 
-def _richardson_derivative(func, x, rel_step=1e-3):
-    """Central difference with one Richardson step (error O(h^4))."""
+def _richardson_derivative(func, x, rel_step=1e-3, upper=None):
+    """Central difference with one Richardson step (error O(h^4)).
+
+    Where ``x + h`` would pass ``upper`` (the end of the domain, e.g. ``e = 1`` of a radius),
+    the left-sided three-point difference with one Richardson step (error O(h^3)) is used
+    instead: ``func`` is never evaluated beyond ``upper``, where it may have a kink.
+    """
     h = rel_step * np.abs(x)
 
     def central(hh):
         return (func(x + hh) - func(x - hh)) / (2.0 * hh)
 
-    return (4.0 * central(0.5 * h) - central(h)) / 3.0
+    def left(hh):
+        return (3.0 * func(x) - 4.0 * func(x - hh) + func(x - 2.0 * hh)) / (2.0 * hh)
+
+    out = (4.0 * central(0.5 * h) - central(h)) / 3.0
+    if upper is None:
+        return out
+    return np.where(x + h > upper, (4.0 * left(0.5 * h) - left(h)) / 3.0, out)
 
 
 def _richardson_second_derivative(func, x, rel_step=1e-3):
@@ -970,7 +1037,8 @@ def register_divergence(
             drad = _numpy_only(lambda e: np.full_like(e, -_INF), "radius_derivative", key)
         else:
             drad = _numpy_only(
-                lambda e: _richardson_derivative(lambda x: x * f_np(1.0 / x) + (1 - x) * f0, e),
+                lambda e: _richardson_derivative(lambda x: x * f_np(1.0 / x) + (1 - x) * f0, e,
+                                                 upper=1.0),
                 "radius_derivative",
                 key,
             )

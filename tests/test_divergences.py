@@ -614,3 +614,95 @@ def test_radius_autograd_at_one_is_the_one_sided_derivative(name):
     value.sum().backward()
     assert float(value[0]) == 0.0
     np.testing.assert_allclose(e.grad.numpy(), div.radius_derivative([1.0, 0.3]), rtol=1e-12)
+
+
+
+# --------------------------------------------------------------------------------------------
+# limits at the ends of the domains, and accuracy where closed forms cancel
+# --------------------------------------------------------------------------------------------
+_LIMIT_CASES = {  # name: (f(+inf), g(+inf), g*(-inf) = -g(0))
+    "kl": (np.inf, -np.inf, -np.inf),
+    "reverse_kl": (-np.inf, np.inf, 0.0),
+    "hellinger": (np.inf, np.inf, -0.5),
+    "chi2": (np.inf, np.inf, -np.inf),
+    "tv": (np.inf, np.inf, -0.5),
+    "js": (np.inf, np.inf, -0.5 * math.log(2.0)),
+    "alpha:0.5": (np.inf, np.inf, -2.0),
+    "alpha:2": (np.inf, np.inf, -np.inf),
+    "alpha:-1": (np.inf, np.inf, -0.5),
+    "alpha:3": (np.inf, np.inf, -np.inf),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LIMIT_CASES))
+def test_limits_at_infinity_are_not_nan(name):
+    # the closed forms give inf - inf or inf / inf (NaN) there for several divergences
+    torch = pytest.importorskip("torch")
+    f_inf, g_inf, conj_minus_inf = _LIMIT_CASES[name]
+    div = dv.get_divergence(name)
+    pos = torch.tensor(np.inf, dtype=torch.float64)
+    assert div.f(np.inf) == f_inf == div.f(pos).item()
+    assert div.g(np.inf) == g_inf == div.g(pos).item()
+    assert div.conjugate(-np.inf) == conj_minus_inf == div.conjugate(-pos).item()
+    assert div.conjugate_derivative(-np.inf) == 0.0 == div.conjugate_second_derivative(-np.inf)
+    # the limits continue the finite values
+    big = div.f(np.array([1e10, 1e100, 1e300]))
+    assert np.all(np.sign(big) == np.sign(f_inf)) and abs(big[2]) > abs(big[0])
+    far = div.conjugate(np.array([-1e6, -1e300]))
+    if math.isfinite(conj_minus_inf):
+        assert_allclose(far[1], conj_minus_inf, rtol=1e-12, atol=1e-12)
+    else:
+        assert far[1] < far[0] < 0
+
+
+@pytest.mark.parametrize("name", ["hellinger", "chi2"])
+def test_conjugate_far_left_branch_accurate_with_gradient(name):
+    # hellinger and chi2 switch to a form finite at -inf for t < -1: continuous, accurate,
+    # and the torch gradient equals the closed-form derivative on both sides
+    torch = pytest.importorskip("torch")
+    import mpmath as mp
+
+    mp.mp.dps = 40
+    exact = {"hellinger": lambda t: t / (1 - 2 * t), "chi2": lambda t: 1 - mp.sqrt(1 - 2 * t)}
+    div = dv.get_divergence(name)
+    ts = np.concatenate([-np.logspace(-8, 300, 400), [-1.0 - 1e-15, -1.0, -1.0 + 1e-15]])
+    for t in ts:
+        ref = exact[name](mp.mpf(float(t)))
+        assert abs(div.conjugate(t) - ref) <= 4e-16 * abs(ref)
+    tt = torch.tensor(ts[ts > -1e150], dtype=torch.float64, requires_grad=True)
+    div.conjugate(tt).sum().backward()
+    assert_allclose(tt.grad.numpy(), div.conjugate_derivative(tt.detach().numpy()), rtol=1e-13)
+
+
+def test_js_generator_is_relatively_accurate_near_one_and_far_out():
+    # f(t) = O((t - 1)^2) near 1 (the closed form cancelled to O(1) relative error there) and
+    # t log t cancelled to ~1e-13 at huge t
+    import mpmath as mp
+
+    mp.mp.dps = 60
+    js = dv.get_divergence("js")
+    ts = np.concatenate([1.0 + np.logspace(-15, 0.5, 300), 1.0 - np.logspace(-15, -0.01, 300),
+                         np.logspace(-300, 300, 300), [0.6, 1.0 + 2.0 / 3.0]])
+    worst = 0.0
+    for t in ts:
+        tm = mp.mpf(float(t))
+        ref = (tm * mp.log(tm) - (tm + 1) * mp.log((tm + 1) / 2)) / 2
+        worst = max(worst, float(abs(js.f(t) - ref) / ref), float(abs(js.g(t) - ref) / ref))
+    assert worst < 5e-15
+    assert js.f(1.0) == 0.0
+
+
+def test_numeric_radius_derivative_stays_inside_the_domain_at_e_one():
+    # B(e) is defined on (0, 1]; a central difference at e = 1 used B(1 + h), across the kink
+    # of a TV-like f at 1, and gave -0.5 instead of -1
+    tv_like = dv.register_divergence("test_kinked_tv", lambda t: 0.5 * np.abs(t - 1.0), 0.5,
+                                     overwrite=True)
+    kl_like = dv.register_divergence("test_smooth_kl", lambda t: t * np.log(t), 0.0,
+                                     overwrite=True)
+    e = np.array([0.01, 0.3, 0.998, 0.9995, 1.0])
+    try:
+        assert_allclose(tv_like.radius_derivative(e), -1.0, rtol=1e-9)
+        assert_allclose(kl_like.radius_derivative(e), -1.0 / e, rtol=1e-9)
+    finally:
+        dv._REGISTRY.pop("test_kinked_tv", None)
+        dv._REGISTRY.pop("test_smooth_kl", None)
