@@ -404,7 +404,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         times["pseudo_outcomes"] = time.perf_counter() - tick
         tick = time.perf_counter()
         self.averaged_bounds_ = self._one_step(cov, y, a, w, outcome)
-        self._averaged_plugin = self._plugin(cov, w)
+        self._averaged_plugin = self._plugin(cov, w, outcome)
         times["inference"] = time.perf_counter() - tick
         times["total"] = time.perf_counter() - start
         self.fit_time_ = times
@@ -793,7 +793,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         if X is None:
             return self.averaged_bounds_ if method == "one-step" else self._averaged_plugin
         if method == "plugin":
-            return self._plugin(self._check_X(X))
+            return self._plugin(self._check_X(X), None, self.averaged_bounds_.header["Outcome"])
         if y is None:
             raise ValueError("one-step averaged bounds on new data need the outcome: pass y "
                              "(and the treatment), or method='plugin' for covariates alone.")
@@ -807,7 +807,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         return self._one_step(cov, y_checked, a, np.ones(y_checked.size), outcome_name(y),
                               new_data=True)
 
-    def _plugin(self, cov, w=None):
+    def _plugin(self, cov, w=None, outcome="y"):
         """Plug-in averaged bounds: weighted means of the conditional bounds (no SEs)."""
         b = self._bounds_all(cov)  # (n, D, arm, [lo, up])
         man = self._manski_arms(cov)
@@ -835,7 +835,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
                               if w is None else w.sum()),
                               method="plug-in (no standard errors)",
                               aggregation=self.aggregation, divergences=self.divergences_,
-                              header={"Folds": self.dual_state_["layout"]["n_folds"]})
+                              header={"Outcome": outcome,
+                                      "Folds": self.dual_state_["layout"]["n_folds"]})
 
     def summary(self, alpha=0.05, *, kind="outer"):
         """statsmodels Summary of the averaged bounds (one-step, fstat extension).
