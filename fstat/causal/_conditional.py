@@ -860,6 +860,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
                 "set_score_request(treatment=True)) or set treatment_col."
             )
         check_scored_y(self, y)
+        if self.constant_outcome_:  # every fitted interval is the constant: width 0
+            return 0.0
         lam, u, _, e1, _ = self._fold_predictions(cov)
         layout = self.dual_state_["layout"]
         ytil = (y - self.y_center_) / self.y_scale_
