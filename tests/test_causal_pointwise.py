@@ -268,6 +268,14 @@ def test_aggregation_modes():
     with pytest.raises(ValueError, match="method"):
         aggregate_bounds(lower, upper, method="tight_kth")
     assert aggregate_bounds([0.0, 1.0], [3.0, 2.0]) == (1.0, 2.0, 1)
+    # None: no aggregation (spec 2.9), the per-divergence intervals as given
+    lo, up, k = aggregate_bounds(lower.tolist(), upper, method=None)
+    np.testing.assert_array_equal(lo, lower)
+    np.testing.assert_array_equal(up, upper)
+    assert k is None and lo.dtype == np.float64
+    lo, up, k = aggregate_bounds([0.0, 1.0], [3.0, 2.0], method=None)
+    np.testing.assert_array_equal(np.stack([lo, up]), [[0.0, 1.0], [3.0, 2.0]])
+    assert k is None
 
 
 def _population(seed):

@@ -27,19 +27,21 @@ def aggregate_bounds(lower, upper, *, method="intersection", k=None):
     ----------
     lower, upper : array-like of shape (n, D) or (D,)
         Per-divergence lower and upper bounds.
-    method : {"intersection", "union", "kth", "adaptive"}, default="intersection"
+    method : {"intersection", "union", "kth", "adaptive"} or None, default="intersection"
         ``"intersection"``: (max of lowers, min of uppers) -- valid whenever each candidate is;
         ``"union"``: (min, max); ``"kth"``: k-th largest lower and k-th smallest upper
         (``k = 1`` is the intersection, ``k = D`` the union; the aggregated upper is valid iff at
         least ``D - k + 1`` candidate uppers are); ``"adaptive"``: per row the smallest ``k`` with
-        lower <= upper, falling back to the union with an :class:`InvertedBoundsWarning`.
+        lower <= upper, falling back to the union with an :class:`InvertedBoundsWarning`;
+        None: no aggregation (the validated inputs are returned as they are, ``k_used`` None).
     k : int, optional
         Required for ``"kth"`` (``1 <= k <= D``).
 
     Returns
     -------
     lower, upper : ndarray of shape (n,) (or floats for 1-D input)
-    k_used : ndarray of int of shape (n,) (or int)
+        With ``method=None``: float64 arrays of the input shape.
+    k_used : ndarray of int of shape (n,) (or int), or None for ``method=None``
 
     Examples
     --------
@@ -61,8 +63,11 @@ def aggregate_bounds(lower, upper, *, method="intersection", k=None):
     if not (np.all(~np.isnan(lower)) and np.all(~np.isnan(upper))):
         raise ValueError("lower and upper must not contain NaN.")
     n, d = lower.shape
+    if method is None:  # no aggregation
+        return (lower[0], upper[0], None) if one_row else (lower, upper, None)
     if method not in AGGREGATIONS:
-        raise ValueError(f"method must be one of {AGGREGATIONS}; got method={method!r}.")
+        raise ValueError(
+            f"method must be one of {AGGREGATIONS} or None; got method={method!r}.")
     if method == "kth":
         if k is None or isinstance(k, bool) or not isinstance(k, int | np.integer) or not (
             1 <= k <= d
