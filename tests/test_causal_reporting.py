@@ -107,6 +107,7 @@ def test_summary_names_the_outcome_and_counts_tangent_uses(data):
     assert "visits" in text and "One-step tangent uses" in text
     for plugin in (est.average_bounds(method="plugin"), est.average_bounds(X, method="plugin")):
         assert plugin.header["Outcome"] == "visits"  # the plug-in tables name it too
+        assert plugin.header["Support"] == "[0, 4] (declared)"
     marginal = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, series, treatment=a)
     assert "visits" in marginal.summary().as_text()
     plain = MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a)

@@ -807,6 +807,10 @@ class ConditionalDivergenceBounds(BaseEstimator):
         return self._one_step(cov, y_checked, a, np.ones(y_checked.size), outcome_name(y),
                               new_data=True)
 
+    def _support_text(self):
+        lo, hi = self.support_
+        return f"[{lo:.4g}, {hi:.4g}] ({self.support_source_})"
+
     def _plugin(self, cov, w=None, outcome="y"):
         """Plug-in averaged bounds: weighted means of the conditional bounds (no SEs)."""
         b = self._bounds_all(cov)  # (n, D, arm, [lo, up])
@@ -836,7 +840,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
                               method="plug-in (no standard errors)",
                               aggregation=self.aggregation, divergences=self.divergences_,
                               header={"Outcome": outcome,
-                                      "Folds": self.dual_state_["layout"]["n_folds"]})
+                                      "Folds": self.dual_state_["layout"]["n_folds"],
+                                      "Support": self._support_text()})
 
     def summary(self, alpha=0.05, *, kind="outer"):
         """statsmodels Summary of the averaged bounds (one-step, fstat extension).
@@ -957,7 +962,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
             sources.append("aggregate")
         sources.append("manski")
         header = {"Outcome": outcome, "Folds": n_folds,
-                  "Support": f"[{lo_h:.4g}, {hi_h:.4g}] ({self.support_source_})",
+                  "Support": self._support_text(),
                   "Propensity range": f"[{e_own[:, 1].min():.3f}, {e_own[:, 1].max():.3f}]",
                   "Max domain violation": f"{self.domain_violation_fraction_.max():.2%}",
                   "One-step tangent uses": f"{n_tangent} of {n_evaluated} "
