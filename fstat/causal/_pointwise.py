@@ -307,9 +307,29 @@ class _Dual:
         return lam, self.hi - lam * self.f0
 
 
-def _default_start(dual):
-    lam = min(max(1.0 / math.sqrt(2.0 * dual.eta), 1e-3), 1e3)
-    return lam, max(dual.top, dual.hi) - lam * dual.f0 + lam
+def _default_start(dual, lam_factor=1.0, gap=1.0):
+    """``lam = lam_factor / sqrt(2 eta)`` (clipped to [1e-3, 1e3]) and ``u`` such that the top
+    atom's ``t`` sits ``gap`` below the domain end (feasible for every ``gap > 0``)."""
+    lam = min(max(lam_factor / math.sqrt(2.0 * dual.eta), 1e-3), 1e3)
+    return lam, max(dual.top, dual.hi) - lam * dual.f0 + gap * lam
+
+
+# Newton's restarts after a failure from the (warm or default) start. Divergences whose g*
+# levels off at -inf (JS, alpha in (0, 1): finite g(0)) give the dual directions of almost no
+# curvature, along which a start far from the optimum can slide towards lam = 0; a start
+# with the top atom nearer the domain end, or a larger lam, avoids that (measured on
+# discrete laws: one of these converges where the default start fails)
+_RESTARTS = ((1.0, 0.5), (1.0, 0.1), (2.0, 0.5))
+
+
+def _newton_restarts(dual):
+    """``_newton`` from the warm start, then from the ``_RESTARTS``; the first success."""
+    result = _newton(dual)
+    for lam_factor, gap in _RESTARTS:
+        if result[2]:
+            break
+        result = _newton(dual, _default_start(dual, lam_factor, gap))
+    return result
 
 
 _COMPRESS_MIN = 4096  # laws with more atoms get a warm start from a compressed law
@@ -347,6 +367,17 @@ def _compressed(dual):
     small = _Dual(zc, wc, dual.eta, dual.hi, dual.div)
     small._kernel = dual._kernel
     return small
+
+
+def _many_ties(y):
+    """Whether a large sample is mostly ties (discrete outcomes), judged on about 1024
+    evenly spaced values: the solvers then run on the distinct atoms (the same law, a
+    fraction of the cost), and the sort that finds them is paid once."""
+    n = y.size
+    if n < _COMPRESS_MIN:
+        return False
+    probe = y[:: n // _COMPRESS_BINS]
+    return 2 * np.unique(probe).size <= probe.size
 
 
 def _warm_start(dual):
@@ -680,7 +711,7 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
     use_closed = method == "closed_form" or (method == "auto" and div.name in ("tv", "kl"))
     tv = use_closed and div.name == "tv"
     equal = bool(w[0] > 0 and np.all(w == w[0]))
-    if (tv and not equal) or not (equal or np.all(w > 0)):
+    if (tv and not equal) or not (equal or np.all(w > 0)) or _many_ties(y):
         atoms, probs = _collapse(y, w)
         top, bottom = float(atoms[-1]), float(atoms[0])
         idx_atoms = atoms
@@ -732,9 +763,17 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
         return _from_dual(done, "closed_form", lam, u, True, 1, u - lam)
     if method in ("auto", "newton") and not numeric:
         with np.errstate(over="ignore", invalid="ignore"):  # a failed step is reported by ok
-            lam, u, ok, n_iter, value = _newton(dual)
+            lam, u, ok, n_iter, value = _newton_restarts(dual)
         if ok:
             return _from_dual(done, "newton", lam, u, True, n_iter, value)
+    if idx_atoms is None:
+        # the nested solver costs O(atoms) per evaluation: with ties (discrete outcomes) it
+        # runs on the distinct atoms, the same law exactly
+        distinct, summed = _collapse(y, w)
+        if 2 * distinct.size <= atoms.size:
+            idx_atoms = distinct
+            dual = _Dual((distinct - mean) / scale, summed, eta, z_hi, div)
+            done = (info, dual, mean, scale, idx_atoms, with_ratio)
     lam, u, ok, n_iter = _nested(dual)
     if not ok:
         warn_user(
