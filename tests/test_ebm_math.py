@@ -488,3 +488,29 @@ def test_noise_repr_is_finite_and_shows_changed_parameters():
     assert repr(GaussianNoise(reg_covar=1e-3)) == "GaussianNoise(reg_covar=0.001)"
     assert "noise=GaussianNoise(reg_covar=0.001)" in repr(
         CompositionalEBM(noise=GaussianNoise(reg_covar=1e-3)))
+
+
+def test_fixed_noises_work_without_fit():
+    # spec 2.2: a noise with all its parameters given is not refitted; it is usable as it is
+    # (score_samples and sample raised NotFittedError before an explicit fit)
+    from sklearn.exceptions import NotFittedError
+
+    Z = np.array([[0.0], [1.5]])
+    np.testing.assert_allclose(GaussianNoise(mean=[0.0], covariance=[[1.0]]).score_samples(Z),
+                               stats.norm.logpdf(Z[:, 0]), rtol=1e-12)
+    np.testing.assert_allclose(
+        DiagonalGaussianNoise(mean=[0.0, 1.0], variance=[1.0, 4.0]).score_samples([[0.0, 1.0]]),
+        [stats.norm.logpdf(0.0) + stats.norm.logpdf(0.0, scale=2.0)], rtol=1e-12)
+    np.testing.assert_allclose(
+        StudentTNoise(5.0, mean=[0.0], covariance=[[1.0]]).score_samples(Z),
+        stats.t.logpdf(Z[:, 0], 5, scale=np.sqrt(3.0 / 5.0)), rtol=1e-12)
+    mix = MixtureNoise(2, [0.5, 0.5], [[0.0], [1.0]], [[[1.0]], [[1.0]]])
+    np.testing.assert_allclose(mix.score_samples(Z), np.log(
+        0.5 * stats.norm.pdf(Z[:, 0]) + 0.5 * stats.norm.pdf(Z[:, 0], 1.0)), rtol=1e-12)
+    box = UniformNoise([0.0], [2.0])
+    assert box.sample(5, random_state=0).shape == (5, 1)
+    np.testing.assert_allclose(box.score_samples(Z), -np.log(2.0), rtol=1e-12)
+    with pytest.raises(NotFittedError, match="covariance"):
+        GaussianNoise(mean=[0.0]).score_samples(Z)  # a free parameter still needs data
+    partly = DiagonalGaussianNoise(mean=[5.0]).fit(np.random.default_rng(0).normal(size=(50, 1)))
+    assert partly.mean_[0] == 5.0 and 0.3 < partly.variance_[0] < 3.0

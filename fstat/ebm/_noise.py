@@ -84,9 +84,21 @@ class _NoiseBase:
                  if repr(v) != repr(defaults.get(k))]
         return f"{type(self).__name__}({', '.join(shown)})"
 
+    # names of the parameters that, all given, fix the noise (no data needed)
+    _fixed_by = ()
+
+    def _is_fixed(self):
+        return bool(self._fixed_by) and all(getattr(self, name) is not None
+                                            for name in self._fixed_by)
+
     def _check_fitted(self):
-        if not hasattr(self, "n_features_in_"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+        if hasattr(self, "n_features_in_"):
+            return
+        if self._is_fixed():  # a noise with all its parameters given needs no fit (spec 2.2)
+            self.fit(None)
+            return
+        raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; fit "
+                             f"it or give all of {self._fixed_by} to use it without data.")
 
     def score_samples(self, Z):
         """Log-density log q(Z) in nats, shape (n,)."""
@@ -271,6 +283,8 @@ class GaussianNoise(_NoiseBase):
     (3, 2)
     """
 
+    _fixed_by = ("mean", "covariance")
+
     def __init__(self, mean=None, covariance=None, *, reg_covar=1e-6):
         self.mean = mean
         self.covariance = covariance
@@ -278,11 +292,11 @@ class GaussianNoise(_NoiseBase):
 
     def fit(self, Z, sample_weight=None):
         """Fit to working-space data ``Z`` (unless all parameters are fixed)."""
-        Z = np.asarray(Z, dtype=np.float64)
-        if self.mean is not None and self.covariance is not None:
+        if self._is_fixed():
             self.mean_ = np.atleast_1d(np.asarray(self.mean, dtype=np.float64))
             self.covariance_ = np.atleast_2d(np.asarray(self.covariance, dtype=np.float64))
         else:
+            Z = np.asarray(Z, dtype=np.float64)
             _warn_singular(Z)
             mean, cov = _weighted_moments(Z, sample_weight)
             self.mean_ = mean if self.mean is None else np.asarray(self.mean, np.float64)
@@ -312,6 +326,8 @@ class DiagonalGaussianNoise(_NoiseBase):
     reg_covar : float, default=1e-6
     """
 
+    _fixed_by = ("mean", "variance")
+
     def __init__(self, mean=None, variance=None, *, reg_covar=1e-6):
         self.mean = mean
         self.variance = variance
@@ -319,10 +335,11 @@ class DiagonalGaussianNoise(_NoiseBase):
 
     def fit(self, Z, sample_weight=None):
         """Fit to working-space data ``Z`` (unless all parameters are fixed)."""
-        Z = np.asarray(Z, dtype=np.float64)
-        mean, cov = _weighted_moments(Z, sample_weight)
-        var = np.diag(cov)
-        var = var + self.reg_covar * (1.0 + var.mean())
+        mean = var = None
+        if not self._is_fixed():
+            mean, cov = _weighted_moments(np.asarray(Z, dtype=np.float64), sample_weight)
+            var = np.diag(cov)
+            var = var + self.reg_covar * (1.0 + var.mean())
         self.mean_ = mean if self.mean is None else np.atleast_1d(np.asarray(self.mean, float))
         self.variance_ = (var if self.variance is None
                           else np.atleast_1d(np.asarray(self.variance, float)))
@@ -351,6 +368,8 @@ class StudentTNoise(_NoiseBase):
         Fixed location and *covariance* (not scale matrix).
     reg_covar : float, default=1e-6
     """
+
+    _fixed_by = ("mean", "covariance")
 
     def __init__(self, df=5.0, mean=None, covariance=None, *, reg_covar=1e-6):
         self.df = df
@@ -393,6 +412,8 @@ class MixtureNoise(_NoiseBase):
     random_state : int, RandomState or None, default=None
     """
 
+    _fixed_by = ("weights", "means", "covariances")
+
     def __init__(self, n_components=8, weights=None, means=None, covariances=None, *,
                  reg_covar=1e-3, random_state=None):
         self.n_components = n_components
@@ -404,7 +425,7 @@ class MixtureNoise(_NoiseBase):
 
     def fit(self, Z, sample_weight=None):
         """Fit the mixture (``sample_weight`` is used by resampling rows when not uniform)."""
-        if self.weights is not None and self.means is not None and self.covariances is not None:
+        if self._is_fixed():
             self.weights_ = np.asarray(self.weights, np.float64)
             self.means_ = np.asarray(self.means, np.float64)
             self.covariances_ = np.asarray(self.covariances, np.float64)
@@ -471,6 +492,8 @@ class UniformNoise(_NoiseBase):
     margin : float, default=0.1
     """
 
+    _fixed_by = ("low", "high")
+
     def __init__(self, low=None, high=None, *, margin=0.1):
         self.low = low
         self.high = high
@@ -478,7 +501,7 @@ class UniformNoise(_NoiseBase):
 
     def fit(self, Z, sample_weight=None):
         """Fit the box to the data range (unless fixed)."""
-        if self.low is not None and self.high is not None:
+        if self._is_fixed():
             self.low_ = np.atleast_1d(np.asarray(self.low, np.float64))
             self.high_ = np.atleast_1d(np.asarray(self.high, np.float64))
         else:
