@@ -114,7 +114,7 @@ def check_treatment(treatment, name="treatment", *, n_samples=None):
         return values.astype(np.int64)
     if values.dtype.kind not in "iuf":
         levels = np.unique(values.astype(str))[:5]
-        raise ValueError(f"{name} must be binary 0/1; found values {list(levels)}.")
+        raise ValueError(f"{name} must be binary 0/1; found values {levels.tolist()}.")
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise ValueError(f"{name} contains missing or non-finite values.")
     levels = np.unique(values)
@@ -131,7 +131,7 @@ def check_sample_weight(sample_weight, X, name="sample_weight"):
     if not np.all(np.isfinite(weights)):
         raise ValueError(f"{name} contains non-finite values.")
     if np.any(weights < 0):
-        raise ValueError(f"{name} must be non-negative; found min {weights.min()!r}.")
+        raise ValueError(f"{name} must be non-negative; found min {float(weights.min())!r}.")
     if not weights.sum() > 0:
         raise ValueError(f"{name} must have a positive sum.")
     return weights

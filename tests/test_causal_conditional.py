@@ -161,6 +161,13 @@ def test_bad_input(data):
                                                                treatment=a[:12])
     with pytest.raises(ValueError, match="arm"):
         _fit(data, divergences=("kl",)).predict_outcome_bounds(X, arm=2)
+    with pytest.raises(ValueError, match="single arm"):  # not blamed on the folds
+        ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=np.ones_like(a))
+    with pytest.raises(ValueError, match=r"found values \['c', 't'\]"):  # plain values
+        ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=np.where(a, "t", "c"))
+    with pytest.raises(ValueError, match="min -1.0"):
+        ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=a,
+                                                         sample_weight=-np.ones(a.size))
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):

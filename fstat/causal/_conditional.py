@@ -294,6 +294,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
                  for tr, te in check_cv(cv, classifier=True).split(np.zeros((n, 1)), a)]
         if len(folds) < 2:
             raise ValueError("cv must produce at least 2 folds.")
+        if len(np.unique(a)) < 2:
+            raise ValueError(f"treatment has a single arm (all {int(a[0])}); bounds on both "
+                             "arms need samples of each.")
         for k, (tr, te) in enumerate(folds):
             if len(np.unique(a[tr])) < 2:
                 raise ValueError(
