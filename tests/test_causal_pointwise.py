@@ -207,7 +207,7 @@ def test_bad_input():
         pointwise_bounds([1.0, 2.0], 0.5, radius=0.1)
     with pytest.raises(ValueError, match="propensity"):
         pointwise_bounds([1.0, 2.0], 1.5)
-    with pytest.raises(ValueError, match="outside support"):
+    with pytest.raises(ValueError, match="outside support.*extremes are 1.0 and 2.0"):
         pointwise_bounds([1.0, 2.0], 0.5, support=(0.0, 1.5))
     with pytest.raises(ValueError, match="non-finite"):
         pointwise_bounds([1.0, np.nan], 0.5)

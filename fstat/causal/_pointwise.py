@@ -80,7 +80,7 @@ def _check_support(support, y, w):
         outside = int(np.sum((pos < lo) | (pos > hi)))
         raise ValueError(
             f"{outside} value(s) lie outside support=({lo!r}, {hi!r}); the extremes are "
-            f"{pos.min()!r} and {pos.max()!r}."
+            f"{float(pos.min())!r} and {float(pos.max())!r}."
         )
     return lo, hi, True
 
