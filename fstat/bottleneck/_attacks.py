@@ -167,7 +167,7 @@ def adversarial_rmse(estimator, X, y, *, attack="fgsm", eps=None, n_steps=5, ste
         )
     eps = _DEFAULT_EPS.copy() if eps is None else np.atleast_1d(np.asarray(eps, np.float64))
     if eps.ndim != 1 or not np.all(np.isfinite(eps)) or np.any(eps < 0):
-        raise ValueError(f"eps must be finite and >= 0; got eps={eps!r}.")
+        raise ValueError(f"eps must be finite and >= 0; got eps={eps.tolist()!r}.")
     if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
         raise ValueError(f"n_steps must be an int >= 1; got n_steps={n_steps!r}.")
     attacker = surrogate if surrogate is not None else estimator

@@ -37,7 +37,8 @@ def information_plane_path(estimator, X, y, betas, *, X_eval=None, y_eval=None,
     """
     betas = np.sort(np.atleast_1d(np.asarray(betas, dtype=np.float64)))
     if betas.size == 0 or betas.ndim != 1 or np.any(~np.isfinite(betas)) or np.any(betas < 0):
-        raise ValueError(f"betas must be a non-empty list of finite values >= 0; got {betas!r}.")
+        raise ValueError(
+            f"betas must be a non-empty list of finite values >= 0; got {betas.tolist()!r}.")
     X_eval = X if X_eval is None else X_eval
     y_eval = y if y_eval is None else y_eval
     out = {"beta": betas, "I_xt": [], "I_yt": [], "rmse": [], "estimators": []}
