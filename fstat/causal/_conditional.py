@@ -800,13 +800,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         if y is None:
             raise ValueError("one-step averaged bounds on new data need the outcome: pass y "
                              "(and the treatment), or method='plugin' for covariates alone.")
-        cov, y_checked, a = self._covariates(X, y, treatment, reset=False)
-        if a is None:
-            raise ValueError(
-                "one-step averaged bounds on new data need the treatment: pass treatment= or "
-                "set treatment_col."
-            )
-        check_scored_y(self, y_checked)
+        cov, y_checked, a = self._held_out(X, y, treatment,
+                                           "one-step averaged bounds on new data need")
         return self._one_step(cov, y_checked, a, np.ones(y_checked.size), outcome_name(y),
                               new_data=True)
 
@@ -855,19 +850,25 @@ class ConditionalDivergenceBounds(BaseEstimator):
         check_is_fitted(self)
         return self.averaged_bounds_.summary(alpha, kind)
 
+    def _held_out(self, X, y, treatment, caller):
+        """Validated new covariates, y (inside a support declared at fit) and treatment, for
+        ``score`` and the one-step bounds on new data; ``caller`` opens the error message."""
+        cov, y, a = self._covariates(X, y, treatment, reset=False)
+        if a is None:
+            raise ValueError(
+                f"{caller} the treatment: pass treatment= (with metadata routing, "
+                "set_score_request(treatment=True) for score) or set treatment_col."
+            )
+        check_scored_y(self, y)
+        return cov, y, a
+
     def score(self, X, y, treatment=None, sample_weight=None):
         """Minus the held-out debiased dual risk (both signs), averaged over divergences.
 
         Population meaning: minus the mean interval width (higher is better).
         """
         check_is_fitted(self)
-        cov, y, a = self._covariates(X, y, treatment, reset=False)
-        if a is None:
-            raise ValueError(
-                "score needs the treatment: pass treatment= (with metadata routing, "
-                "set_score_request(treatment=True)) or set treatment_col."
-            )
-        check_scored_y(self, y)
+        cov, y, a = self._held_out(X, y, treatment, "score needs")
         if self.constant_outcome_:  # every fitted interval is the constant: width 0
             return 0.0
         lam, u, _, e1, _ = self._fold_predictions(cov)
