@@ -918,7 +918,8 @@ def _richardson_derivative(func, x, rel_step=1e-3, upper=None):
 
     Where ``x + h`` would pass ``upper`` (the end of the domain, e.g. ``e = 1`` of a radius),
     the left-sided three-point difference with one Richardson step (error O(h^3)) is used
-    instead: ``func`` is never evaluated beyond ``upper``, where it may have a kink.
+    instead, so the result there does not depend on ``func`` beyond ``upper`` (where it may
+    have a kink; the discarded central difference is still evaluated).
     """
     h = rel_step * np.abs(x)
 

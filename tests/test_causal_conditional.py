@@ -276,6 +276,10 @@ def test_constant_outcome_gives_the_constant(data, outcome_bounds):
     # score is minus the mean interval width (spec 3): zero here, as the predictions say
     # (the one-step-trained duals gave about -1.7)
     assert est.score(X, y, treatment=a) == 0.0
+    with pytest.raises(ValueError, match="non-negative"):  # weights checked all the same
+        est.score(X, y, treatment=a, sample_weight=-np.ones(a.size))
+    with pytest.raises(ValueError, match="constant outcome"):  # the point mass does not apply
+        est.score(X, np.where(a == 1, 3.0, 2.0), treatment=a)
 
 
 def test_bad_hyperparameters_and_propensity_model(data):

@@ -119,3 +119,20 @@ def test_new_data_one_step_resolves_treatment_like_score(fitted):
         est.average_bounds(X, y + 10.0, a)
     plug = est.average_bounds(X, method="plugin")  # covariates alone are enough there
     assert np.all(np.isnan(plug.table["se_upper"]))
+    with pytest.raises(ValueError, match="pass X"):  # X=None is the training sample
+        est.average_bounds(None, y, a)
+
+
+def test_observed_support_warns_for_held_out_values_beyond_it():
+    # outcome_bounds="observed" fixes the training range; held-out y beyond it warns (CV folds
+    # of a continuous outcome pass it routinely) instead of silently assuming it
+    X, y, a = make_confounded_discrete(300, random_state=5)
+    est = ConditionalDivergenceBounds(**{**FAST, "outcome_bounds": "observed",
+                                         "divergences": ("kl",)}).fit(X, y, treatment=a)
+    X2, y2, a2 = make_confounded_discrete(100, random_state=6)
+    with pytest.warns(UserWarning, match="outside the training range"):
+        est.average_bounds(X2, y2 + 10.0, a2)
+    with pytest.warns(UserWarning, match="outside the training range"):
+        est.score(X2, y2 + 10.0, treatment=a2)
+    res = est.average_bounds(X2, y2, a2)  # inside the range: no warning
+    assert "Max domain violation (fit)" in res.header

@@ -512,5 +512,11 @@ def test_fixed_noises_work_without_fit():
     np.testing.assert_allclose(box.score_samples(Z), -np.log(2.0), rtol=1e-12)
     with pytest.raises(NotFittedError, match="covariance"):
         GaussianNoise(mean=[0.0]).score_samples(Z)  # a free parameter still needs data
+    # no hidden fit: the noise stays unfitted, so changed parameters take effect
+    fixed = GaussianNoise(mean=[0.0], covariance=[[1.0]])
+    fixed.score_samples(Z)
+    fixed.set_params(mean=[5.0])
+    np.testing.assert_allclose(fixed.score_samples([[5.0]]), [stats.norm.logpdf(0.0)])
+    assert not hasattr(fixed, "mean_")
     partly = DiagonalGaussianNoise(mean=[5.0]).fit(np.random.default_rng(0).normal(size=(50, 1)))
     assert partly.mean_[0] == 5.0 and 0.3 < partly.variance_[0] < 3.0

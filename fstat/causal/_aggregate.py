@@ -63,8 +63,9 @@ def aggregate_bounds(lower, upper, *, method="intersection", k=None):
     if not (np.all(~np.isnan(lower)) and np.all(~np.isnan(upper))):
         raise ValueError("lower and upper must not contain NaN.")
     n, d = lower.shape
-    if method is None:  # no aggregation
-        return (lower[0], upper[0], None) if one_row else (lower, upper, None)
+    if method is None:  # no aggregation: copies, never the caller's arrays
+        return (lower[0].copy(), upper[0].copy(), None) if one_row else (
+            lower.copy(), upper.copy(), None)
     if method not in AGGREGATIONS:
         raise ValueError(
             f"method must be one of {AGGREGATIONS} or None; got method={method!r}.")

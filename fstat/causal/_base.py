@@ -138,9 +138,32 @@ def check_outcome_y(y):
 
 
 def check_scored_y(estimator, y):
-    """``score``'s y must lie in the support declared at ``fit`` (spec section 4)."""
-    if estimator.support_source_ == "declared":
-        check_outcome_bounds(tuple(estimator.support_), y, warn=False)
+    """Held-out y against the support fixed at ``fit`` (``score``, averaged bounds on new data).
+
+    A declared support raises for y outside it (spec section 4). The training range of
+    ``outcome_bounds="observed"`` warns instead: held-out folds of a continuous outcome
+    routinely pass it (cross-validation must not fail), but the bounds assume that range.
+    A fit that saw a constant outcome (a point-mass law) raises for any other value.
+    """
+    lo, hi = estimator.support_
+    source = estimator.support_source_
+    if source == "declared":
+        check_outcome_bounds((lo, hi), y, warn=False)
+    if getattr(estimator, "constant_outcome_", False) and np.any(y != lo):
+        raise ValueError(
+            f"the fit saw a constant outcome (y = {lo:g}); {int(np.sum(y != lo))} held-out "
+            "value(s) differ, and the fitted bounds (that constant) do not apply to them. "
+            "Fit on data where y varies, or declare outcome_bounds."
+        )
+    if source == "observed":
+        outside = int(np.sum((y < lo) | (y > hi)))
+        if outside:
+            warn_user(
+                f"{outside} held-out value(s) of y lie outside the training range "
+                f"[{lo:g}, {hi:g}] that outcome_bounds='observed' declared; the bounds "
+                "assume that range (declare a wider outcome_bounds if it is too narrow).",
+                UserWarning,
+            )
 
 
 def outcome_name(y):

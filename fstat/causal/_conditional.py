@@ -794,6 +794,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
         if method not in ("one-step", "plugin"):
             raise ValueError(f"method must be 'one-step' or 'plugin'; got {method!r}.")
         if X is None:
+            if y is not None or treatment is not None:
+                raise ValueError("y and treatment belong to new data: pass X with them "
+                                 "(X=None means the training sample).")
             return self.averaged_bounds_ if method == "one-step" else self._averaged_plugin
         if method == "plugin":
             return self._plugin(self._check_X(X), None, self.averaged_bounds_.header["Outcome"])
@@ -869,6 +872,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         """
         check_is_fitted(self)
         cov, y, a = self._held_out(X, y, treatment, "score needs")
+        if sample_weight is not None:
+            check_sample_weight(sample_weight, y)
         if self.constant_outcome_:  # every fitted interval is the constant: width 0
             return 0.0
         lam, u, _, e1, _ = self._fold_predictions(cov)
@@ -968,7 +973,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         header = {"Outcome": outcome, "Folds": n_folds,
                   "Support": self._support_text(),
                   "Propensity range": f"[{e_own[:, 1].min():.3f}, {e_own[:, 1].max():.3f}]",
-                  "Max domain violation": f"{self.domain_violation_fraction_.max():.2%}",
+                  ("Max domain violation (fit)" if new_data else "Max domain violation"):
+                      f"{self.domain_violation_fraction_.max():.2%}",
                   "One-step tangent uses": f"{n_tangent} of {n_evaluated} "
                                            f"({n_tangent / max(n_evaluated, 1):.2%})"}
         method = ("one-step on new data, all folds' models (fstat extension)" if new_data

@@ -10,6 +10,7 @@ the fixed noise q_s(y) = s^-d q(c + (y - c)/s) about the centre c.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 
@@ -91,27 +92,29 @@ class _NoiseBase:
         return bool(self._fixed_by) and all(getattr(self, name) is not None
                                             for name in self._fixed_by)
 
-    def _check_fitted(self):
+    def _ready(self):
+        """``self`` when fitted; an unfitted noise with all its parameters given is usable
+        as it is (spec 2.2): a fitted copy built from the current parameters (``self`` is
+        left unfitted, so a later ``set_params`` takes effect)."""
         if hasattr(self, "n_features_in_"):
-            return
-        if self._is_fixed():  # a noise with all its parameters given needs no fit (spec 2.2)
-            self.fit(None)
-            return
+            return self
+        if self._is_fixed():
+            return copy.copy(self).fit(None)
         raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet; fit "
                              f"it or give all of {self._fixed_by} to use it without data.")
 
     def score_samples(self, Z):
         """Log-density log q(Z) in nats, shape (n,)."""
-        self._check_fitted()
+        noise = self._ready()
         Z = np.asarray(Z, dtype=np.float64)
         with torch.no_grad():
-            return self._module()(torch.tensor(Z)).double().numpy()
+            return noise._module()(torch.tensor(Z)).double().numpy()
 
     def sample(self, n_samples=1, random_state=None):
         """Draw ``n_samples`` points, shape (n_samples, d)."""
-        self._check_fitted()
+        noise = self._ready()
         with torch.no_grad():
-            return self._module().sample(int(n_samples), make_generator(random_state)).numpy()
+            return noise._module().sample(int(n_samples), make_generator(random_state)).numpy()
 
 
 
