@@ -769,7 +769,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
             New data, with the treatment column when ``treatment_col`` is set; None for the
             training sample (cached at ``fit``).
         y : array-like of shape (n_samples,), optional
-            Outcomes of the new data (one-step only), inside a support declared at ``fit``.
+            Outcomes of the new data (one-step only): inside a declared ``outcome_bounds``
+            (ValueError otherwise); beyond an ``"observed"`` training range they warn.
         treatment : array-like of shape (n_samples,), optional
             Binary treatment of the new data (one-step only), unless ``treatment_col`` is set.
         method : {"one-step", "plugin"}, default="one-step"
@@ -854,8 +855,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
         return self.averaged_bounds_.summary(alpha, kind)
 
     def _held_out(self, X, y, treatment, caller):
-        """Validated new covariates, y (inside a support declared at fit) and treatment, for
-        ``score`` and the one-step bounds on new data; ``caller`` opens the error message."""
+        """Validated new covariates, y (checked against the fit's support by
+        ``check_scored_y``) and treatment, for ``score`` and the one-step bounds on new data;
+        ``caller`` opens the error message."""
         cov, y, a = self._covariates(X, y, treatment, reset=False)
         if a is None:
             raise ValueError(

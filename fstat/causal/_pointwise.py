@@ -698,8 +698,9 @@ def _tv_equal_weights(dual, with_ratio):
 def _upper(y, w, eta, hi, div, method, with_ratio=True):
     """Upper bound of ``E_Q y`` for the weighted law (y, w) with ``sup S = hi``; returns info.
 
-    The TV closed form, unequal or zero weights and large samples that are mostly ties
-    (``_many_ties``) use the sorted distinct atoms; otherwise the solvers work on the values
+    The TV closed form (with unequal weights), zero weights and large samples that are mostly
+    ties (``_many_ties``) use the sorted distinct atoms, as does the nested fallback when
+    there are ties; otherwise the solvers work on the values
     as given (ties share their ``t`` and ratio) and the O(n log n) sort is skipped.
     ``info["atoms"]`` is the sorted atoms the ratios refer to, or ``None`` when they are per
     input value.
