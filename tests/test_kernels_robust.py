@@ -260,3 +260,22 @@ def test_kernel_certificate_exceeds_ibp_at_width_4096():
     assert np.mean(kernel > 0) >= 0.9
     assert ibp[4096].mean() / ibp[1024].mean() < 0.8
     assert kernel.mean() > ibp[4096].mean()
+
+
+def test_zero_rows_get_radius_zero_with_the_default_caps():
+    # spec 4: zero-norm rows give no error. The default caps (||x||, 2 ||x||) are 0 there and
+    # were rejected as "max_radius must be > 0; got None"; without bias g(0) = 0, radius 0
+    from fstat.kernels import NTKSVC, NTKNetwork, attack_radius
+
+    X, y = make_ntk_teacher(60, 4, random_state=0)
+    Z = X[:3].copy()
+    Z[0] = 0.0
+    net = NTKNetwork(width=16, max_iter=10, device="cpu", random_state=0).fit(X, y)
+    radii = net.certify(Z)
+    assert radii[0] == 0.0 and np.all(radii[1:] > 0)
+    np.testing.assert_array_equal(radii[1:], net.certify(Z[1:]))
+    svc = NTKSVC().fit(X, y)
+    attack = attack_radius(svc, Z, random_state=0)
+    assert attack[0] == 0.0 and np.all(attack[1:] >= svc.certify(Z)[1:])
+    with pytest.raises(ValueError, match="max_radius"):  # a given cap must still be > 0
+        attack_radius(svc, Z, max_radius=0.0)

@@ -372,10 +372,12 @@ class NTKNetwork(BaseEstimator):
         X = self._check_X(X)
         g = self._values(self.params_, X)
         m = X.shape[0]
-        hi_r = (_pnorm(X, norm) if max_radius is None
-                else np.broadcast_to(np.asarray(max_radius, dtype=float), (m,)).copy())
-        if not np.all(hi_r > 0):
-            raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
+        if max_radius is None:  # ||x||: 0 for a zero row, whose radius is then 0
+            hi_r = _pnorm(X, norm)
+        else:
+            hi_r = np.broadcast_to(np.asarray(max_radius, dtype=float), (m,)).copy()
+            if not np.all(hi_r > 0):
+                raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
         ps = [p.to(torch.float64) for p in self.params_]
         p0 = [p.to(torch.float64) for p in self.init_params_]
         A, B = self._split(ps)

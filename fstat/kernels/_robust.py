@@ -394,15 +394,19 @@ def attack_radius(model, X, *, norm="linf", max_radius=None, n_bisect=20, n_step
     """Smallest radius at which PGD flips the prediction (an upper bound on the robust radius).
 
     Returns ``np.inf`` for points that PGD cannot flip at ``max_radius`` (default
-    ``2 ||x||_p``).
+    ``2 ||x||_p``, so a zero row can only get 0 or ``inf``) and 0 for points on the decision
+    boundary (decision value exactly 0).
     """
     check_n_bisect(n_bisect)
     X = check_array(X, dtype=np.float64)
     m = X.shape[0]
-    hi = 2.0 * _pnorm(X, norm) if max_radius is None else np.broadcast_to(
-        np.asarray(max_radius, dtype=np.float64), (m,)).copy()
-    if not np.all(hi > 0):
-        raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
+    if max_radius is None:
+        hi = 2.0 * _pnorm(X, norm)
+    else:
+        hi = np.broadcast_to(np.asarray(max_radius, dtype=np.float64), (m,)).copy()
+        if not np.all(hi > 0):
+            raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
+    hi = np.maximum(hi, 1e-300)  # a zero row's ball: PGD needs a positive radius
     _, flipped = pgd_attack(model, X, hi, norm=norm, n_steps=n_steps, random_state=random_state)
     lo = np.zeros(m)
     for _ in range(n_bisect):
@@ -413,6 +417,7 @@ def attack_radius(model, X, *, norm="linf", max_radius=None, n_bisect=20, n_step
         lo = np.where(f & flipped, lo, mid)
     out = hi.copy()
     out[~flipped] = np.inf
+    out[_decision_fns(model)[1](X) == 0] = 0.0  # on the boundary: nothing to flip
     return out
 
 
