@@ -364,7 +364,7 @@ class NTKNetwork(BaseEstimator):
     @available_if(_is_clf)
     def certify(self, X, y=None, *, norm="linf", max_radius=None, n_bisect=40):
         """Certified radii by interval bound propagation (IBP) and bisection."""
-        from ._robust import _pnorm, check_labels, check_n_bisect, ibp_bounds
+        from ._robust import _pnorm, check_labels, check_n_bisect, ibp_bounds, radius_caps
 
         if norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2'; got norm={norm!r}.")
@@ -372,12 +372,7 @@ class NTKNetwork(BaseEstimator):
         X = self._check_X(X)
         g = self._values(self.params_, X)
         m = X.shape[0]
-        if max_radius is None:  # ||x||: 0 for a zero row, whose radius is then 0
-            hi_r = _pnorm(X, norm)
-        else:
-            hi_r = np.broadcast_to(np.asarray(max_radius, dtype=float), (m,)).copy()
-            if not np.all(hi_r > 0):
-                raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
+        hi_r = radius_caps(max_radius, _pnorm(X, norm), m)  # a zero row: cap and radius 0
         ps = [p.to(torch.float64) for p in self.params_]
         p0 = [p.to(torch.float64) for p in self.init_params_]
         A, B = self._split(ps)

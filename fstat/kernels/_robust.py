@@ -208,6 +208,17 @@ def check_n_bisect(n_bisect):
         raise ValueError(f"n_bisect must be an integer >= 1; got n_bisect={n_bisect!r}.")
 
 
+def radius_caps(max_radius, default, m):
+    """Per-row search caps: ``default`` (data norms; 0 for a zero row) when ``max_radius``
+    is None, else ``max_radius`` broadcast to ``m`` rows, each of which must be > 0."""
+    if max_radius is None:
+        return default
+    caps = np.broadcast_to(np.asarray(max_radius, dtype=np.float64), (m,)).copy()
+    if not np.all(caps > 0):
+        raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
+    return caps
+
+
 def check_labels(y, m):
     """``y`` as an array of ``m`` labels (a wrong length is an error, never broadcast)."""
     y = np.asarray(y)
@@ -225,12 +236,7 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
     g = model.decision_function(X)
     X = check_array(X, dtype=np.float64)
     m, d = X.shape
-    if max_radius is None:
-        hi_r = _pnorm(X, norm)
-    else:
-        if not np.all(np.asarray(max_radius, dtype=float) > 0):
-            raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
-        hi_r = np.broadcast_to(np.asarray(max_radius, dtype=np.float64), (m,)).copy()
+    hi_r = radius_caps(max_radius, _pnorm(X, norm), m)
     valid = g != 0
     if y is not None:
         valid &= model.predict(X) == check_labels(y, m)
@@ -400,13 +406,8 @@ def attack_radius(model, X, *, norm="linf", max_radius=None, n_bisect=20, n_step
     check_n_bisect(n_bisect)
     X = check_array(X, dtype=np.float64)
     m = X.shape[0]
-    if max_radius is None:
-        hi = 2.0 * _pnorm(X, norm)
-    else:
-        hi = np.broadcast_to(np.asarray(max_radius, dtype=np.float64), (m,)).copy()
-        if not np.all(hi > 0):
-            raise ValueError(f"max_radius must be > 0; got {max_radius!r}.")
-    hi = np.maximum(hi, 1e-300)  # a zero row's ball: PGD needs a positive radius
+    # a zero row's default ball has radius 0: PGD needs a positive one
+    hi = np.maximum(radius_caps(max_radius, 2.0 * _pnorm(X, norm), m), 1e-300)
     _, flipped = pgd_attack(model, X, hi, norm=norm, n_steps=n_steps, random_state=random_state)
     lo = np.zeros(m)
     for _ in range(n_bisect):
