@@ -585,3 +585,17 @@ def test_newton_restarts_where_the_default_start_slides_to_zero(divergence):
                            support=(0, 4), method="nested")[1]
     np.testing.assert_allclose(mean + np.sqrt(probs @ (atoms - mean) ** 2) * value, ref,
                                rtol=1e-9)
+
+
+def test_newton_boundary_search_survives_a_nearly_flat_direction():
+    # binary outcomes with a little noise and a declared support above the data: the boundary
+    # Newton of the warm start met a nearly flat direction, and its step in log lam
+    # overflowed math.exp (OverflowError from method="newton")
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 5000) + 0.01 * rng.standard_normal(5000)
+    for divergence in ("kl", "hellinger", "chi2", "js"):
+        newton = pointwise_bounds(y, 0.77, divergence=divergence, support=(-1.0, 3.0),
+                                  method="newton")
+        nested = pointwise_bounds(y, 0.77, divergence=divergence, support=(-1.0, 3.0),
+                                  method="nested")
+        np.testing.assert_allclose(newton, nested, rtol=0, atol=1e-9)

@@ -30,6 +30,7 @@ _MAX_NEWTON = 100
 # propensities) have optima far below 1e-12 (chi2: lam* ~ e), and a search stopped there
 # overshoots the bound by about 1e-12 eta, so the search then continues down to _LAM_MIN
 _LAM_MIN = 1e-200
+_MAX_LOG_STEP = 30.0
 _LOG_LAM_BOUNDS = (math.log(1e-12), math.log(1e8))
 _LOG_LAM_STEP = math.log(1e4)
 _BRENT_OPTIONS = {"xatol": 1e-12, "maxiter": 500}
@@ -278,7 +279,9 @@ class _Dual:
             curv = lam * lam * float(direction @ hess @ direction) + slope
             if not (math.isfinite(value) and math.isfinite(curv) and curv > 0.0):
                 return None
-            step = -slope / curv
+            # a step of more than _MAX_LOG_STEP in log lam (a factor of ~1e13) comes from a
+            # nearly flat direction: capped, it keeps its sign and the line search decides
+            step = max(-_MAX_LOG_STEP, min(-slope / curv, _MAX_LOG_STEP))
             # converged: a negligible step, or a predicted decrease (the Newton decrement)
             # below the rounding of the value -- at large n the slope is known only to its
             # rounding floor, and chasing it makes the line search wander
