@@ -379,6 +379,40 @@ def test_warm_started_solver_at_large_n_matches_the_cold_solver(divergence, monk
         np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-10)
 
 
+def test_binned_warm_start_law_keeps_both_ends_the_mean_and_the_mass():
+    # one binned law serves both sides: the 64 largest and 64 smallest values exact (ties at an
+    # end merged), everything between in bins replaced by their means, zero weights dropped
+    from fstat.causal._pointwise import _binned_law, _SharedBinnedLaw
+
+    rng = np.random.default_rng(5)
+    y = np.concatenate([rng.standard_normal(5000), np.full(400, 7.0), np.full(300, -9.0)])
+    w = rng.uniform(0.5, 2.0, y.size)
+    w[:10] = 0.0
+    atoms, probs = _binned_law(y, w)
+    keep = w > 0
+    yk, pk = y[keep], w[keep] / w[keep].sum()
+    assert atoms.size <= 64 * 2 + 1024 and np.all(probs > 0)
+    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(probs @ atoms, pk @ yk, rtol=0, atol=1e-12)
+    assert atoms.max() == 7.0 and atoms.min() == -9.0  # tied ends: one atom each, exact mass
+    np.testing.assert_allclose(probs[atoms == 7.0], pk[yk == 7.0].sum(), rtol=1e-12)
+    np.testing.assert_allclose(probs[atoms == -9.0], pk[yk == -9.0].sum(), rtol=1e-12)
+    # distinct ends: the 64 extreme values of each side are atoms of the binned law
+    z = rng.standard_normal(6000)
+    atoms, _ = _binned_law(z, np.ones(z.size))
+    ends = np.concatenate([np.sort(z)[:64], np.sort(z)[-64:]])
+    assert np.isin(ends, atoms).all()
+    # the lower side reads the same law mirrored
+    shared = _SharedBinnedLaw(z, np.ones(z.size))
+    up, down = shared.standardised(1.0, 0.5, 2.0), shared.standardised(-1.0, -0.5, 2.0)
+    np.testing.assert_array_equal(down[0], -up[0])
+    np.testing.assert_array_equal(down[1], up[1])
+    atoms, probs = _binned_law(np.repeat([0.0, 1.0], 3000), np.ones(6000))  # ends only
+    np.testing.assert_array_equal(atoms, [0.0, 1.0])
+    np.testing.assert_allclose(probs, [0.5, 0.5], rtol=1e-12)
+    assert _binned_law(np.full(5000, 2.5), np.ones(5000)) is None  # no width
+
+
 def test_tv_selection_path_matches_the_sorted_path():
     # equal weights take an O(n) selection; a zero-weight extra value forces the sorted atoms
     rng = np.random.default_rng(8)

@@ -12,6 +12,7 @@ fallback. The lower bound is always minus the upper bound of ``-y`` (same code p
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 
@@ -203,6 +204,7 @@ class _Dual:
         self.top = float(z.max())
         self.bottom = float(z.min())
         self.n_eval = 0
+        self.binned = None  # a callable returning the shared binned law, standardised
         self._kernel = _KERNELS.get(div.name) if get_divergence(div.name) is div else None
         self._buf = None
 
@@ -348,34 +350,71 @@ _COMPRESS_BINS = 1024
 _COMPRESS_TOP = 64
 
 
-def _compressed(dual):
-    """A law of at most ~1100 atoms with the same top atoms, hi and mean: its dual optimum is a
-    warm start for the full law (equal-width bins of the lower atoms, replaced by their means)."""
-    z, w = dual.z, dual.w
-    n = z.size
-    cut = float(np.partition(z, n - _COMPRESS_TOP)[n - _COMPRESS_TOP])
-    width = cut - dual.bottom
-    if width <= 0.0:
+def _merged(values, weights):
+    """Many ties at an end of the law (discrete outcomes): one atom per distinct value."""
+    if values.size <= 4 * _COMPRESS_TOP:
+        return values, weights
+    values, inverse = np.unique(values, return_inverse=True)
+    return values, np.bincount(inverse, weights=weights)
+
+
+def _binned_law(values, weights):
+    """A law of at most ~1150 atoms with the same extreme atoms and mean as ``(values,
+    weights)``: the ``_COMPRESS_TOP`` largest and smallest values exactly, the values between
+    in ``_COMPRESS_BINS`` equal-width bins replaced by their weighted means. Its dual optimum
+    is a warm start for the full law, for the upper bound and (mirrored) the lower one.
+    ``(atoms, probabilities)``, or None when the values between the ends have no width."""
+    if not np.all(weights > 0):
+        values, weights = values[weights > 0], weights[weights > 0]
+    weights = weights / weights.sum()
+    n, k = values.size, _COMPRESS_TOP
+    part = np.partition(values, (k - 1, n - k))
+    cut_lo, cut_hi = float(part[k - 1]), float(part[n - k])
+    width = cut_hi - cut_lo
+    if not width > 0.0:
         return None
-    upper = z >= cut
-    z_up, w_up = z[upper], w[upper]
-    if z_up.size > 4 * _COMPRESS_TOP:  # many ties at the top (discrete outcomes): merge them
-        z_up, inverse = np.unique(z_up, return_inverse=True)
-        w_up = np.bincount(inverse, weights=w_up)
-    # bin index of every atom, the top atoms in an extra bin B that is dropped (no gathers)
-    idx = np.subtract(z, dual.bottom)
+    upper, lower = values >= cut_hi, values <= cut_lo
+    top, bottom = _merged(values[upper], weights[upper]), _merged(values[lower], weights[lower])
+    # bin index of every value; both ends go to an extra bin B that is dropped (no gathers)
+    idx = np.subtract(values, cut_lo)
     idx *= _COMPRESS_BINS / width
-    idx = np.minimum(idx, _COMPRESS_BINS - 1, out=idx).astype(np.intp)
+    idx = np.clip(idx, 0, _COMPRESS_BINS - 1, out=idx).astype(np.intp)
     idx[upper] = _COMPRESS_BINS
-    mass = np.bincount(idx, weights=w, minlength=_COMPRESS_BINS + 1)[:-1]
-    first = np.bincount(idx, weights=w * z, minlength=_COMPRESS_BINS + 1)[:-1]
+    idx[lower] = _COMPRESS_BINS
+    mass = np.bincount(idx, weights=weights, minlength=_COMPRESS_BINS + 1)[:-1]
+    first = np.bincount(idx, weights=weights * values, minlength=_COMPRESS_BINS + 1)[:-1]
     keep = mass > 0
-    if not keep.any():
+    # a bin mean stays between the cuts (clipped against rounding); the ends are exact
+    means = np.clip(first[keep] / mass[keep], cut_lo, cut_hi)
+    return (np.concatenate([bottom[0], means, top[0]]),
+            np.concatenate([bottom[1], mass[keep], top[1]]))
+
+
+class _SharedBinnedLaw:
+    """``_binned_law`` of one call's values, computed on first use and shared by the upper
+    side and the mirrored lower side (one pass over the data instead of two)."""
+
+    def __init__(self, values, weights):
+        self._values, self._weights = values, weights
+        self._law, self._done = None, False
+
+    def standardised(self, sign, mean, scale):
+        """The law of ``(sign * value - mean) / scale``, or None."""
+        if not self._done:
+            self._law, self._done = _binned_law(self._values, self._weights), True
+        if self._law is None:
+            return None
+        atoms, probs = self._law
+        return (sign * atoms - mean) / scale, probs
+
+
+def _compressed(dual):
+    """The dual on the binned law of ``dual`` (shared by both sides when ``dual.binned`` is
+    set, else binned from ``dual``'s own atoms), or None."""
+    law = dual.binned() if dual.binned is not None else _binned_law(dual.z, dual.w)
+    if law is None:
         return None
-    # a bin mean stays below ``cut`` (clipped against rounding); the top atoms are exact
-    zc = np.concatenate([np.minimum(first[keep] / mass[keep], cut), z_up])
-    wc = np.concatenate([mass[keep], w_up])
-    small = _Dual(zc, wc, dual.eta, dual.hi, dual.div)
+    small = _Dual(law[0], law[1], dual.eta, dual.hi, dual.div)
     small._kernel = dual._kernel
     return small
 
@@ -706,7 +745,7 @@ def _tv_equal_weights(dual, with_ratio):
 # ----------------------------------------------------------------------------------------------
 
 
-def _upper(y, w, eta, hi, div, method, with_ratio=True):
+def _upper(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
     """Upper bound of ``E_Q y`` for the weighted law (y, w) with ``sup S = hi``; returns info.
 
     The TV closed form (with unequal weights), zero weights and large samples that are mostly
@@ -714,7 +753,8 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
     there are ties; otherwise the solvers work on the values
     as given (ties share their ``t`` and ratio) and the O(n log n) sort is skipped.
     ``info["atoms"]`` is the sorted atoms the ratios refer to, or ``None`` when they are per
-    input value.
+    input value. ``shared`` (a ``_SharedBinnedLaw`` of ``sign * y``) supplies the warm-start
+    law of large samples.
     """
     if method == "closed_form" and div.name not in ("tv", "kl"):
         raise ValueError(
@@ -747,6 +787,8 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True):
     z = centred / scale
     z_hi = (hi - mean) / scale
     dual = _Dual(z, probs, eta, z_hi, div)
+    if shared is not None:
+        dual.binned = functools.partial(shared.standardised, sign, mean, scale)
 
     # a ball that contains the point mass at sup S: the bound is sup S
     at_top = atoms == hi if top == hi else None
@@ -946,16 +988,17 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
     y, w = _check_values_weights(values, weights)
     lo, hi, _ = _check_support(support, y, w)
     eta = _resolve_eta(div, propensity, radius)
-    up = _side(y, w, eta, hi, div, method, return_info)
-    down = _side(-y, w, eta, -lo, div, method, return_info)
+    shared = _SharedBinnedLaw(y, w) if y.size >= _COMPRESS_MIN else None
+    up = _side(y, w, eta, hi, div, method, return_info, shared, 1.0)
+    down = _side(-y, w, eta, -lo, div, method, return_info, shared, -1.0)
     lower, upper = 0.0 - down["value"], up["value"]  # 0.0 - x: no negative zero
     if not return_info:
         return lower, upper
     return lower, upper, {"upper": up, "lower": down}
 
 
-def _side(y, w, eta, hi, div, method, with_ratio=True):
-    info = _upper(y, w, eta, hi, div, method, with_ratio)
+def _side(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
+    info = _upper(y, w, eta, hi, div, method, with_ratio, shared, sign)
     atoms = info.pop("atoms")
     if not with_ratio:  # the per-value worst-case ratio costs a pass (and a search) over n
         return info
