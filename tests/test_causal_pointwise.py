@@ -633,3 +633,31 @@ def test_newton_boundary_search_survives_a_nearly_flat_direction():
         nested = pointwise_bounds(y, 0.77, divergence=divergence, support=(-1.0, 3.0),
                                   method="nested")
         np.testing.assert_allclose(newton, nested, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_constant_outcome_with_a_declared_support_gives_manski(divergence):
+    # a point mass P: every law in the ball keeps mass >= e on it, so each f-interval equals
+    # Manski's. Seven equal values have a mean off by one rounding and an sd of ~1e-16, which
+    # the solver took as its unit: Newton and the nested solver returned almost [lo, hi]
+    support = (0.18092224718657857, 1.0647376962859472)
+    for n in (3, 7, 100):
+        y = np.ones(n)
+        for e in (0.999, 0.9, 0.5):
+            got = pointwise_bounds(y, e, divergence=divergence, support=support)
+            np.testing.assert_allclose(got, manski_bounds(y, e, support=support), rtol=0,
+                                       atol=1e-9)
+
+
+@pytest.mark.parametrize("divergence", ("hellinger", "chi2", "js", "kl"))
+def test_wide_declared_support_matches_the_primal(divergence):
+    # a support a billion sds wide: the bounds were up to half the support off (no warning)
+    y = np.random.default_rng(0).standard_normal(10)
+    width = 1e9
+    eta = float(get_divergence(divergence).radius(0.95))
+    # the primal reference on the data in units of the support (the bounds are equivariant)
+    upper = width * primal_upper(y / width, np.ones(10), eta, divergence, lo=-1.0, hi=0.7)
+    lower = -width * primal_upper(-y / width, np.ones(10), eta, divergence, lo=-0.7, hi=1.0)
+    got = pointwise_bounds(y, 0.95, divergence=divergence, support=(-width, 0.7 * width))
+    np.testing.assert_allclose(np.array(got) / width, [lower / width, upper / width], rtol=0,
+                               atol=1e-10)

@@ -775,7 +775,6 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
     info = {"method": None, "converged": True, "n_iter": 0, "binding": True}
     mean = float(np.dot(probs, atoms))
     centred = atoms - mean
-    sd = math.sqrt(float(np.dot(probs, centred * centred)))
     spread = max(hi, top) - bottom
     if spread <= 0.0:
         return _finish(info, "trivial", 0.0, bottom, bottom, np.ones(atoms.size),
@@ -783,7 +782,11 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
     if eta <= 1e-14:
         return _finish(info, "trivial", math.inf, mean, mean, np.ones(atoms.size),
                        idx_atoms, binding=False)
-    scale = sd if sd > 0.0 else spread
+    # the unit of the standardised problem is the width of the support, not the sd: the sd can
+    # be rounding noise (equal values whose computed mean is off by one ulp) or a billionth of
+    # a declared support, and in such units the optimum sits ~1e9+ away and Newton and the
+    # nested search stop far from it (bounds off by up to half the support, no warning)
+    scale = spread
     z = centred / scale
     z_hi = (hi - mean) / scale
     dual = _Dual(z, probs, eta, z_hi, div)
