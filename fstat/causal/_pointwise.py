@@ -368,8 +368,11 @@ def _binned_law(values, weights):
         values, weights = values[weights > 0], weights[weights > 0]
     weights = weights / weights.sum()
     n, k = values.size, _COMPRESS_TOP
-    part = np.partition(values, (k - 1, n - k))
-    cut_lo, cut_hi = float(part[k - 1]), float(part[n - k])
+    # two one-point selections (a two-point one costs several times more); the k-th smallest
+    # value is among the n - k smallest, which the first selection leaves in front
+    part = np.partition(values, n - k)
+    cut_hi = float(part[n - k])
+    cut_lo = float(np.partition(part[: n - k], k - 1)[k - 1])
     width = cut_hi - cut_lo
     if not width > 0.0:
         return None
