@@ -381,3 +381,28 @@ def test_warnings_name_the_callers_line():
     with pytest.warns(UserWarning, match="singular") as record:
         GaussianNoise().fit(X[:2])
     assert record[0].filename == __file__
+
+
+def test_small_unit_features_are_not_constant():
+    # a spread of 1e-13 around 0 is data in small units, not a constant feature: it was set to
+    # scale 1 with a "constant" warning and the density was off by ~26 nats per sample
+    import warnings
+
+    from scipy import stats
+
+    Z = np.random.default_rng(0).normal(size=(500, 1))
+    truth = stats.norm().logpdf(Z).mean()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        fits = [CompositionalEBM(energy_model="quadratic", max_iter=300, learning_rate=1e-2,
+                                 dtype="float64", random_state=0, device="cpu").fit(Z * c)
+                for c in (1e-13, 1.0)]
+    np.testing.assert_allclose(fits[0].scale_, 1e-13 * fits[1].scale_, rtol=1e-12)
+    # the density of c Z is that of Z shifted by -log c
+    assert abs(fits[0].score(Z * 1e-13) - (truth - np.log(1e-13))) < 0.05
+    np.testing.assert_allclose(fits[0].score(Z * 1e-13) + np.log(1e-13), fits[1].score(Z),
+                               rtol=0, atol=1e-6)
+    # a constant feature away from 0 is still caught
+    with pytest.warns(UserWarning, match="feature 0 is constant"):
+        CompositionalEBM(energy_model="quadratic", max_iter=5, random_state=0,
+                         device="cpu").fit(np.full((50, 1), 3.7) + 0.0 * Z[:50])

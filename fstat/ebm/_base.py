@@ -143,7 +143,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         w = a / a.sum()
         mean = w @ X
         scale = np.sqrt(w @ (X - mean) ** 2)
-        for k in np.flatnonzero(~(scale > 1e-12 * np.maximum(1.0, np.abs(mean)))):
+        # constant: no spread beyond the rounding of the mean (relative only: data in small
+        # units, e.g. a spread of 1e-13 around 0, are not constant)
+        for k in np.flatnonzero(~(scale > 1e-12 * np.abs(mean))):
             warn_user(f"feature {k} is constant; scale set to 1; density degenerate.",
                       UserWarning)
             scale[k] = 1.0
