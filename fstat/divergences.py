@@ -494,10 +494,13 @@ def _js_radius(e, ops):
     # logs instead, because -(1 - e) / (1 + e) rounds to -1 for e below about 5e-17
     delta = 1.0 - e
     small = e < 0.5
-    e_small = ops.where(small, e, 0.25)  # no log(0) in the unused branch
+    # each branch sees a harmless value where it is not used: no log(0) there, whose infinite
+    # derivative would turn the selected branch's gradient into NaN
+    e_small = ops.where(small, e, 0.25)
+    e_large = ops.where(small, 0.75, e)
     e_log_ratio = ops.where(
         small, e_small * (_LOG2 + ops.log(e_small) - ops.log1p(e_small)),
-        e * ops.log1p(-delta / (1.0 + e)))
+        e_large * ops.log1p(-(1.0 - e_large) / (1.0 + e_large)))
     g = 0.5 * (e_log_ratio - ops.log1p(-0.5 * delta))
     return g + 0.5 * _LOG2 * delta
 
@@ -608,7 +611,7 @@ _BUILTINS = {
         domain_closed=True,
         g0=_INF,
         f=lambda t, ops: 0.5 * (t - 1.0) ** 2,
-        g=lambda s, ops: (1.0 - s) ** 2 / (2.0 * s),
+        g=lambda s, ops: (1.0 - s) * ((1.0 - s) / (2.0 * s)),  # no overflow of the square
         rad=lambda e, ops: (1.0 - e) / (2.0 * e),
         drad=lambda e, ops: -0.5 / (e * e),
         conj=_chi2_conjugate,

@@ -706,3 +706,23 @@ def test_numeric_radius_derivative_stays_inside_the_domain_at_e_one():
     finally:
         dv._REGISTRY.pop("test_kinked_tv", None)
         dv._REGISTRY.pop("test_smooth_kl", None)
+
+
+def test_js_radius_gradient_at_tiny_propensities():
+    # the unused log1p(-delta / (1 + e)) branch reached log1p(-1) below e ~ 5e-17: its infinite
+    # derivative made the autograd gradient NaN where the value is finite
+    import torch
+
+    js = dv.get_divergence("js")
+    e = torch.tensor([1e-17, 1e-100, 1e-300, 0.3], dtype=torch.float64, requires_grad=True)
+    js.radius(e).sum().backward()
+    np.testing.assert_allclose(e.grad.numpy(), js.radius_derivative(e.detach().numpy()),
+                               rtol=1e-12)
+
+
+def test_chi2_perspective_does_not_overflow():
+    # g(s) = (1 - s)^2 / (2 s) squared first and overflowed above s ~ 1.3e154 (true ~ s / 2)
+    chi2 = dv.get_divergence("chi2")
+    s = np.array([1e155, 1e200, 1e300])
+    np.testing.assert_allclose(chi2.g(s), s / 2.0 - 1.0, rtol=1e-15)
+    assert chi2.g(1e-300) == pytest.approx(0.5e300, rel=1e-15)
