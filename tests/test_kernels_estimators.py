@@ -205,3 +205,25 @@ def test_tiled_symmetry_check():
         B[i, j] = np.nextafter(B[i, j], np.inf)
         assert not _is_symmetric(B, block=16)
         assert not _is_symmetric(B)
+
+
+def test_default_step_scales_with_huge_gram_entries():
+    # the power iteration's norm squared Gram entries beyond ~1e154 and overflowed: the default
+    # step became 1.0 (instead of ~0.3 / max K) and the subgradient fit diverged
+    import torch
+
+    from fstat.kernels import NTKRidgeClassifier
+    from fstat.kernels._solvers import default_lr
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(8, 8))
+    K = torch.as_tensor(A @ A.T)
+    w = torch.ones(8, dtype=torch.float64)
+    small = default_lr(K, w, 0.0, "squared")
+    for scale in (1e100, 1e160, 1e300):
+        np.testing.assert_allclose(default_lr(K * scale, w, 0.0, "squared") * scale, small,
+                                   rtol=1e-12)
+    X, y = rng.normal(size=(8, 2)), rng.integers(0, 2, 8)
+    ref = NTKRidgeClassifier(solver="subgradient", max_iter=50, device="cpu").fit(X, y)
+    big = NTKRidgeClassifier(solver="subgradient", max_iter=50, device="cpu").fit(X * 1e80, y)
+    np.testing.assert_array_equal(big.predict(X * 1e80), ref.predict(X))

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import train_test_split
 
 from fstat.datasets import load_digits_pair, make_ntk_teacher
@@ -145,6 +146,23 @@ def test_attack_is_above_certificate_and_tight_above_paper(teacher):
     assert np.all(np.abs(X_adv - pts).max(axis=1) <= 0.3 + 1e-12)
     X2, _ = pgd_attack(m, pts, 0.3, norm="l2", n_steps=30)
     assert np.all(np.linalg.norm(X2 - pts, axis=1) <= 0.3 * (1 + 1e-12))
+
+
+def test_pgd_stays_in_the_ball_exactly():
+    # spec: PGD respects the ball constraint exactly; x0 + clip(delta) rounded an ulp outside
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 3))
+    y = (X[:, 0] > 0).astype(int)
+    m = NTKSVC(lam=0.5, device="cpu").fit(X[1:], y[1:])
+    for shift in (0.0, 1e3):
+        pts = X[1:6] + shift
+        adv, _ = pgd_attack(m, pts, 0.3, norm="linf", n_steps=20, random_start=True,
+                            random_state=0)
+        assert np.abs(adv - pts).max() <= 0.3
+        adv, _ = pgd_attack(m, pts, 0.3, norm="l2", n_steps=20, random_start=True,
+                            random_state=0)
+        diff = torch.as_tensor(adv) - torch.as_tensor(pts)
+        assert bool((diff.norm(dim=1) <= 0.3).all())
 
 
 def test_regularisation_increases_certified_radius():

@@ -328,6 +328,20 @@ def _decision_fns(model):
                     f"{type(model).__name__}.")
 
 
+def _inside_ball(xp, x0, rt, norm):
+    """``xp`` with rows moved towards ``x0`` one ulp at a time until ``|xp - x0| <= rt`` holds
+    as computed (rounding ``x0 + delta`` can land an ulp outside the ball)."""
+    for _ in range(64):
+        d = xp - x0
+        size = d.abs().amax(dim=1, keepdim=True) if norm == "linf" else d.norm(dim=1,
+                                                                                   keepdim=True)
+        over = size > rt
+        if not bool(over.any()):
+            break
+        xp = torch.where(over, torch.nextafter(xp, x0), xp)
+    return xp
+
+
 def pgd_attack(model, X, radius, *, norm="linf", n_steps=100, step_size=None,
                random_start=False, random_state=None):
     """Projected gradient attack on the sign of a binary NTK machine or NTKNetwork.
@@ -363,7 +377,7 @@ def pgd_attack(model, X, radius, *, norm="linf", n_steps=100, step_size=None,
         else:
             nrm = delta.norm(dim=1, keepdim=True)
             delta = delta * torch.clamp(rt / torch.clamp(nrm, min=1e-300), max=1.0)
-        return x0 + delta
+        return _inside_ball(x0 + delta, x0, rt, norm)
 
     xp = x0.clone()
     if random_start:

@@ -85,7 +85,15 @@ def cholesky_jitter(A, *, what="kernel matrix"):
 
 
 def power_max_eig(K, n_iter=50, start=None):
-    """Largest eigenvalue of a PSD matrix by power iteration (default start: all ones)."""
+    """Largest eigenvalue of a PSD matrix by power iteration (default start: all ones).
+
+    Iterates on ``K / max|K|`` and scales back: the norm of ``K v`` squares entries, which
+    overflows for Gram entries beyond ~1e154 (float64).
+    """
+    top = float(K.abs().max()) if K.numel() else 0.0
+    if top == 0.0 or not math.isfinite(top):
+        return top
+    K = K / top
     v = torch.ones(K.shape[0], dtype=K.dtype, device=K.device) if start is None else start
     v = v / v.norm()
     mu = 0.0
@@ -96,7 +104,7 @@ def power_max_eig(K, n_iter=50, start=None):
             return 0.0
         mu = float(v @ u)
         v = u / norm
-    return max(mu, norm)
+    return top * max(mu, norm)
 
 
 # ----------------------------------------------------------------------------- cholesky
