@@ -382,7 +382,7 @@ def test_warm_started_solver_at_large_n_matches_the_cold_solver(divergence, monk
 def test_binned_warm_start_law_keeps_both_ends_the_mean_and_the_mass():
     # one binned law serves both sides: the 64 largest and 64 smallest values exact (ties at an
     # end merged), everything between in bins replaced by their means, zero weights dropped
-    from fstat.causal._pointwise import _binned_law, _SharedBinnedLaw
+    from fstat.causal._pointwise import _binned_law, _SharedBySides
 
     rng = np.random.default_rng(5)
     y = np.concatenate([rng.standard_normal(5000), np.full(400, 7.0), np.full(300, -9.0)])
@@ -403,7 +403,7 @@ def test_binned_warm_start_law_keeps_both_ends_the_mean_and_the_mass():
     ends = np.concatenate([np.sort(z)[:64], np.sort(z)[-64:]])
     assert np.isin(ends, atoms).all()
     # the lower side reads the same law mirrored
-    shared = _SharedBinnedLaw(z, np.ones(z.size))
+    shared = _SharedBySides(z, np.ones(z.size))
     up, down = shared.standardised(1.0, 0.5, 2.0), shared.standardised(-1.0, -0.5, 2.0)
     np.testing.assert_array_equal(down[0], -up[0])
     np.testing.assert_array_equal(down[1], up[1])
@@ -411,6 +411,25 @@ def test_binned_warm_start_law_keeps_both_ends_the_mean_and_the_mass():
     np.testing.assert_array_equal(atoms, [0.0, 1.0])
     np.testing.assert_allclose(probs, [0.5, 0.5], rtol=1e-12)
     assert _binned_law(np.full(5000, 2.5), np.ones(5000)) is None  # no width
+
+
+def test_both_sides_share_the_scratch_arrays(monkeypatch):
+    # the lower side reuses the upper side's scratch arrays (no second set of fresh pages)
+    from fstat.causal import _pointwise
+
+    seen = []
+    original = _pointwise._Dual._buffers
+
+    def record(self):
+        buffers = original(self)
+        if self.z.size == 6000:
+            seen.append(id(buffers[0]))
+        return buffers
+
+    monkeypatch.setattr(_pointwise._Dual, "_buffers", record)
+    y = np.random.default_rng(4).standard_normal(6000)
+    pointwise_bounds(y, 0.3, divergence="js")
+    assert len(seen) >= 2 and len(set(seen)) == 1
 
 
 def test_tv_selection_path_matches_the_sorted_path():
