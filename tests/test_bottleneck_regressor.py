@@ -271,6 +271,19 @@ def test_constant_column_and_constant_target():
     assert np.all(np.isfinite(model.predict(X)))
 
 
+def test_small_unit_columns_are_not_constant():
+    # a target of size 1e-14 (or a column of X) has real spread: it was taken for a constant
+    # (scale 1), and the predictions came out near 0.08 for targets near 1e-14
+    X, y = _data(40)
+    params = {**FAST, "random_state": 0, "dtype": "float64", "early_stopping": False}
+    ref = CSIBRegressor(**params).fit(X, y)
+    small = CSIBRegressor(**params).fit(X * 1e-14, y * 1e-14)
+    np.testing.assert_allclose(small.y_scale_, 1e-14 * ref.y_scale_, rtol=1e-12)
+    np.testing.assert_allclose(small.x_scale_, 1e-14 * ref.x_scale_, rtol=1e-12)
+    np.testing.assert_allclose(small.predict(X * 1e-14) * 1e14, ref.predict(X), rtol=1e-6,
+                               atol=1e-9)
+
+
 def test_degenerate_width_warns_once():
     X = np.ones((40, 3))
     y = np.random.default_rng(0).standard_normal(40)

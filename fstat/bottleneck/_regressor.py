@@ -51,7 +51,9 @@ _CPU_GRAM_LIMIT = 2 * 2**30
 def _standardise_stats(A):
     mean = A.mean(axis=0)
     scale = A.std(axis=0)
-    scale[~(scale > 1e-12 * (1.0 + np.abs(mean)))] = 1.0
+    # constant: no spread beyond the rounding of the mean (relative only: a column in small
+    # units, e.g. targets of size 1e-14, is not constant)
+    scale[~(scale > 1e-12 * np.abs(mean))] = 1.0
     return mean, scale
 
 
