@@ -326,3 +326,20 @@ def test_function_bad_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fccov(y, y, **CPU)
+
+
+def test_warned_constant_inputs_give_exact_zeros():
+    # the warnings say "FCCov is 0": constant y (V and U statistics) and constant U (U
+    # statistic) returned rounding residue of either sign (3e-34, -2e-16, 6e-17)
+    from fstat.sdr import fccov_matrix
+
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((12, 2))
+    cases = ((U, np.ones(12), "V"), (U, np.ones(12), "U"),
+             (np.ones((12, 2)), rng.standard_normal(12), "U"),
+             (np.ones((12, 2)), rng.standard_normal(12), "V"))
+    for u, y, statistic in cases:
+        with pytest.warns(UserWarning, match="FCCov is 0"):
+            assert fccov(u, y, statistic=statistic, **CPU) == 0.0
+        with pytest.warns(UserWarning, match="FCCov is 0"):
+            assert not np.any(fccov_matrix(u, y, statistic=statistic, **CPU))

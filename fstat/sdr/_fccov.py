@@ -172,10 +172,11 @@ def _prepare(U, Y, metric, metric_params, device):
             f"Found input variables with inconsistent numbers of samples: U has {Ut.shape[0]}, "
             f"y has {response.n}."
         )
-    if response.all_equal():
+    constant = response.all_equal()
+    if constant:
         warn_user("all response distances are equal (constant y): FCCov is 0.",
                   UserWarning)
-    return device, response, Ut
+    return device, response, Ut, constant
 
 
 def _evaluate(Ut, response, device, *, statistic="V", method="auto", n_centers=None,
@@ -234,8 +235,11 @@ def _evaluate_unit(Ut, response, device, *, statistic, method, n_centers, random
 
 
 def _warn_constant_u(Ut):
-    if bool(torch.all(Ut == Ut[:1])):
+    """Warn and return True when every row of ``U`` is the same."""
+    constant = bool(torch.all(Ut == Ut[:1]))
+    if constant:
         warn_user("U has zero variance: FCCov is 0.", UserWarning)
+    return constant
 
 
 # --------------------------------------------------------------------------- public API
@@ -292,11 +296,12 @@ def fccov(U, Y, *, metric="euclidean", metric_params=None, statistic="V", normal
     >>> round(fccov(y, y, normalize=True, device="cpu"), 2)
     0.29
     """
-    device, response, Ut = _prepare(U, Y, metric, metric_params, device)
-    _warn_constant_u(Ut)
+    device, response, Ut, constant = _prepare(U, Y, metric, metric_params, device)
+    constant = _warn_constant_u(Ut) or constant
     value = _evaluate(Ut, response, device, statistic=statistic, method=method,
                       n_centers=n_centers, random_state=random_state, normalize=normalize)
-    return float(value)
+    # the warned cases are exactly 0 (the sums leave rounding residue, of either sign)
+    return 0.0 if constant else float(value)
 
 
 def fccov_matrix(U, Y, *, metric="euclidean", metric_params=None, statistic="V",
@@ -319,11 +324,12 @@ def fccov_matrix(U, Y, *, metric="euclidean", metric_params=None, statistic="V",
     >>> round(float(M[0, 0] / np.trace(M)), 2)
     0.99
     """
-    device, response, Ut = _prepare(U, Y, metric, metric_params, device)
-    _warn_constant_u(Ut)
+    device, response, Ut, constant = _prepare(U, Y, metric, metric_params, device)
+    constant = _warn_constant_u(Ut) or constant
     value = _evaluate(Ut, response, device, statistic=statistic, method=method,
                       n_centers=n_centers, random_state=random_state, matrix=True)
-    return value.detach().cpu().numpy().astype(np.float64)
+    value = value.detach().cpu().numpy().astype(np.float64)
+    return np.zeros_like(value) if constant else value
 
 
 def ball_kernel(Y, *, metric="euclidean", metric_params=None, statistic="V", n_centers=None,
@@ -351,7 +357,7 @@ def ball_kernel(Y, *, metric="euclidean", metric_params=None, statistic="V", n_c
     >>> round(float(K[0, 0]), 4)
     0.625
     """
-    device, response, _ = _prepare(None, Y, metric, metric_params, device)
+    device, response, _, _ = _prepare(None, Y, metric, metric_params, device)
     n = response.n
     _check_options(statistic, "auto", False, n_centers, n)
     centers = sample_centers(n, n_centers, random_state)
@@ -405,7 +411,7 @@ def pairwise_response_distances(Y, metric="euclidean", *, metric_params=None, de
     >>> round(float(pairwise_response_distances(Y, "sphere", device="cpu")[0, 2]), 4)
     3.1416
     """
-    device, response, _ = _prepare(None, Y, metric, metric_params, device)
+    device, response, _, _ = _prepare(None, Y, metric, metric_params, device)
     return response.pairwise(device).cpu().numpy().astype(np.float64)
 
 
