@@ -477,3 +477,28 @@ def test_cuda_request_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="CUDA is not available"):
         cs_divergence(np.ones((3, 1)), np.zeros((3, 1)), device="cuda")
+
+
+def test_float32_values_do_not_depend_on_the_data_scale():
+    # squared distances were formed in float32: data near 1e20 overflowed (NaN, inf or wrong
+    # values) and a large common offset cancelled to 0; the estimators depend on differences
+    # over widths only, so float32 must give the same value at any float64 scale
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((5, 2)), rng.standard_normal((4, 2))
+    y = rng.standard_normal(5)
+    T = X[:, :1] + 0.3 * rng.standard_normal((5, 1))
+
+    def values(scale, offset=0.0, **kw):
+        return np.array([
+            cs_divergence(X * scale + offset, Y * scale + offset, **kw),
+            cs_divergence(X * scale, Y * scale, sigma=2.0 * scale, **kw),
+            conditional_cs_divergence(X, y * scale + offset, (y + 0.3) * scale + offset, **kw),
+            cs_mutual_information(X * scale, T * scale + offset, **kw),
+            cs_mutual_information(X * scale, T * scale, normalized=True, **kw),
+        ])
+
+    exact = values(1.0)
+    for scale, offset in ((1e20, 0.0), (1e-8, 0.0), (1e150, 0.0), (1.0, 1e8)):
+        np.testing.assert_allclose(values(scale, offset, dtype="float32"), exact, rtol=2e-5)
+        # float64: the offset data themselves are rounded to ~1e-8 of their spread
+        np.testing.assert_allclose(values(scale, offset), exact, rtol=1e-9 if offset == 0 else 1e-7)

@@ -238,6 +238,24 @@ def as_column_tensor(X, name, *, min_samples=1, dtype=torch.float64, device="cpu
     return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
 
+def _in_working_units(arrays, width, device, dtype):
+    """``arrays`` (float64, one variable: all their rows) and its resolved ``width`` moved to
+    ``device`` / ``dtype`` after centring by the joint mean and scaling by a power of two
+    ``2^-k`` with ``2^k`` near the largest centred magnitude.
+
+    Every estimator depends on differences over widths only, so the value is unchanged (a
+    power of two scales exactly), while float32 then holds data of any float64 scale (squared
+    distances of data near 1e20, or widths near 1e-150, leave the float32 range).
+    """
+    with torch.no_grad():
+        centre = torch.cat(arrays).mean(dim=0, keepdim=True)
+        centred = [a - centre for a in arrays]
+        top = max(float(c.abs().max()) for c in centred)
+        factor = 2.0 ** -math.frexp(top)[1] if top > 0.0 and math.isfinite(top) else 1.0
+        moved = [(c * factor).to(device=device, dtype=dtype) for c in centred]
+    return moved, width * factor
+
+
 def _check_base(base):
     if base is None:
         return 1.0
@@ -326,11 +344,12 @@ def cs_divergence(X, Y, *, sigma="median", approximation=None, n_components=1024
     device, torch_dtype = _check_common(approximation, n_components, device, dtype)
     log_base = _check_base(base)
     sigma = check_width(sigma, "sigma")
-    a = as_column_tensor(X, "X", dtype=torch_dtype, device=device)
-    b = as_column_tensor(Y, "Y", dtype=torch_dtype, device=device)
+    a = as_column_tensor(X, "X")
+    b = as_column_tensor(Y, "Y")
     _check_same_columns(a, b, "X", "Y")
     generator = make_generator(random_state)
     width = resolve_width(sigma, torch.cat([a, b]), generator=generator, name="sigma")
+    (a, b), width = _in_working_units([a, b], width, device, torch_dtype)
     with torch.no_grad():
         if approximation is None:
             value = cs_divergence_core(a, b, width)
@@ -391,9 +410,9 @@ def conditional_cs_divergence(X, y, y_pred, *, sigma_x="median", sigma_y="median
     log_base = _check_base(base)
     sigma_x = check_width(sigma_x, "sigma_x")
     sigma_y = check_width(sigma_y, "sigma_y")
-    x = as_column_tensor(X, "X", min_samples=2, dtype=torch_dtype, device=device)
-    yt = as_column_tensor(y, "y", min_samples=2, dtype=torch_dtype, device=device)
-    yp = as_column_tensor(y_pred, "y_pred", min_samples=2, dtype=torch_dtype, device=device)
+    x = as_column_tensor(X, "X", min_samples=2)
+    yt = as_column_tensor(y, "y", min_samples=2)
+    yp = as_column_tensor(y_pred, "y_pred", min_samples=2)
     _check_same_rows(x, yt, "X", "y")
     if yp.shape != yt.shape:
         raise ValueError(
@@ -403,6 +422,8 @@ def conditional_cs_divergence(X, y, y_pred, *, sigma_x="median", sigma_y="median
     generator = make_generator(random_state)
     wx = resolve_width(sigma_x, x, generator=generator, name="sigma_x")
     wy = resolve_width(sigma_y, yt, generator=generator, name="sigma_y")
+    (x,), wx = _in_working_units([x], wx, device, torch_dtype)
+    (yt, yp), wy = _in_working_units([yt, yp], wy, device, torch_dtype)
     with torch.no_grad():
         if approximation is None:
             value = conditional_cs_core(x, yt, yp, wx, wy)
@@ -463,12 +484,14 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
     log_base = _check_base(base)
     sigma_x = check_width(sigma_x, "sigma_x")
     sigma_t = check_width(sigma_t, "sigma_t")
-    x = as_column_tensor(X, "X", min_samples=2, dtype=torch_dtype, device=device)
-    t = as_column_tensor(T, "T", min_samples=2, dtype=torch_dtype, device=device)
+    x = as_column_tensor(X, "X", min_samples=2)
+    t = as_column_tensor(T, "T", min_samples=2)
     _check_same_rows(x, t, "X", "T")
     generator = make_generator(random_state)
     wx = resolve_width(sigma_x, x, generator=generator, name="sigma_x")
     wt = resolve_width(sigma_t, t, generator=generator, name="sigma_t")
+    (x,), wx = _in_working_units([x], wx, device, torch_dtype)
+    (t,), wt = _in_working_units([t], wt, device, torch_dtype)
     with torch.no_grad():
         if approximation is None:
             core = normalized_cs_qmi_core if normalized else cs_qmi_core
