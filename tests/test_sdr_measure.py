@@ -343,3 +343,34 @@ def test_warned_constant_inputs_give_exact_zeros():
             assert fccov(u, y, statistic=statistic, **CPU) == 0.0
         with pytest.warns(UserWarning, match="FCCov is 0"):
             assert not np.any(fccov_matrix(u, y, statistic=statistic, **CPU))
+
+
+def test_u_statistic_is_translation_invariant_in_u():
+    # sdr 2.4: U-centring annihilates additive terms; uncentred U met a K^U whose rows sum to 0
+    # only to rounding, and an offset of 1e8 turned 0.009 into -0.2
+    rng = np.random.default_rng(2)
+    U = rng.standard_normal(20)
+    y = U + rng.standard_normal(20)
+    base = fccov(U, y, statistic="U", **CPU)
+    for offset in (1e4, 1e6, 1e8):
+        assert fccov(U + offset, y, statistic="U", **CPU) == pytest.approx(base, rel=1e-6)
+
+
+def test_affine_invariant_duplicates_are_exact_ties():
+    # two equal SPD responses must be equally far from a third (closed-ball ties), so FCCov
+    # does not depend on the order of the rows
+    from fstat.sdr import pairwise_response_distances
+
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((3, 2, 2))
+    S = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(2)
+    Y = S[[0, 1, 0, 2, 1, 2]]
+    U = rng.standard_normal(6)
+    D = pairwise_response_distances(Y, "affine_invariant", **CPU)
+    np.testing.assert_array_equal(D[0], D[2])
+    np.testing.assert_array_equal(D, D.T)
+    base = fccov(U, Y, metric="affine_invariant", **CPU)
+    for seed in range(5):
+        p = np.random.default_rng(seed).permutation(6)
+        assert fccov(U[p], Y[p], metric="affine_invariant", **CPU) == pytest.approx(base,
+                                                                                    rel=1e-12)

@@ -200,7 +200,10 @@ def _evaluate_unit(Ut, response, device, *, statistic, method, n_centers, random
     if statistic == "U":
         counts = counts_from_ranks(ball_ranks(response, device))
         KU = u_center(u_kernel_from_counts(counts))
-        M = Ut.T @ KU @ Ut / (n * (n - 3))
+        # K^U annihilates constants only up to rounding: centred first, a common offset of U
+        # (1e8 turned 0.009 into -0.2) cannot enter
+        Uc = Ut - Ut.mean(0)
+        M = Uc.T @ KU @ Uc / (n * (n - 3))
         M = 0.5 * (M + M.T)
         return M if matrix else torch.trace(M)
     Uc = Ut - Ut.mean(0)

@@ -282,20 +282,25 @@ def _spd_function(A, fn):
 
 
 def _affine_invariant(A):
+    # computed once per distinct matrix (sorted by torch.unique) and expanded: d(i, j) used the
+    # Cholesky factor of whichever of the two came first, so a duplicate of A_i could sit a
+    # rounding error closer to A_j than A_i does, breaking the tie and making FCCov depend on
+    # the row order; equal matrices are then exactly 0 apart
     n = A.shape[0]
-    D = torch.zeros(n, n, dtype=torch.float64, device=A.device)
-    L = torch.linalg.cholesky(A)
-    for i in range(n - 1):
-        B = A[i + 1:]
+    unique, group = torch.unique(A.reshape(n, -1), dim=0, return_inverse=True)
+    U = unique.reshape(-1, *A.shape[1:])
+    m = U.shape[0]
+    D = torch.zeros(m, m, dtype=torch.float64, device=A.device)
+    L = torch.linalg.cholesky(U)
+    for i in range(m - 1):
+        B = U[i + 1:]
         Li = L[i].expand_as(B)
         X = torch.linalg.solve_triangular(Li, B, upper=False)
         X = torch.linalg.solve_triangular(Li, X.transpose(-1, -2), upper=False)
         lam = torch.linalg.eigvalsh(0.5 * (X + X.transpose(-1, -2)))
         D[i, i + 1:] = torch.log(lam).square().sum(-1).sqrt()
-    # equal matrices are exactly 0 apart (the eigenvalues above are 1 only to rounding),
-    # so ties between duplicate responses stay ties
-    _, group = torch.unique(A.reshape(n, -1), dim=0, return_inverse=True)
-    return (D + D.T).masked_fill_(group[:, None] == group[None, :], 0.0)
+    D = D + D.T
+    return D[group][:, group]
 
 
 def _callable(metric, objects, params):
