@@ -502,3 +502,15 @@ def test_float32_values_do_not_depend_on_the_data_scale():
         np.testing.assert_allclose(values(scale, offset, dtype="float32"), exact, rtol=2e-5)
         # float64: the offset data themselves are rounded to ~1e-8 of their spread
         np.testing.assert_allclose(values(scale, offset), exact, rtol=1e-9 if offset == 0 else 1e-7)
+
+
+def test_working_units_at_the_ends_of_the_float64_range():
+    # subnormal data (2^-k overflowed) and a huge width on tiny data (the scaled width
+    # overflowed) stay in the data's own units instead of raising
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((5, 2)), rng.standard_normal((4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # degenerate widths at 1e-310
+        assert math.isfinite(cs_divergence(X * 1e-310, Y * 1e-310))
+    wide = cs_divergence(X * 1e-10, Y * 1e-10, sigma=1e300)
+    assert wide == pytest.approx(cs_divergence(X, Y, sigma=1e280), abs=1e-12)  # both ~0

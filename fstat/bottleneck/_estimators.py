@@ -243,15 +243,23 @@ def _in_working_units(arrays, width, device, dtype):
     ``device`` / ``dtype`` after centring by the joint mean and scaling by a power of two
     ``2^-k`` with ``2^k`` near the largest centred magnitude.
 
-    Every estimator depends on differences over widths only, so the value is unchanged (a
-    power of two scales exactly), while float32 then holds data of any float64 scale (squared
-    distances of data near 1e20, or widths near 1e-150, leave the float32 range).
+    The exact estimators and the Nyström maps depend on differences over widths only, so their
+    values are unchanged (a power of two scales exactly), while float32 then holds data of any
+    float64 scale (squared distances of data near 1e20 leave the float32 range). Random
+    Fourier features ``cos(w.x / sigma + b)`` depend on position too: after the centring their
+    values are translation invariant. Where the scaled width would leave the float64 range the
+    arrays are only centred.
     """
     with torch.no_grad():
         centre = torch.cat(arrays).mean(dim=0, keepdim=True)
         centred = [a - centre for a in arrays]
         top = max(float(c.abs().max()) for c in centred)
-        factor = 2.0 ** -math.frexp(top)[1] if top > 0.0 and math.isfinite(top) else 1.0
+        factor = 1.0
+        if top > 0.0 and math.isfinite(top):
+            exponent = max(-1000, min(math.frexp(top)[1], 1000))
+            scaled = width * math.ldexp(1.0, -exponent)
+            if scaled > 0.0 and math.isfinite(scaled):
+                factor = math.ldexp(1.0, -exponent)
         moved = [(c * factor).to(device=device, dtype=dtype) for c in centred]
     return moved, width * factor
 

@@ -12,7 +12,6 @@ fallback. The lower bound is always minus the upper bound of ``-y`` (same code p
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 
@@ -204,8 +203,10 @@ class _Dual:
         self.top = float(z.max())
         self.bottom = float(z.min())
         self.n_eval = 0
-        self.binned = None  # a callable returning the shared binned law, standardised
-        self.buffer_pool = None  # a list of scratch arrays shared with the other side
+        # a list of scratch arrays shared with the other side of the call (they run one after
+        # the other; fresh n-float arrays are page-faulted on first touch, which cost more
+        # than a derivative pass at n = 1e5)
+        self.buffer_pool = None
         self._kernel = _KERNELS.get(div.name) if get_divergence(div.name) is div else None
         self._buf = None
 
@@ -366,11 +367,12 @@ def _merged(values, weights):
 
 
 def _binned_law(values, weights):
-    """A law of at most ~1150 atoms with the same extreme atoms and mean as ``(values,
-    weights)``: the ``_COMPRESS_TOP`` largest and smallest values exactly, the values between
-    in ``_COMPRESS_BINS`` equal-width bins replaced by their weighted means. Its dual optimum
-    is a warm start for the full law, for the upper bound and (mirrored) the lower one.
-    ``(atoms, probabilities)``, or None when the values between the ends have no width."""
+    """A law of at most ~1550 atoms with the same extreme atoms and mean as ``(values,
+    weights)`` (n >= 2 * ``_COMPRESS_TOP``): the ``_COMPRESS_TOP`` largest and smallest values
+    exactly (an end with over 4 * ``_COMPRESS_TOP`` tied values merged), the values between in
+    ``_COMPRESS_BINS`` equal-width bins replaced by their weighted means. Its dual optimum is a
+    warm start for the full law. ``(atoms, probabilities)``, or None when the values between
+    the ends have no width."""
     if not np.all(weights > 0):
         values, weights = values[weights > 0], weights[weights > 0]
     weights = weights / weights.sum()
@@ -400,31 +402,11 @@ def _binned_law(values, weights):
             np.concatenate([bottom[1], mass[keep], top[1]]))
 
 
-class _SharedBySides:
-    """What the upper side and the mirrored lower side of one call share (they run one after
-    the other): ``_binned_law`` of the values, computed on first use (one pass over the data
-    instead of two), and the solver's scratch arrays (fresh arrays of n floats are mapped and
-    page-faulted on first touch, which costs more than a derivative pass at n = 1e5)."""
-
-    def __init__(self, values, weights):
-        self._values, self._weights = values, weights
-        self._law, self._done = None, False
-        self.buffers = []
-
-    def standardised(self, sign, mean, scale):
-        """The binned law of ``(sign * value - mean) / scale``, or None."""
-        if not self._done:
-            self._law, self._done = _binned_law(self._values, self._weights), True
-        if self._law is None:
-            return None
-        atoms, probs = self._law
-        return (sign * atoms - mean) / scale, probs
-
-
 def _compressed(dual):
-    """The dual on the binned law of ``dual`` (shared by both sides when ``dual.binned`` is
-    set, else binned from ``dual``'s own atoms), or None."""
-    law = dual.binned() if dual.binned is not None else _binned_law(dual.z, dual.w)
+    """The dual on the binned law of ``dual``'s atoms, or None. (Each side bins its own atoms:
+    a law shared with the mirrored side would start Newton elsewhere and break the exact
+    identity ``lower(y) == -upper(-y)`` in the last bits.)"""
+    law = _binned_law(dual.z, dual.w)
     if law is None:
         return None
     small = _Dual(law[0], law[1], dual.eta, dual.hi, dual.div)
@@ -758,7 +740,7 @@ def _tv_equal_weights(dual, with_ratio):
 # ----------------------------------------------------------------------------------------------
 
 
-def _upper(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
+def _upper(y, w, eta, hi, div, method, with_ratio=True, buffers=None):
     """Upper bound of ``E_Q y`` for the weighted law (y, w) with ``sup S = hi``; returns info.
 
     The TV closed form (with unequal weights), zero weights and large samples that are mostly
@@ -766,8 +748,8 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
     there are ties; otherwise the solvers work on the values
     as given (ties share their ``t`` and ratio) and the O(n log n) sort is skipped.
     ``info["atoms"]`` is the sorted atoms the ratios refer to, or ``None`` when they are per
-    input value. ``shared`` (a ``_SharedBySides`` of ``sign * y``) supplies the warm-start
-    law of large samples and the scratch arrays.
+    input value. ``buffers`` (a list, shared by the two sides of a call) holds the solver's
+    scratch arrays.
     """
     if method == "closed_form" and div.name not in ("tv", "kl"):
         raise ValueError(
@@ -803,9 +785,7 @@ def _upper(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
     z = centred / scale
     z_hi = (hi - mean) / scale
     dual = _Dual(z, probs, eta, z_hi, div)
-    if shared is not None:
-        dual.binned = functools.partial(shared.standardised, sign, mean, scale)
-        dual.buffer_pool = shared.buffers
+    dual.buffer_pool = buffers
 
     # a ball that contains the point mass at sup S: the bound is sup S
     at_top = atoms == hi if top == hi else None
@@ -1005,17 +985,17 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
     y, w = _check_values_weights(values, weights)
     lo, hi, _ = _check_support(support, y, w)
     eta = _resolve_eta(div, propensity, radius)
-    shared = _SharedBySides(y, w) if y.size >= _COMPRESS_MIN else None
-    up = _side(y, w, eta, hi, div, method, return_info, shared, 1.0)
-    down = _side(-y, w, eta, -lo, div, method, return_info, shared, -1.0)
+    buffers = []
+    up = _side(y, w, eta, hi, div, method, return_info, buffers)
+    down = _side(-y, w, eta, -lo, div, method, return_info, buffers)
     lower, upper = 0.0 - down["value"], up["value"]  # 0.0 - x: no negative zero
     if not return_info:
         return lower, upper
     return lower, upper, {"upper": up, "lower": down}
 
 
-def _side(y, w, eta, hi, div, method, with_ratio=True, shared=None, sign=1.0):
-    info = _upper(y, w, eta, hi, div, method, with_ratio, shared, sign)
+def _side(y, w, eta, hi, div, method, with_ratio=True, buffers=None):
+    info = _upper(y, w, eta, hi, div, method, with_ratio, buffers)
     atoms = info.pop("atoms")
     if not with_ratio:  # the per-value worst-case ratio costs a pass (and a search) over n
         return info

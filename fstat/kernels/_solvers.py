@@ -87,18 +87,17 @@ def cholesky_jitter(A, *, what="kernel matrix"):
 def power_max_eig(K, n_iter=50, start=None):
     """Largest eigenvalue of a PSD matrix by power iteration (default start: all ones).
 
-    Iterates on ``K / max|K|`` and scales back: the norm of ``K v`` squares entries, which
-    overflows for Gram entries beyond ~1e154 (float64).
+    Iterates with ``K v / max|K|`` and scales back (no copy of ``K``): the norm of ``K v``
+    squares entries, which overflows for Gram entries beyond ~1e154 (float64).
     """
-    top = float(K.abs().max()) if K.numel() else 0.0
+    top = max(abs(float(K.max())), abs(float(K.min()))) if K.numel() else 0.0
     if top == 0.0 or not math.isfinite(top):
         return top
-    K = K / top
     v = torch.ones(K.shape[0], dtype=K.dtype, device=K.device) if start is None else start
     v = v / v.norm()
     mu = 0.0
     for _ in range(n_iter):
-        u = K @ v
+        u = (K @ v) / top
         norm = float(u.norm())
         if norm == 0.0:
             return 0.0
