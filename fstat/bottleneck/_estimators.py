@@ -256,10 +256,9 @@ def _in_working_units(arrays, width, device, dtype):
         top = max(float(c.abs().max()) for c in centred)
         factor = 1.0
         if top > 0.0 and math.isfinite(top):
-            exponent = max(-1000, min(math.frexp(top)[1], 1000))
-            scaled = width * math.ldexp(1.0, -exponent)
-            if scaled > 0.0 and math.isfinite(scaled):
-                factor = math.ldexp(1.0, -exponent)
+            factor = math.ldexp(1.0, -max(-1000, min(math.frexp(top)[1], 1000)))
+            if not 0.0 < width * factor < math.inf:
+                factor = 1.0
         moved = [(c * factor).to(device=device, dtype=dtype) for c in centred]
     return moved, width * factor
 
