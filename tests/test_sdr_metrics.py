@@ -147,6 +147,38 @@ def test_wasserstein_gaussian_quantiles():
     np.testing.assert_array_equal(pairwise_response_distances(shuffled, "wasserstein", **CPU), D)
 
 
+@pytest.mark.parametrize("p", [9.0, 50.0, 300.0, 1e300, np.inf])
+def test_wasserstein_large_p_keeps_close_pairs(p):
+    # the p-th powers of gaps far below the largest gap in the data underflowed: W_p was 0
+    # for every close pair once p reached a few hundred
+    rng = np.random.default_rng(7)
+    Y = np.sort(rng.random((6, 5)), axis=1)
+    Y[1] = Y[0] + 1e-9 * np.arange(1, 6)
+
+    def w_p(a, b):
+        gaps = np.abs(a - b)
+        top = gaps.max()
+        if top == 0 or np.isinf(p):
+            return top
+        return top * np.mean((gaps / top) ** p) ** (1.0 / p)
+
+    D = pairwise_response_distances(Y, "wasserstein", metric_params={"p": p}, **CPU)
+    np.testing.assert_allclose(D, _naive(Y, w_p), rtol=1e-13, atol=0)
+    assert D[0, 1] > 4e-9 and np.array_equal(D, D.T)
+
+
+def test_callable_metric_all_zero_warns_and_is_evaluated_once():
+    calls = []
+
+    def zero(a, b):
+        calls.append((a, b))
+        return 0.0
+
+    with pytest.warns(UserWarning, match="FCCov is 0"):
+        assert fccov(U6, list(range(6)), metric=zero, **CPU) == 0.0
+    assert len(calls) == 15
+
+
 def test_geodesic_is_accurate_for_small_angles():
     t = 1e-7
     Y = np.array([[1.0, 0.0], [np.cos(t), np.sin(t)], [0.0, 1.0], [-1.0, 0.0]])
@@ -176,6 +208,10 @@ U6 = np.arange(6.0)
         ([[1.0, 2.0], [1.0]] * 3, "wasserstein", None, "common grid"),
         (np.zeros((6, 3)), "wasserstein", {"p": 0.5}, "p"),
         (np.zeros((6, 3)), "wasserstein", {"q": 2}, "accepted keys"),
+        (np.zeros((6, 3)), "wasserstein", {"p": "2"}, "real number"),
+        (np.zeros((6, 3)), "wasserstein", {"p": np.nan}, "real number"),
+        (np.zeros((6, 3)), "wasserstein", {"p": True}, "real number"),
+        (np.tile(np.eye(2), (6, 1, 1)), "power", {"alpha": np.inf}, "finite"),
         (np.array(["a", None, "b", "a", "b", "c"], dtype=object), "discrete", None, "NaN"),
         (list(range(6)), lambda a, b: -1.0, None, r"\(i, j\) = \(0, 1\)"),
         (list(range(6)), lambda a, b: np.nan, None, "pair"),

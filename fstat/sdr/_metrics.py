@@ -11,6 +11,7 @@ ties are not broken by rounding. Most metrics are Euclidean distances of a featu
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,8 @@ class Response:
     data: object
     n: int
     params: dict = field(default_factory=dict)
+    #: a callable metric's distance matrix, evaluated once, when first needed
+    distances: np.ndarray | None = None
 
     @property
     def is_discrete(self):
@@ -64,7 +67,14 @@ class Response:
             data = [self.data[i] for i in idx]
         else:
             data = self.data[idx]
-        return Response(self.metric, data, len(idx), dict(self.params))
+        distances = None if self.distances is None else self.distances[np.ix_(idx, idx)]
+        return Response(self.metric, data, len(idx), dict(self.params), distances)
+
+    def callable_distances(self):
+        """A callable metric's n x n distances (numpy), computed on the first call."""
+        if self.distances is None:
+            self.distances = _callable(self.metric, self.data, self.params)
+        return self.distances
 
     def pairwise(self, device="cpu", rows=None):
         """The n x n float64 distance matrix as a tensor on ``device``."""
@@ -79,7 +89,7 @@ class Response:
         if self.metric == "precomputed":
             return bool(np.all(self.data == 0))
         if callable(self.metric):
-            return False
+            return bool(np.all(self.callable_distances() == 0))
         return bool(np.all(self.data == self.data[:1]))
 
 
@@ -108,7 +118,18 @@ def _check_params(metric, metric_params):
             f"metric_params {unknown} are not accepted by metric={metric!r}; accepted keys: "
             f"{sorted(accepted) or 'none'}."
         )
-    return {**accepted, **params}
+    params = {**accepted, **params}
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+            raise ValueError(
+                f"metric_params {key} must be a real number for metric={metric!r}; got "
+                f"{key}={value!r}."
+            )
+        params[key] = float(value)
+    if metric == "power" and not math.isfinite(params["alpha"]):
+        raise ValueError(f"metric_params alpha must be finite for metric='power'; got "
+                         f"alpha={params['alpha']!r}.")
+    return params
 
 
 def _check_spd(array):
@@ -276,6 +297,34 @@ def _cdist(F, p=2.0):
     return torch.cdist(G, G, p=p, compute_mode="donot_use_mm_for_euclid_dist") * scale
 
 
+#: above this p the Wasserstein p-th powers are taken relative to each pair's largest gap
+_DIRECT_P = 8.0
+
+
+def _wasserstein(Q, p):
+    """``W_p`` between rows of quantiles on a common grid: ``(mean_j |q_ij - q_kj|^p)^(1/p)``.
+
+    Up to ``p = 8`` through one Minkowski distance. Above it, the relative gaps of a pair
+    raised to the p-th power underflow (to 0 for every pair closer than a fraction of the
+    largest gap in the data), so each pair's gaps are divided by its own largest gap first;
+    ``p = inf`` is the largest gap.
+    """
+    m = Q.shape[1]
+    if p <= _DIRECT_P or math.isinf(p):
+        return _cdist(Q, p=p) / m ** (1.0 / p)
+    n = Q.shape[0]
+    scale = unit_scale(Q)
+    G = Q / scale
+    D = torch.empty(n, n, dtype=Q.dtype, device=Q.device)
+    rows = max(1, 2**24 // max(n * m, 1))
+    for start in range(0, n, rows):
+        gaps = (G[start:start + rows, None, :] - G[None, :, :]).abs_()
+        largest = gaps.amax(dim=-1)
+        gaps /= torch.where(largest > 0, largest, 1.0).unsqueeze(-1)
+        D[start:start + rows] = largest * gaps.pow_(p).mean(dim=-1).pow_(1.0 / p)
+    return D * scale
+
+
 def _spd_function(A, fn):
     w, V = torch.linalg.eigh(A)
     return (V * fn(w).unsqueeze(-2)) @ V.transpose(-1, -2)
@@ -321,7 +370,7 @@ def _callable(metric, objects, params):
 def _pairwise(response, device):
     metric, data = response.metric, response.data
     if callable(metric):
-        return torch.tensor(_callable(metric, data, response.params), device=device)
+        return torch.tensor(response.callable_distances(), device=device)
     if metric == "precomputed":
         return torch.tensor(data, dtype=torch.float64, device=device)
     if metric == "discrete":
@@ -335,8 +384,7 @@ def _pairwise(response, device):
     if metric == "sphere":
         return 2.0 * torch.asin(torch.clamp(_cdist(Y) / 2.0, max=1.0))
     if metric == "wasserstein":
-        p = float(response.params["p"])
-        return _cdist(Y, p=p) / Y.shape[1] ** (1.0 / p)
+        return _wasserstein(Y, float(response.params["p"]))
     n = Y.shape[0]
     if metric == "spd_frobenius":
         return _cdist(Y.reshape(n, -1))
