@@ -306,6 +306,12 @@ def test_function_bad_input():
         fccov(np.array([1, np.nan, 2, 3, 4, 5.0]), y, **CPU)
     with pytest.raises(ValueError, match="y contains NaN"):
         fccov(y, np.array([1, np.nan, 2, 3, 4, 5.0]), **CPU)
+    # complex values were cast to their real part (numpy's ComplexWarning only)
+    with pytest.raises(ValueError, match="U must be a real.*complex"):
+        fccov(y + 1j, y, **CPU)
+    for complex_y in (y + 1j, [1, 2, 3, 4, 5, 6j]):
+        with pytest.raises(ValueError, match="complex values"):
+            fccov(y, complex_y, **CPU)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         fccov(np.arange(5.0), y, **CPU)
     with pytest.raises(ValueError, match="statistic"):

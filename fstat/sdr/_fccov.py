@@ -18,7 +18,7 @@ import torch
 
 from .._torch import make_generator, resolve_device, unit_scale
 from .._warnings import warn_user
-from ._metrics import Response, check_min_n, check_response
+from ._metrics import Response, check_min_n, check_response, real_float64
 from ._ranks import (
     _chunk,
     ball_ranks,
@@ -119,10 +119,7 @@ def discrete_variance(codes, n_classes):
 
 
 def _check_u(U, device):
-    try:
-        array = np.array(U, dtype=np.float64, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"U must be a numeric array of shape (n,) or (n, d): {exc}") from exc
+    array = real_float64(U, "U must be a real numeric array of shape (n,) or (n, d): ")
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[1] < 1:

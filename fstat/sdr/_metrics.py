@@ -96,11 +96,20 @@ class Response:
 # --------------------------------------------------------------------------- validation
 
 
-def _numeric(Y, name="y"):
+def real_float64(values, message):
+    """A float64 copy of ``values``; ``ValueError(message + reason)`` when they are not
+    real numbers (complex values are rejected, not truncated to their real part)."""
     try:
-        array = np.array(Y, dtype=np.float64, copy=True)
+        array = np.asarray(values)
+        if np.iscomplexobj(array):
+            raise ValueError("complex values are not supported.")
+        return np.array(array, dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric for this metric: {exc}") from exc
+        raise ValueError(f"{message}{exc}") from exc
+
+
+def _numeric(Y, name="y"):
+    array = real_float64(Y, f"{name} must be numeric for this metric: ")
     if not np.all(np.isfinite(array)):
         kind = "NaN" if np.isnan(array).any() else "infinity"
         raise ValueError(f"y contains {kind}; the response must be finite.")
