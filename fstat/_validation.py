@@ -137,6 +137,16 @@ def check_sample_weight(sample_weight, X, name="sample_weight"):
     return weights
 
 
+def check_weighted_classes(y, weights):
+    """Raise unless the samples with positive weight hold at least 2 classes of ``y``."""
+    present = np.unique(np.asarray(y)[weights > 0])
+    if present.size < 2:
+        raise ValueError(
+            "The classifier needs samples of at least 2 classes with positive sample_weight; "
+            f"got only class {present[0]!r}."
+        )
+
+
 def _check_real(value, name):
     if isinstance(value, bool) or not isinstance(value, Real | np.floating | Integral):
         raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__}).")

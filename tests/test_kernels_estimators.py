@@ -20,6 +20,7 @@ from fstat.kernels import (
     NTKKernel,
     NTKKernelMachine,
     NTKLogisticRegression,
+    NTKNetwork,
     NTKRidge,
     NTKRidgeClassifier,
     ntk_kernel,
@@ -179,6 +180,13 @@ def test_bad_input(data):
         NTKSVC(device="cpu").fit(X, y, sample_weight=-np.ones(80))
     with pytest.raises(ValueError):
         NTKSVC(device="cpu").fit(X, y, sample_weight=np.zeros(80))
+    # positive weights on one class only: a one-class "classifier" was fitted silently
+    one_class = (y == y[0]).astype(float)
+    for model in (NTKSVC(device="cpu"), NTKLogisticRegression(device="cpu"),
+                  NTKRidgeClassifier(device="cpu"), NTKNetwork(loss="logistic", max_iter=2,
+                                                               device="cpu")):
+        with pytest.raises(ValueError, match="at least 2 classes with positive sample_weight"):
+            model.fit(X, y, sample_weight=one_class)
     with pytest.raises(NotFittedError):
         NTKSVC(device="cpu").predict(X)
     with pytest.raises(ValueError):

@@ -36,7 +36,7 @@ from .._sklearn_compat import (
 )
 from .._torch import as_tensor, make_generator, parse_dtype, resolve_device, to_numpy
 from .._training import progress_bar
-from .._validation import check_sample_weight
+from .._validation import check_sample_weight, check_weighted_classes
 from .._warnings import warn_user
 from ._losses import LOSSES
 from ._ntk import ntk_kernel_torch
@@ -214,6 +214,8 @@ class _NTKMachineBase(BaseEstimator):
         self.kernel_trace_ = float(K_full.diagonal().sum())
         self._kernel_diag_max = float(K_full.diagonal().max())  # the PSD test's scale
         keep = np.flatnonzero(w > 0)
+        if self._is_classifier():
+            check_weighted_classes(y, w)
         keep_t = torch.as_tensor(keep, device=device)
         K = K_full[keep_t][:, keep_t] if keep.size < n else K_full
         wt = torch.as_tensor(w[keep]).to(device)

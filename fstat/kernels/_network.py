@@ -28,7 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from .._sklearn_compat import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from .._torch import as_tensor, make_generator, parse_dtype, resolve_device, to_numpy
 from .._training import progress_bar
-from .._validation import check_sample_weight
+from .._validation import check_sample_weight, check_weighted_classes
 from .._warnings import warn_user
 from ._empirical import empirical_ntk_torch, init_params, mlp_forward
 from ._losses import LOSSES
@@ -198,6 +198,8 @@ class NTKNetwork(BaseEstimator):
         else:
             yy = np.asarray(y, dtype=np.float64)
         w = check_sample_weight(sample_weight, X)
+        if self._is_classifier():
+            check_weighted_classes(y, w)
         device = resolve_device(self.device)
         self.device_ = str(device)
         dt = parse_dtype(self.dtype)
