@@ -219,6 +219,14 @@ def test_bounds_display_rejects_bad_input(fitted, data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         BoundsDisplay.from_estimator(fitted, X, feature=0, color="green")
+    # one divergence's CATE bounds (this raised "divergence= applies to arm bounds")
+    per_divergence = ConditionalDivergenceBounds(("kl", "tv"), aggregation=None,
+                                                 **FAST).fit(X, data[1], treatment=data[2])
+    for d, name in enumerate(("kl", "tv")):
+        disp = BoundsDisplay.from_estimator(fitted, X, divergence=name, kind="individual")
+        expected = per_divergence.predict(X)[:, d]
+        np.testing.assert_allclose(np.column_stack([disp.lower, disp.upper]), expected,
+                                   rtol=0, atol=1e-12)
     plt.close("all")
 
 

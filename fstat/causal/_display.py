@@ -124,7 +124,8 @@ class BoundsDisplay:
         """Plot a fitted ConditionalDivergenceBounds' bounds against a feature or propensity.
 
         ``arm=None`` plots CATE bounds; 0/1 the bounds on that arm's interventional mean.
-        ``feature`` is ``"propensity"``, a column index or a column name of ``X``;
+        ``divergence`` (a fitted divergence's name) plots that divergence's bounds instead of
+        the aggregate. ``feature`` is ``"propensity"``, a column index or a column name of ``X``;
         ``**kwargs`` go to :meth:`plot` as in :meth:`from_predictions`.
         """
         from ._conditional import ConditionalDivergenceBounds
@@ -148,9 +149,13 @@ class BoundsDisplay:
                                  f"in [0, {n_columns}); got feature={feature!r}.")
             x, xlabel = np.asarray(X)[:, int(feature)].astype(float), f"x[{int(feature)}]"
         if arm is None:
-            if divergence is not None:
-                raise ValueError("divergence= applies to arm bounds (arm=0 or 1).")
-            bounds = estimator.predict(X)
+            if divergence is None:
+                bounds = estimator.predict(X)
+            else:  # that divergence's CATE bounds [lower_1 - upper_0, upper_1 - lower_0]
+                treated = estimator.predict_outcome_bounds(X, 1, divergence=divergence)
+                control = estimator.predict_outcome_bounds(X, 0, divergence=divergence)
+                bounds = np.stack([treated[..., 0] - control[..., 1],
+                                   treated[..., 1] - control[..., 0]], axis=-1)
             manski = estimator.predict_manski(X) if show_manski else None
             ylabel = "CATE bounds"
         else:
