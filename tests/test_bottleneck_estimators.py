@@ -504,6 +504,27 @@ def test_float32_values_do_not_depend_on_the_data_scale():
         np.testing.assert_allclose(values(scale, offset), exact, rtol=1e-9 if offset == 0 else 1e-7)
 
 
+@pytest.mark.parametrize("sigma", [1e-30, 1e-150])
+def test_float32_widths_far_below_the_spread_are_finite(sigma):
+    # exponents d^2 / (2 sigma^2) beyond the float32 range gave inf (1e-30) and NaN (1e-150)
+    # where the float64 estimates are finite
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 2)), rng.standard_normal((30, 2)) + 0.5
+    y = rng.standard_normal(30)
+    y_pred = y + 0.1 * rng.standard_normal(30)
+
+    def values(**kw):
+        return np.array([
+            cs_divergence(X, Y, sigma=sigma, **kw),
+            conditional_cs_divergence(X, y, y_pred, sigma_x=sigma, sigma_y=sigma, **kw),
+            cs_mutual_information(X, Y, sigma_x=sigma, sigma_t=sigma, **kw),
+        ])
+
+    exact = values()
+    assert np.all(np.isfinite(exact))
+    np.testing.assert_allclose(values(dtype="float32"), exact, rtol=2e-5)
+
+
 def test_working_units_at_the_ends_of_the_float64_range():
     # subnormal data (2^-k overflowed) and a huge width on tiny data (the scaled width
     # overflowed) stay in the data's own units instead of raising

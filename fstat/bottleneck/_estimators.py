@@ -307,6 +307,25 @@ def _finish(value, log_base):
     return float(value.detach().to("cpu", torch.float64)) / log_base
 
 
+def _evaluate(compute, variables, device, dtype, generator):
+    """``compute(*moved)`` on every ``(arrays, width)`` of ``variables`` in working units.
+
+    ``moved`` holds ``(arrays, width)`` per variable (:func:`_in_working_units`). A float32
+    value that is not finite is computed again in float64 (same random draws): exponents
+    ``d^2 / (2 sigma^2)`` of widths far below the data's spread leave the float32 range while
+    the estimate itself is finite.
+    """
+    state = generator.get_state()
+    for attempt in dict.fromkeys((dtype, torch.float64)):
+        generator.set_state(state)
+        moved = [_in_working_units(arrays, width, device, attempt) for arrays, width in variables]
+        with torch.no_grad():
+            value = compute(*moved)
+        if bool(torch.isfinite(value)):
+            break
+    return value
+
+
 # ------------------------------------------------------------------ public wrappers
 def cs_divergence(X, Y, *, sigma="median", approximation=None, n_components=1024, base=None,
                   device="auto", dtype="float64", random_state=None):
@@ -334,6 +353,9 @@ def cs_divergence(X, Y, *, sigma="median", approximation=None, n_components=1024
         Logarithm base (``None``: nats; 2: bits).
     device : str, default="auto"
     dtype : {"float64", "float32"}, default="float64"
+        Working precision. A float32 value that would be inf or NaN (widths so far below
+        the data's spread that the exponents leave the float32 range) is computed in
+        float64.
     random_state : None, int or RandomState
         Subsampling for the median rule and random features.
 
@@ -356,14 +378,16 @@ def cs_divergence(X, Y, *, sigma="median", approximation=None, n_components=1024
     _check_same_columns(a, b, "X", "Y")
     generator = make_generator(random_state)
     width = resolve_width(sigma, torch.cat([a, b]), generator=generator, name="sigma")
-    (a, b), width = _in_working_units([a, b], width, device, torch_dtype)
-    with torch.no_grad():
-        if approximation is None:
-            value = cs_divergence_core(a, b, width)
-        else:
-            from ._approx import approx_cs_divergence
 
-            value = approx_cs_divergence(a, b, width, approximation, n_components, generator)
+    def compute(samples):
+        (a, b), width = samples
+        if approximation is None:
+            return cs_divergence_core(a, b, width)
+        from ._approx import approx_cs_divergence
+
+        return approx_cs_divergence(a, b, width, approximation, n_components, generator)
+
+    value = _evaluate(compute, [([a, b], width)], device, torch_dtype, generator)
     return _finish(value, log_base)
 
 
@@ -398,6 +422,9 @@ def conditional_cs_divergence(X, y, y_pred, *, sigma_x="median", sigma_y="median
     base : float, optional
     device : str, default="auto"
     dtype : {"float64", "float32"}, default="float64"
+        Working precision. A float32 value that would be inf or NaN (widths so far below
+        the data's spread that the exponents leave the float32 range) is computed in
+        float64.
     random_state : None, int or RandomState
 
     Returns
@@ -429,16 +456,17 @@ def conditional_cs_divergence(X, y, y_pred, *, sigma_x="median", sigma_y="median
     generator = make_generator(random_state)
     wx = resolve_width(sigma_x, x, generator=generator, name="sigma_x")
     wy = resolve_width(sigma_y, yt, generator=generator, name="sigma_y")
-    (x,), wx = _in_working_units([x], wx, device, torch_dtype)
-    (yt, yp), wy = _in_working_units([yt, yp], wy, device, torch_dtype)
-    with torch.no_grad():
-        if approximation is None:
-            value = conditional_cs_core(x, yt, yp, wx, wy)
-        else:
-            from ._approx import approx_conditional_cs
 
-            value = approx_conditional_cs(x, yt, yp, wx, wy, approximation, n_components,
-                                          generator)
+    def compute(inputs, targets):
+        ((x,), wx), ((yt, yp), wy) = inputs, targets
+        if approximation is None:
+            return conditional_cs_core(x, yt, yp, wx, wy)
+        from ._approx import approx_conditional_cs
+
+        return approx_conditional_cs(x, yt, yp, wx, wy, approximation, n_components,
+                                     generator)
+
+    value = _evaluate(compute, [([x], wx), ([yt, yp], wy)], device, torch_dtype, generator)
     return _finish(value, log_base)
 
 
@@ -471,6 +499,9 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
     base : float, optional
     device : str, default="auto"
     dtype : {"float64", "float32"}, default="float64"
+        Working precision. A float32 value that would be inf or NaN (widths so far below
+        the data's spread that the exponents leave the float32 range) is computed in
+        float64.
     random_state : None, int or RandomState
 
     Returns
@@ -497,15 +528,16 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
     generator = make_generator(random_state)
     wx = resolve_width(sigma_x, x, generator=generator, name="sigma_x")
     wt = resolve_width(sigma_t, t, generator=generator, name="sigma_t")
-    (x,), wx = _in_working_units([x], wx, device, torch_dtype)
-    (t,), wt = _in_working_units([t], wt, device, torch_dtype)
-    with torch.no_grad():
+
+    def compute(inputs, representation):
+        ((x,), wx), ((t,), wt) = inputs, representation
         if approximation is None:
             core = normalized_cs_qmi_core if normalized else cs_qmi_core
-            value = core(x, t, wx, wt)
-        else:
-            from ._approx import approx_cs_qmi
+            return core(x, t, wx, wt)
+        from ._approx import approx_cs_qmi
 
-            value = approx_cs_qmi(x, t, wx, wt, approximation, n_components, generator,
-                                  normalized=normalized)
+        return approx_cs_qmi(x, t, wx, wt, approximation, n_components, generator,
+                             normalized=normalized)
+
+    value = _evaluate(compute, [([x], wx), ([t], wt)], device, torch_dtype, generator)
     return _finish(value, log_base)
