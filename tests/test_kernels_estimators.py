@@ -165,6 +165,16 @@ def test_ridge_multioutput_and_records(data):
     staged = list(s.staged_predict(X))
     np.testing.assert_allclose(staged[-1], s.predict(X), atol=1e-12)
     assert np.all(staged[0] == 0)
+    # spec 3.3: trajectory_["dual_coef"] has shape (T, *dual_coef_.shape); a one-column 2-D y
+    # was squeezed to (T, n) next to dual_coef_ of shape (n, 1)
+    for target in (y, y[:, None], Y):
+        s = NTKRidge(0.1, solver="subgradient", max_iter=4, record_steps=2,
+                     device="cpu").fit(X, target)
+        traj = s.trajectory_
+        assert traj["dual_coef"].shape == (3, *s.dual_coef_.shape)
+        assert traj["intercept"].shape == (3, *np.shape(s.intercept_))
+        assert traj["objective"].shape == (3, *np.shape(s.objective_))
+        np.testing.assert_array_equal(traj["dual_coef"][-1], s.dual_coef_)
 
 
 def test_bad_input(data):
@@ -213,6 +223,36 @@ def test_tiled_symmetry_check():
         B[i, j] = np.nextafter(B[i, j], np.inf)
         assert not _is_symmetric(B, block=16)
         assert not _is_symmetric(B)
+
+
+def test_default_step_is_the_spec_rule_with_weights(data):
+    # spec 2.5(f): lr = 1 / (c_l max(w) mu_max(K) + lam), mu_max from 50 power iterations from
+    # the all-ones vector times 1.05 (the step used mu_max(W^1/2 K W^1/2) instead)
+    X, y = data
+    w = np.where(np.arange(len(y)) < 20, 3.0, 1.0)
+    K = ntk_kernel(X, device="cpu")
+    v = np.ones(len(y)) / np.sqrt(len(y))
+    for _ in range(50):
+        u = K @ v
+        mu = max(float(v @ u), float(np.linalg.norm(u)))
+        v = u / np.linalg.norm(u)
+    for loss, curvature in (("squared", 2.0), ("logistic", 0.25)):
+        model = NTKKernelMachine(loss, 0.5, solver="subgradient", max_iter=2, device="cpu")
+        model.fit(X, y if loss == "logistic" else y.astype(float), sample_weight=w)
+        assert model.lr_ == pytest.approx(1.0 / (curvature * 3.0 * 1.05 * mu + 0.5), rel=1e-10)
+
+
+def test_auto_solver_is_coordinate_descent_on_cpu_with_a_fixed_default_order(data):
+    # spec 2.5(g): box duals -> cd on the CPU; random_state=None visits in a fixed order, so a
+    # precomputed Gram and kernel="ntk" (bitwise equal Grams) give equal fits
+    X, y = data
+    a = NTKSVC(0.5, depth=2, device="cpu").fit(X, y)
+    b = NTKSVC(0.5, kernel="precomputed", device="cpu").fit(ntk_kernel(X, depth=2,
+                                                                      device="cpu"), y)
+    assert a.solver_ == b.solver_ == "cd"
+    np.testing.assert_array_equal(a.dual_coef_, b.dual_coef_)
+    assert NTKSVR(device="cpu").fit(X, y.astype(float)).solver_ == "cd"
+    assert NTKSVC(fit_intercept=True, device="cpu").fit(X, y).solver_ == "libsvm"
 
 
 def test_default_step_scales_with_huge_gram_entries():

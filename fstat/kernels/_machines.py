@@ -100,8 +100,7 @@ def _resolve_solver(solver, loss, fit_intercept, lam, device):
         return "newton"
     if fit_intercept and loss in ("hinge", "epsilon_insensitive") and lam > 0:
         return "libsvm"
-    # projected Newton: measured far faster than coordinate descent on CPU as well (see guide)
-    return "newton"
+    return "newton" if device.type == "cuda" else "cd"
 
 
 def _check_lam(lam, loss, solver):
@@ -220,7 +219,7 @@ class _NTKMachineBase(BaseEstimator):
         K = K_full[keep_t][:, keep_t] if keep.size < n else K_full
         wt = torch.as_tensor(w[keep]).to(device)
         Yt = torch.as_tensor(Y[keep]).to(device)
-        generator = make_generator(self.random_state)
+        generator = make_generator(0 if self.random_state is None else self.random_state)
         eps = self._epsilon()
 
         beta = torch.zeros((keep.size, k), dtype=torch.float64, device=device)
@@ -255,7 +254,8 @@ class _NTKMachineBase(BaseEstimator):
                 objective[j] = primal_objective(K, beta[:, j], b[j], Yt[:, j], wt, lam, loss,
                                                 eps)
             if traj is not None:
-                self.trajectory_ = self._expand_trajectory(traj, keep, n, k)
+                self.trajectory_ = self._expand_trajectory(
+                    traj, keep, n, k, k == 1 and self._squeeze(y))
         else:
             iters = []
             for j in range(k):
@@ -290,16 +290,18 @@ class _NTKMachineBase(BaseEstimator):
     def _squeeze(self, y):
         return self._is_classifier() or np.asarray(y).ndim == 1
 
-    def _expand_trajectory(self, traj, keep, n, k):
+    @staticmethod
+    def _expand_trajectory(traj, keep, n, k, squeeze):
+        """Recorded steps shaped like ``(T, *dual_coef_.shape)``, ``(T, *intercept_)`` and
+        ``(T, *objective_)`` (``squeeze``: ``dual_coef_`` is 1-D)."""
         T = traj["dual_coef"].shape[0]
         full = np.zeros((T, n, k))
         full[:, keep] = traj["dual_coef"]
-        squeeze = k == 1 and getattr(self, "_fit_y_1d", True)
         return {
             "step": traj["step"].astype(int),
             "dual_coef": full[..., 0] if squeeze else full,
             "intercept": traj["intercept"][:, 0] if squeeze else traj["intercept"],
-            "objective": traj["objective"][:, 0] if squeeze else traj["objective"],
+            "objective": traj["objective"][:, 0] if k == 1 else traj["objective"],
         }
 
     def _solve_column(self, K, y, w, lam, loss, eps, solver, generator):
@@ -462,7 +464,9 @@ _COMMON_DOC = """
         The paper's machine has no intercept; ``True`` adds an unpenalised offset.
     solver : str, default="auto"
         See the user guide (Cholesky, projected Newton, coordinate descent, libsvm,
-        logistic Newton, or the paper's subgradient dynamics).
+        logistic Newton, or the paper's subgradient dynamics). ``"auto"``: squared loss ->
+        cholesky, logistic -> newton, hinge / epsilon-insensitive with an intercept ->
+        libsvm, other box duals -> coordinate descent on the CPU, projected Newton on CUDA.
     tol : float, default=1e-6
         KKT tolerance (margin / loss-derivative units).
     max_iter : int, optional
@@ -478,7 +482,8 @@ _COMMON_DOC = """
         Row tile of the Gram computation.
     verbose : int, default=0
     random_state : int, RandomState or None
-        Coordinate-descent visiting order.
+        Coordinate-descent visiting order. None visits in a fixed order (seed 0), so that
+        equal Gram matrices (a precomputed one, a callable, ``kernel="ntk"``) give equal fits.
 """
 
 _ATTR_DOC = """
