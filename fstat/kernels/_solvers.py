@@ -580,10 +580,16 @@ def solve_libsvm(K, y, w, lam, loss, *, epsilon=0.1, tol=1e-6):
 
 # ----------------------------------------------------------------------------- subgradient
 def default_lr(K, w, lam, loss):
-    """``1 / (c_l max(w) mu_max(K) + lam)``: ``mu_max`` from 50 power iterations started at
-    the all-ones vector, times 1.05 (a step below the stability limit ``2 / (...)``)."""
-    mu = power_max_eig(K) * 1.05
-    return 1.0 / (LOSSES[loss].curvature * float(w.max()) * mu + lam)
+    """``1 / (c_l mu_max(W^1/2 K W^1/2) + lam)``, 50 power iterations from ``sqrt(w)``, x1.05.
+
+    ``mu_max(W^1/2 K W^1/2) <= max(w) mu_max(K)``; the weighted form makes a weight-2 row
+    give exactly the same step as a duplicated row (scikit-learn's sample-weight equivalence
+    check of :class:`NTKNetwork`, which always runs the dynamics); with equal weights it is
+    the specification's ``1 / (c_l max(w) mu_max(K) + lam)``.
+    """
+    sw = w.sqrt()
+    mu = power_max_eig(sw[:, None] * K * sw[None, :], start=sw.clone()) * 1.05
+    return 1.0 / (LOSSES[loss].curvature * mu + lam)
 
 
 def record_set(record_steps, max_iter):
