@@ -71,8 +71,9 @@ def resolve_device(device="auto") -> torch.device:
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str) or not _DEVICE_PATTERN.match(device.strip().lower()):
+        absent = "" if torch.cuda.is_available() else " (CUDA is not available on this machine)"
         raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got device={device!r}."
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got device={device!r}{absent}."
         )
     device = device.strip().lower()
     if device == "auto":

@@ -329,6 +329,8 @@ def test_function_bad_input():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             fccov(y, y, device="cuda")
+        with pytest.raises(ValueError, match="CUDA is not available"):  # spec 4: malformed
+            fccov(y, y, device="gpu7")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fccov(y, y, **CPU)

@@ -205,6 +205,7 @@ U6 = np.arange(6.0)
         (np.tile(-np.eye(2), (6, 1, 1)), "affine_invariant", None, "positive definite"),
         (np.tile(np.eye(2), (6, 1, 1)), "power", {"alpha": 0.0}, "alpha"),
         (np.zeros((6, 2, 2, 2)), "wasserstein", None, "common grid"),
+        (np.arange(6.0), "wasserstein", None, "common grid"),  # 1-D y was read as (n, 1)
         ([[1.0, 2.0], [1.0]] * 3, "wasserstein", None, "common grid"),
         (np.zeros((6, 3)), "wasserstein", {"p": 0.5}, "p"),
         (np.zeros((6, 3)), "wasserstein", {"q": 2}, "accepted keys"),

@@ -17,7 +17,13 @@ from sklearn.pipeline import Pipeline
 from fstat._torch import make_generator
 from fstat.datasets import make_frechet_sdr
 from fstat.sdr import FCCovNet, ball_kernel, fccov
-from fstat.sdr._fccov import ClassMeansLoss, CumsumLoss, KernelLoss, batch_fccov
+from fstat.sdr._fccov import (
+    ClassMeansLoss,
+    CumsumLoss,
+    DistanceLoss,
+    KernelLoss,
+    batch_fccov,
+)
 from fstat.sdr._metrics import check_response
 from fstat.sdr._net import _build_mlp
 from fstat.sdr._ranks import ball_ranks, class_codes
@@ -161,6 +167,9 @@ def test_distance_objective(data):
     dbar = D.sum() / (len(y) * (len(y) - 1))
     value = float(KernelLoss(torch.tensor(-D / dbar))(torch.tensor(U)))
     assert value == pytest.approx(naive_distance_stat(U, D), rel=1e-12)
+    # spec 3.1 names the distance objective's loss; d_bar defaults to the off-diagonal mean
+    for loss in (DistanceLoss(torch.tensor(D)), DistanceLoss(torch.tensor(D), dbar)):
+        assert float(loss(torch.tensor(U))) == pytest.approx(value, rel=1e-14)
     params = {**FAST, "early_stopping": False, "metric": "precomputed", "objective": "distance"}
     f1 = FCCovNet(**params).fit(X, D).transform(X)
     f2 = FCCovNet(**params).fit(X, D**2).transform(X)
@@ -248,6 +257,10 @@ def test_bad_input(data):
         FCCovNet(**{**FAST, "n_centers": 100}).fit(X, y)  # 96 training rows
     with pytest.warns(UserWarning, match="n_centers applies to the full-batch"):
         _quiet(FCCovNet(**{**FAST, "n_centers": 10, "batch_size": 32, "max_epochs": 2}), X, y)
+    # n_centers > n raises with minibatches and the distance objective too (it only warned)
+    for extra in ({"batch_size": 32, "max_epochs": 2}, {"objective": "distance"}):
+        with pytest.raises(ValueError, match="n_centers"):
+            FCCovNet(**{**FAST, "n_centers": 100, **extra}).fit(X, y)
     with pytest.raises(ValueError, match="n_components"):
         FCCovNet(**{**FAST, "n_components": 4, "early_stopping": False}).fit(X[:5], y[:5])
     bad = X.copy()

@@ -429,6 +429,18 @@ class KernelLoss:
         return kernel_value(K, U - U.mean(0))
 
 
+class DistanceLoss(KernelLoss):
+    """Dist_n = -(1/n^2) tr(U~' (D / d_bar) U~): the distance-covariance objective, the
+    kernel route with K = -D / d_bar (``d_bar`` the mean off-diagonal distance of ``D``
+    unless given)."""
+
+    def __init__(self, D, d_bar=None):
+        if d_bar is None:
+            n = D.shape[0]
+            d_bar = float(D.sum()) / (n * (n - 1))
+        super().__init__(-D / d_bar)
+
+
 class CumsumLoss:
     """FCCov_n by cumulative sums along precomputed centre orders (R3)."""
 

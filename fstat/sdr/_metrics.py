@@ -262,8 +262,6 @@ def check_response(Y, metric="euclidean", metric_params=None):
                 "wasserstein needs rectangular (n, m) quantile rows on a common grid; resample "
                 "ragged rows to a common grid."
             ) from exc
-        if data.ndim == 1:
-            data = data[:, None]
         if data.ndim != 2:
             raise ValueError(
                 f"wasserstein needs a 2-D (n, m) array of quantiles on a common grid; got shape "

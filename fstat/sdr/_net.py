@@ -21,6 +21,7 @@ from ._base import METRIC_CONSTRAINT, SDRTransformerMixin, check_xy, sign_rule
 from ._fccov import (
     ClassMeansLoss,
     CumsumLoss,
+    DistanceLoss,
     KernelLoss,
     _evaluate,
     batch_fccov,
@@ -281,15 +282,15 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
                 f"minibatch_ranks='global' needs the n x n kernel (n_train={n}); use "
                 "minibatch_ranks='batch'."
             )
-        if self.n_centers is not None and (not full_batch or self.objective == "distance"):
-            warn_user("n_centers applies to the full-batch FCCov objective only; it is "
-                      "ignored with minibatches (batch_size < n_train) and with "
-                      "objective='distance'.", UserWarning)
-        elif self.n_centers is not None and self.n_centers > n:
+        if self.n_centers is not None and self.n_centers > n:
             raise ValueError(
                 f"n_centers must lie in [1, n_train={n}] (the training rows after the "
                 f"validation split); got n_centers={self.n_centers!r}."
             )
+        if self.n_centers is not None and (not full_batch or self.objective == "distance"):
+            warn_user("n_centers applies to the full-batch FCCov objective only; it is "
+                      "ignored with minibatches (batch_size < n_train) and with "
+                      "objective='distance'.", UserWarning)
         if self.objective == "distance":
             self._dbar = _mean_distance(response, generator, device)
             if full_batch or self.minibatch_ranks == "global":
@@ -320,14 +321,14 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
     def _batch_value(self, response, index, U, device):
         if self.objective == "distance":
             D = response.pairwise(device, rows=index.cpu().numpy()).to(U.dtype)
-            return KernelLoss(-D / self._dbar)(U)
+            return DistanceLoss(D, self._dbar)(U)
         return batch_fccov(response, index.cpu().numpy(), U, device)
 
     def _validator(self, net, Xv, response, device):
         """Higher-is-better: FCCov (or Dist) of the whitened validation outputs."""
         if self.objective == "distance":
             D = response.pairwise(device)
-            loss = KernelLoss(-D / (float(D.sum()) / (response.n * (response.n - 1))))
+            loss = DistanceLoss(D)
         elif response.is_discrete:
             loss = ClassMeansLoss(*class_codes(response, device))
         else:
