@@ -39,3 +39,16 @@ def test_init_only_stores_parameters(name_cls):
     params = estimator.get_params(deep=False)
     cloned = clone(estimator).get_params(deep=False)
     assert params.keys() == cloned.keys()
+
+
+def test_merged_tables_are_importable_by_name():
+    # the specs name FAST_PARAMS / EXPECTED_FAILED_CHECKS in fstat.utils._test_common
+    from fstat.utils._test_common import EXPECTED_FAILED_CHECKS, FAST_PARAMS
+
+    assert FAST_PARAMS["CSIBRegressor"] == fast_params("CSIBRegressor") != {}
+    for name, reasons in EXPECTED_FAILED_CHECKS.items():
+        assert all(isinstance(r, str) and r for r in reasons.values()), name
+    with pytest.raises(AttributeError):
+        from fstat.utils import _test_common
+
+        _test_common.NOT_A_TABLE  # noqa: B018

@@ -6,7 +6,8 @@ Each family may define ``fstat/<family>/_testing.py`` with two dicts:
   ``check_estimator`` fast (few iterations, small networks, ``device="cpu"``);
 - ``EXPECTED_FAILED_CHECKS``: estimator class name -> {check name: written reason}.
 
-They are merged here so that adding a family needs no edit to this file.
+They are merged here so that adding a family needs no edit to this file; the merged dicts
+are also importable as ``FAST_PARAMS`` and ``EXPECTED_FAILED_CHECKS`` (built on access).
 """
 
 import importlib
@@ -35,3 +36,10 @@ def fast_params(name):
 def expected_failed_checks(estimator):
     """``{check name: reason}`` for an estimator instance (sklearn's callback signature)."""
     return dict(_merged("EXPECTED_FAILED_CHECKS").get(type(estimator).__name__, {}))
+
+
+def __getattr__(name):
+    """``FAST_PARAMS`` / ``EXPECTED_FAILED_CHECKS``: every family's entries, merged."""
+    if name in ("FAST_PARAMS", "EXPECTED_FAILED_CHECKS"):
+        return _merged(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
