@@ -104,10 +104,8 @@ def check_treatment(treatment, name="treatment", *, n_samples=None):
     if treatment is None:
         raise ValueError(f"{name} is required (a binary 0/1 vector); got None.")
     values = np.asarray(treatment)
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim != 1:
-        raise ValueError(f"{name} must be 1-D; got shape {values.shape}.")
+    if values.ndim != 1:  # a column (n, 1) too: one treatment per row, as a vector
+        raise ValueError(f"{name} must be 1-D of shape (n_samples,); got shape {values.shape}.")
     if n_samples is not None and len(values) != n_samples:
         raise ValueError(f"{name} has {len(values)} entries but X has {n_samples} rows.")
     if values.dtype.kind == "b":

@@ -172,6 +172,23 @@ def test_bad_input(data):
 
     with pytest.raises(NotFittedError):
         ConditionalDivergenceBounds().predict(X)
+    # spec 4 (each passed or raised a TypeError before): a (n, 1) treatment column, sparse X,
+    # a pseudo-outcome model without sample_weight while weights are given
+    from scipy.sparse import csr_matrix
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from fstat.causal import MarginalDivergenceBounds
+
+    for model in (ConditionalDivergenceBounds(("kl",), **FAST),
+                  MarginalDivergenceBounds(outcome_bounds=(0, 4))):
+        with pytest.raises(ValueError, match="1-D"):
+            model.fit(X, y, treatment=a[:, None])
+        with pytest.raises(ValueError, match="Sparse data"):
+            model.fit(csr_matrix(X), y, treatment=a)
+    with pytest.raises(ValueError, match="does not accept sample_weight"):
+        ConditionalDivergenceBounds(("kl",), **{**FAST, "pseudo_outcome_model":
+                                                KNeighborsRegressor()}).fit(
+            X, y, treatment=a, sample_weight=np.ones(a.size))
 
 
 def test_bounds_display(data):

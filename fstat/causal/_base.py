@@ -6,6 +6,7 @@ import math
 import numbers
 
 import numpy as np
+import scipy.sparse
 from sklearn.exceptions import DataConversionWarning
 
 from .._sklearn_compat import InvalidParameterError
@@ -28,6 +29,17 @@ _UNBOUNDED_MESSAGE = (
     "observed sample range and grow with n. Pass outcome_bounds=(lo, hi) or 'observed'."
 )
 
+
+class SparseInputError(ValueError, TypeError):
+    """Sparse ``X``: the specification's ValueError, also the TypeError scikit-learn raises."""
+
+
+def check_dense(X):
+    """Raise :class:`SparseInputError` for a scipy sparse ``X`` (the estimators need dense X)."""
+    if scipy.sparse.issparse(X):
+        raise SparseInputError(
+            "Sparse data was passed for X, but dense data is required; use X.toarray()."
+        )
 
 def check_divergences(divergences, aggregation, k):
     """Canonical divergence names (tuple) after checking admissibility and aggregation/k.

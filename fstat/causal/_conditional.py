@@ -29,6 +29,7 @@ from .._warnings import warn_user
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import (
+    check_dense,
     check_divergences,
     check_outcome_bounds,
     check_scored_y,
@@ -42,6 +43,7 @@ from ._dualnet import dual_outputs, fit_dual_groups, group_generator
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning
 from ._inference import AveragedBounds, build_table, weighted_se
 from ._nuisance import (
+    _fit_with_weight,
     fit_batched_regression,
     fit_propensities,
     positive_class_proba,
@@ -254,6 +256,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
                 "pass treatment= to fit or set treatment_col, not both/neither. With "
                 "metadata routing, use set_fit_request(treatment=True)."
             )
+        check_dense(X)
         if need_y:
             Xv, y = validate_data(self, X, y, reset=reset, y_numeric=True)
         else:
@@ -604,10 +607,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
             for arm in (0, 1):
                 rows = (w_np[gi] > 0) & (a_np[gi] == arm)
                 model = clone(self.pseudo_outcome_model)
-                if w is None:
-                    model.fit(x_np[gi][rows], t_np[gi][rows])
-                else:
-                    model.fit(x_np[gi][rows], t_np[gi][rows], sample_weight=w_np[gi][rows])
+                _fit_with_weight(model, x_np[gi][rows], t_np[gi][rows],
+                                 None if w is None else w_np[gi][rows])
                 if gi < n_groups:
                     key = (int(fold[gi]), names[layout["divergence"][gi]],
                            int(layout["sign"][gi]), arm)

@@ -17,6 +17,7 @@ from .._validation import check_sample_weight, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import (
+    check_dense,
     check_divergences,
     check_outcome_bounds,
     check_outcome_y,
@@ -183,6 +184,7 @@ class MarginalDivergenceBounds(BaseEstimator):
                 "pass treatment= or set treatment_col, not both/neither."
             )
         X_in = X
+        check_dense(X)
         X, y = validate_data(self, X, y, reset=reset, y_numeric=True)
         if treatment is None:
             col = column_index(X_in, self.treatment_col) if reset else self.treatment_col_
@@ -330,6 +332,7 @@ class MarginalDivergenceBounds(BaseEstimator):
         if X is None:
             raise ValueError("X is required by predict (its rows are counted).")
         if hasattr(self, "n_features_in_"):
+            check_dense(X)
             X = validate_data(self, X, reset=False)
         n = len(X)
         return np.repeat(self.effect_bounds_[None, ...], n, axis=0).astype(np.float64)
