@@ -102,6 +102,28 @@ def test_affine_equivariance(divergence):
 
 
 @pytest.mark.parametrize("divergence", FIVE)
+def test_worst_case_law_identities_to_the_spec_tolerance(divergence):
+    # spec 2.3 / 6.3: the ratios and the phantom mass sum to 1 and E_Q* y equals the bound to
+    # 1e-8 of the outcome scale; the Newton solvers stop on the value, which left the gradient
+    # (and these identities, on the boundary and off it) near 1e-7
+    rng = np.random.default_rng(1)
+    for trial in range(60):
+        n = int(rng.integers(2, 30))
+        y = rng.standard_normal(n) * rng.choice([0.1, 1.0, 10.0])
+        w = rng.random(n)
+        w /= w.sum()
+        support = None if trial % 2 else (y.min() - 3 * rng.random(), y.max() + 3 * rng.random())
+        lower, upper, info = pointwise_bounds(y, float(rng.uniform(0.05, 0.95)),
+                                              divergence=divergence, weights=w,
+                                              support=support, return_info=True)
+        lo, hi = (y.min(), y.max()) if support is None else support
+        for side, bound, end in (("upper", upper, hi), ("lower", lower, lo)):
+            ratio, phantom = info[side]["ratio"], info[side]["phantom_mass"]
+            assert abs(w @ ratio + phantom - 1.0) <= 1e-10
+            assert abs(w @ (ratio * y) + phantom * end - bound) <= 1e-8 * (hi - lo)
+
+
+@pytest.mark.parametrize("divergence", FIVE)
 @pytest.mark.parametrize("support", [None, (-2.0, 8.0)])
 def test_worst_case_law_reproduces_the_bound(divergence, support):
     y, w = _law(7, n=9)

@@ -841,6 +841,8 @@ def _from_dual(done, method, lam, u, converged, n_iter, value=None):
     with np.errstate(all="ignore"):
         if value is None:
             value = dual.value(lam, u)
+        if with_ratio and method != "closed_form":
+            lam, u = _polish(dual, lam, u)
         ratio = dual.ratio(lam, u) if with_ratio else None
     # the optimum of a huge ball (Q -> the point mass at sup S): either the multiplier search
     # reached its floor, or the floor's dual value (about lam * eta) overshoots sup S, itself
@@ -853,6 +855,44 @@ def _from_dual(done, method, lam, u, converged, n_iter, value=None):
     info.update(converged=bool(converged), n_iter=int(n_iter))
     return _finish(info, method, lam * scale, mean + scale * u, mean + scale * value, ratio,
                    idx_atoms)
+
+
+def _polish(dual, lam, u):
+    """Up to two more Newton steps from a converged ``(lam, u)``, for the worst-case ratios.
+
+    The solvers stop on the value, whose rounding floor leaves the gradient near 1e-8; the
+    worst-case law ``Q*`` satisfies its identities (``E_Q* z`` equals the dual value, the
+    ratios and the phantom mass sum to 1) only up to ``lam`` times that gradient. A step
+    (along the boundary ``u = hi - lam f0`` when on it) is kept if the value does not rise
+    beyond rounding; the returned bound keeps the solver's value.
+    """
+    f0, hi = dual.f0, dual.hi
+    on_boundary = abs(u + lam * f0 - hi) <= 1e-12 * (1.0 + abs(hi))
+    direction = np.array([1.0, -f0])
+    for _ in range(2):
+        value, grad, hess = dual.derivatives(lam, u)
+        if not (math.isfinite(value) and np.all(np.isfinite(grad))
+                and np.all(np.isfinite(hess))):
+            break
+        if on_boundary:
+            slope = lam * float(grad @ direction)
+            curv = lam * lam * float(direction @ hess @ direction) + slope
+            if not curv > 0.0:
+                break
+            c_lam = lam * math.exp(max(-_MAX_LOG_STEP, min(-slope / curv, _MAX_LOG_STEP)))
+            c_u = hi - c_lam * f0
+        else:
+            try:
+                step = np.linalg.solve(hess, -grad)
+            except np.linalg.LinAlgError:
+                break
+            c_lam, c_u = lam + float(step[0]), u + float(step[1])
+        if not (c_lam > 0.0 and dual.feasible(c_lam, c_u)):
+            break
+        if not dual.value(c_lam, c_u) <= value + 1e-12 * (1.0 + abs(value)):
+            break
+        lam, u = c_lam, c_u
+    return lam, u
 
 
 def _point_mass_ratio(atoms, probs, hi):
