@@ -243,6 +243,11 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
         ``(log_z, se, ess, n_samples, method)``; se is the delta-method standard error of
         log Ẑ, sqrt(χ̂²/M); ESS = (Σw)²/Σw². ``se = 0`` and ``ess = inf`` for grid/exact.
 
+    Warns
+    -----
+    PartitionEstimateWarning
+        When the IS/AIS effective sample size is below ``max(100, 1e-4 M)``.
+
     Examples
     --------
     >>> import numpy as np, torch
@@ -290,6 +295,7 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
         est = _grid(energy, bounds, int(size), int(chunk_size))
     else:
         est = LogPartitionEstimate(energy.exact_log_partition(), 0.0, math.inf, 0, "exact")
+    warn_if_degenerate(est)
     return est._replace(log_z=est.log_z + shift)
 
 
