@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_array
 
-from ._sklearn_compat import _check_sample_weight
+from ._sklearn_compat import InvalidParameterError, _check_sample_weight
 
 __all__ = [
     "check_array_finite",
@@ -133,6 +133,22 @@ def check_sample_weight(sample_weight, X, name="sample_weight"):
     if not weights.sum() > 0:
         raise ValueError(f"{name} must have a positive sum.")
     return weights
+
+
+def check_layer_sizes(sizes, name="hidden_layer_sizes", *, allow_empty=True):
+    """``sizes`` as a tuple of ints >= 1; ``InvalidParameterError`` naming ``name`` otherwise."""
+    try:
+        values = tuple(sizes)
+    except TypeError:
+        values = None
+    if (values is None or (not values and not allow_empty)
+            or any(isinstance(h, bool) or not isinstance(h, Integral | np.integer) or h < 1
+                   for h in values)):
+        kind = "a tuple" if allow_empty else "a non-empty tuple"
+        raise InvalidParameterError(
+            f"{name} must be {kind} of ints >= 1; got {name}={sizes!r}."
+        )
+    return tuple(int(h) for h in values)
 
 
 def check_weighted_classes(y, weights):

@@ -215,6 +215,10 @@ def test_bad_input_rows(X):
             cls(**{**FAST, "noise": "laplace"}).fit(X)
         with pytest.raises(InvalidParameterError, match="device"):
             cls(**{**FAST, "device": "tpu"}).fit(X)
+        # spec 3.3 / 4: sizes are ints >= 1 (-2 reached torch, 0 and 2.5 were accepted)
+        for sizes in ((-2,), (0,), (2.5,), (8, True)):
+            with pytest.raises(InvalidParameterError, match="hidden_layer_sizes"):
+                cls(**{**FAST, "hidden_layer_sizes": sizes}).fit(X)
     with pytest.raises(TypeError, match="convert to a CPU numpy array"):
         est.fit(torch.tensor(X, requires_grad=True))
     for weight, match in [(-np.ones(len(X)), "sample_weight"),

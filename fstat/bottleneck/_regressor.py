@@ -19,7 +19,6 @@ from sklearn.utils import check_array, check_random_state
 
 from .._sklearn_compat import (
     Interval,
-    InvalidParameterError,
     StrOptions,
     _fit_context,
     check_is_fitted,
@@ -27,6 +26,7 @@ from .._sklearn_compat import (
 )
 from .._torch import make_generator, parse_dtype, randn, resolve_device
 from .._training import make_optimizer, train_minibatches
+from .._validation import check_layer_sizes
 from .._warnings import warn_user
 from ..kernels._gram import sq_dists
 from ._approx import check_qmi_components
@@ -354,14 +354,6 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         return self.module_.bottleneck_dim
 
     # --------------------------------------------------------------------- fit
-    def _check_hidden(self, sizes, name):
-        sizes = tuple(sizes)
-        for h in sizes:
-            if isinstance(h, bool) or not isinstance(h, Integral | np.integer) or h < 1:
-                raise InvalidParameterError(
-                    f"{name} must contain ints >= 1; got {name}={sizes!r}.")
-        return tuple(int(h) for h in sizes)
-
     def _noise_mode(self):
         if self.objective == "vib":
             return "vib"
@@ -389,8 +381,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         """
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              ensure_min_samples=2, dtype=np.float64)
-        hidden = self._check_hidden(self.hidden_layer_sizes, "hidden_layer_sizes")
-        dec_hidden = self._check_hidden(self.decoder_hidden_sizes, "decoder_hidden_sizes")
+        hidden = check_layer_sizes(self.hidden_layer_sizes)
+        dec_hidden = check_layer_sizes(self.decoder_hidden_sizes, "decoder_hidden_sizes")
         noise_mode = self._noise_mode()
         device = resolve_device(self.device)
         dtype = parse_dtype(self.dtype)

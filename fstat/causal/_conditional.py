@@ -24,7 +24,7 @@ from .._sklearn_compat import (
 )
 from .._torch import parse_dtype, resolve_device
 from .._training import validation_split
-from .._validation import check_sample_weight, check_treatment
+from .._validation import check_layer_sizes, check_sample_weight, check_treatment
 from .._warnings import warn_user
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
@@ -335,13 +335,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         times = {}
         start = time.perf_counter()
         names = check_divergences(self.divergences, self.aggregation, self.k)
-        hidden = tuple(self.hidden_layer_sizes)
-        if not hidden or any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1
-                             for h in hidden):
-            raise InvalidParameterError(
-                "hidden_layer_sizes must be a non-empty tuple of positive integers; got "
-                f"{self.hidden_layer_sizes!r}."
-            )
+        hidden = check_layer_sizes(self.hidden_layer_sizes, allow_empty=False)
         try:
             device = resolve_device(self.device)
         except ValueError as exc:  # an unknown device, or CUDA requested but not available

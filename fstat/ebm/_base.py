@@ -30,6 +30,7 @@ from .._sklearn_compat import (
 )
 from .._torch import parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
+from .._validation import check_layer_sizes
 from .._warnings import warn_user
 from ._energies import (
     EnergyModel,
@@ -50,7 +51,6 @@ from ._noise import (
 from ._partition import (
     _WeightAccumulator,
     estimate_log_partition,
-    warn_if_degenerate,
 )
 from ._sampling import mala_step, sir, value_and_grad
 
@@ -205,6 +205,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         X = _check_tensor_input(X)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         n, d = X.shape
+        check_layer_sizes(self.hidden_layer_sizes)
         if isinstance(self.noise, str) and self.noise not in _NOISES:
             raise InvalidParameterError(
                 f"The 'noise' parameter of {type(self).__name__} must be one of "
@@ -422,7 +423,6 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         rs = check_random_state(self.random_state)
         est = estimate_log_partition(self, method, n, random_state=rs.randint(2**31 - 1),
                                      **params)
-        warn_if_degenerate(est)
         self.log_partition_ = est.log_z
         self.log_partition_se_ = est.se
         self.log_partition_ess_ = est.ess

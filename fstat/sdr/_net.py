@@ -16,6 +16,7 @@ from .._nn import make_mlp
 from .._sklearn_compat import Interval, StrOptions, _fit_context
 from .._torch import make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
+from .._validation import check_layer_sizes
 from .._warnings import warn_user
 from ._base import METRIC_CONSTRAINT, SDRTransformerMixin, check_xy, sign_rule
 from ._fccov import (
@@ -236,15 +237,6 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
 
     # ------------------------------------------------------------------ fit helpers
 
-    def _check_hidden(self):
-        sizes = tuple(self.hidden_layer_sizes)
-        if any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1 for h in sizes):
-            raise ValueError(
-                "hidden_layer_sizes must contain positive integers; got "
-                f"{self.hidden_layer_sizes!r}."
-            )
-        return sizes
-
     def _split(self, n, generator):
         d = self.n_components
         bound = max(4, d + 2)
@@ -371,7 +363,7 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
         self
         """
         start = time.perf_counter()
-        hidden = self._check_hidden()
+        hidden = check_layer_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
         dtype = parse_dtype(self.dtype)
         X, response = check_xy(self, X, y)
