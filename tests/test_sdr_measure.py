@@ -306,6 +306,8 @@ def test_function_bad_input():
         fccov(np.array([1, np.nan, 2, 3, 4, 5.0]), y, **CPU)
     with pytest.raises(ValueError, match="y contains NaN"):
         fccov(y, np.array([1, np.nan, 2, 3, 4, 5.0]), **CPU)
+    with pytest.raises(ValueError, match="y contains NaN"):  # spec 4's message for inf too
+        fccov(y, np.array([1, np.inf, 2, 3, 4, 5.0]), **CPU)
     # complex values were cast to their real part (numpy's ComplexWarning only)
     with pytest.raises(ValueError, match="U must be a real.*complex"):
         fccov(y + 1j, y, **CPU)

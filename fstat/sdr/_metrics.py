@@ -110,9 +110,10 @@ def real_float64(values, message):
 
 def _numeric(Y, name="y"):
     array = real_float64(Y, f"{name} must be numeric for this metric: ")
-    if not np.all(np.isfinite(array)):
-        kind = "NaN" if np.isnan(array).any() else "infinity"
-        raise ValueError(f"y contains {kind}; the response must be finite.")
+    if not np.all(np.isfinite(array)):  # one message for both (spec 4: "y contains NaN")
+        found = "NaN" if np.isnan(array).any() else "infinity"
+        raise ValueError(f"y contains NaN or infinity (found {found}); the response must be "
+                         "finite.")
     return array
 
 
