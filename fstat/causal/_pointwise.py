@@ -841,17 +841,21 @@ def _from_dual(done, method, lam, u, converged, n_iter, value=None):
     with np.errstate(all="ignore"):
         if value is None:
             value = dual.value(lam, u)
-        if with_ratio and method != "closed_form":
-            lam, u = _polish(dual, lam, u)
-        ratio = dual.ratio(lam, u) if with_ratio else None
     # the optimum of a huge ball (Q -> the point mass at sup S): either the multiplier search
     # reached its floor, or the floor's dual value (about lam * eta) overshoots sup S, itself
     # a valid and there tighter bound
     if lam < 1.001 * _LAM_MIN or value > dual.hi:
         value = dual.hi
         ratio = _point_mass_ratio(dual.z, dual.w, dual.hi) if with_ratio else None
-    elif with_ratio and dual.top == dual.hi:
-        ratio = _top_ratio_from_total(ratio, dual.z, dual.w, dual.top)
+    elif with_ratio:
+        with np.errstate(all="ignore"):
+            if method != "closed_form":
+                lam, u = _polish(dual, lam, u)
+            ratio = dual.ratio(lam, u)
+        if dual.top == dual.hi:
+            ratio = _top_ratio_from_total(ratio, dual.z, dual.w, dual.top)
+    else:
+        ratio = None
     info.update(converged=bool(converged), n_iter=int(n_iter))
     return _finish(info, method, lam * scale, mean + scale * u, mean + scale * value, ratio,
                    idx_atoms)
