@@ -70,8 +70,8 @@ def run(device):
     # 3. certificate: device vs CPU radii, then the spec §8 size (2000 x 12 665, d = 784) on
     # the device with the CPU timed on 100 points for scale (random coefficients: timing only)
     Xc, yc = make_ntk_teacher(300, 20, random_state=1)
-    a = NTKSVC(0.5, device="cpu").fit(Xc[:200], yc[:200])
-    b = NTKSVC(0.5, device=device).fit(Xc[:200], yc[:200])
+    a = NTKSVC(0.5, solver="newton", device="cpu").fit(Xc[:200], yc[:200])
+    b = NTKSVC(0.5, solver="newton", device=device).fit(Xc[:200], yc[:200])
     ra, t_a = _timed(lambda: a.certify(Xc[200:]), "cpu")
     rb, t_b = _timed(lambda: b.certify(Xc[200:]), device)
     diff = float(np.abs(ra - rb).max() / max(np.abs(ra).max(), 1e-300))
