@@ -189,6 +189,13 @@ def test_bad_input(data):
         ConditionalDivergenceBounds(("kl",), **{**FAST, "pseudo_outcome_model":
                                                 KNeighborsRegressor()}).fit(
             X, y, treatment=a, sample_weight=np.ones(a.size))
+    # a fit(**params) that forwards the weights (a search) is not refused
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(Ridge(), {"alpha": [0.1, 1.0]}, cv=2)
+    ConditionalDivergenceBounds(("kl",), **{**FAST, "pseudo_outcome_model": search}).fit(
+        X, y, treatment=a, sample_weight=np.ones(a.size))
 
 
 def test_bounds_display(data):

@@ -21,7 +21,9 @@ __all__ = ["fit_propensities", "fit_batched_regression", "predict_batched_regres
 def _fit_with_weight(model, X, y, sample_weight):
     if sample_weight is None:
         return model.fit(X, y)
-    if "sample_weight" not in inspect.signature(model.fit).parameters:
+    parameters = inspect.signature(model.fit).parameters
+    forwards = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    if "sample_weight" not in parameters and not forwards:  # fit(**params) may route them
         raise ValueError(
             f"{type(model).__name__}.fit does not accept sample_weight, but sample_weight was "
             "given; use a nuisance model that supports it or drop the weights."
