@@ -177,6 +177,11 @@ def test_callable_metric_all_zero_warns_and_is_evaluated_once():
     with pytest.warns(UserWarning, match="FCCov is 0"):
         assert fccov(U6, list(range(6)), metric=zero, **CPU) == 0.0
     assert len(calls) == 15
+    # validation alone evaluates nothing (estimators subsample rows instead of all pairs)
+    from fstat.sdr._metrics import check_response
+
+    calls.clear()
+    assert not check_response(list(range(6)), zero).all_equal() and not calls
 
 
 def test_geodesic_is_accurate_for_small_angles():

@@ -169,6 +169,8 @@ def _prepare(U, Y, metric, metric_params, device):
             f"Found input variables with inconsistent numbers of samples: U has {Ut.shape[0]}, "
             f"y has {response.n}."
         )
+    if callable(response.metric):  # the functions use every distance: evaluate them once here
+        response.callable_distances()
     constant = response.all_equal()
     if constant:
         warn_user("all response distances are equal (constant y): FCCov is 0.",

@@ -88,8 +88,8 @@ class Response:
             return bool(np.all(self.data == self.data[0]))
         if self.metric == "precomputed":
             return bool(np.all(self.data == 0))
-        if callable(self.metric):
-            return bool(np.all(self.callable_distances() == 0))
+        if callable(self.metric):  # known only once the distances have been evaluated
+            return self.distances is not None and bool(np.all(self.distances == 0))
         return bool(np.all(self.data == self.data[:1]))
 
 
