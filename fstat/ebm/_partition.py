@@ -304,5 +304,6 @@ def warn_if_degenerate(est):
     if est.method in ("is", "ais") and est.ess < max(100.0, 1e-4 * est.n_samples):
         warn_user(
             f"log-partition estimate ({est.method}) has effective sample size {est.ess:.1f} "
-            f"of {est.n_samples} (se={est.se:.3g}); use logz_method='ais' or more samples.",
+            f"of {est.n_samples} (se={est.se:.3g}); use AIS (method='ais', or "
+            "logz_method='ais' in the estimators) or more samples.",
             PartitionEstimateWarning)
