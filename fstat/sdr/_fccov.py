@@ -436,11 +436,12 @@ class DistanceLoss(KernelLoss):
     kernel route with K = -D / d_bar (``d_bar`` the mean off-diagonal distance of ``D``
     unless given)."""
 
-    def __init__(self, D, d_bar=None):
+    def __init__(self, D, d_bar=None, dtype=None):
         if d_bar is None:
             n = D.shape[0]
             d_bar = float(D.sum()) / (n * (n - 1))
-        super().__init__(-D / d_bar)
+        K = -D / d_bar
+        super().__init__(K if dtype is None else K.to(dtype))
 
 
 class CumsumLoss:

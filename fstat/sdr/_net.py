@@ -286,9 +286,8 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
         if self.objective == "distance":
             self._dbar = _mean_distance(response, generator, device)
             if full_batch or self.minibatch_ranks == "global":
-                K = -(response.pairwise(device) / self._dbar).to(dtype)
                 name = "kernel" if full_batch else "minibatch-global"
-                return KernelLoss(K), name
+                return DistanceLoss(response.pairwise(device), self._dbar, dtype), name
             return None, "minibatch-batch"
         if not full_batch:
             if self.minibatch_ranks == "batch":
