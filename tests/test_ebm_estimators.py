@@ -18,10 +18,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 from fstat.datasets import make_toy_density
 from fstat.ebm import (
     CompositionalEBM,
+    DiagonalGaussianNoise,
     GaussianNoise,
+    MixtureNoise,
     NCEDensity,
     PartitionEstimateWarning,
     SNLDensity,
+    StudentTNoise,
     UniformNoise,
 )
 
@@ -410,3 +413,22 @@ def test_small_unit_features_are_not_constant():
     with pytest.warns(UserWarning, match="feature 0 is constant"):
         CompositionalEBM(energy_model="quadratic", max_iter=5, random_state=0,
                          device="cpu").fit(np.full((50, 1), 3.7) + 0.0 * Z[:50])
+
+
+@pytest.mark.parametrize("noise", [GaussianNoise(), DiagonalGaussianNoise(), StudentTNoise(),
+                                   MixtureNoise(n_components=2, random_state=0),
+                                   UniformNoise()], ids=lambda q: type(q).__name__)
+def test_noise_classes_are_small_estimators(noise, X):
+    """Spec 3.4: noise classes are BaseEstimators (clone, repr, pickle) but, as building
+    blocks of the EBMs, not in all_estimators (the common checks)."""
+    from sklearn.base import BaseEstimator
+
+    from fstat.utils import all_estimators
+
+    assert isinstance(noise, BaseEstimator)
+    assert type(noise).__name__ not in dict(all_estimators())
+    Z = (X - X.mean(0)) / X.std(0)
+    fitted = clone(noise).set_params().fit(Z)
+    copy = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(copy.score_samples(Z[:5]), fitted.score_samples(Z[:5]))
+    assert repr(noise).startswith(type(noise).__name__ + "(")

@@ -11,7 +11,6 @@ the fixed noise q_s(y) = s^-d q(c + (y - c)/s) about the centre c.
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 
 import numpy as np
@@ -64,26 +63,15 @@ def _warn_singular(Z):
             UserWarning)
 
 
-class _NoiseBase:
+class _NoiseBase(BaseEstimator):
     """Shared numpy interface on top of the torch module.
 
-    Noise objects borrow scikit-learn's parameter protocol (``get_params``/``set_params``,
-    so :func:`sklearn.base.clone` works) without subclassing ``BaseEstimator``: they are
-    building blocks of the EBM estimators, not estimators checked on their own.
+    Noise objects are small scikit-learn estimators (``clone``, ``get_params``, repr,
+    pickling) but building blocks of the EBM estimators: ``_component = True`` keeps them
+    out of :func:`fstat.utils.all_estimators` and so out of the common estimator checks.
     """
 
-    _get_param_names = classmethod(BaseEstimator._get_param_names.__func__)
-    get_params = BaseEstimator.get_params
-    set_params = BaseEstimator.set_params
-
-    def __repr__(self):
-        # BaseEstimator.__repr__ is not borrowed: its pretty-printer only special-cases
-        # BaseEstimator instances and falls back on repr(self), i.e. infinite recursion.
-        defaults = {k: p.default for k, p in
-                    inspect.signature(type(self).__init__).parameters.items()}
-        shown = [f"{k}={v!r}" for k, v in self.get_params(deep=False).items()
-                 if repr(v) != repr(defaults.get(k))]
-        return f"{type(self).__name__}({', '.join(shown)})"
+    _component = True
 
     # names of the parameters that, all given, fix the noise (no data needed)
     _fixed_by = ()

@@ -24,7 +24,9 @@ def all_estimators():
     """Every public estimator class in fstat, as sorted ``(name, class)`` pairs.
 
     A class counts when a family package lists it in ``__all__``, it subclasses
-    :class:`sklearn.base.BaseEstimator` and it is not abstract.
+    :class:`sklearn.base.BaseEstimator`, it is not abstract and it is not a building
+    block of other estimators (a class attribute ``_component = True``, as the ebm
+    noise distributions have).
 
     Returns
     -------
@@ -44,6 +46,7 @@ def all_estimators():
                 inspect.isclass(obj)
                 and issubclass(obj, BaseEstimator)
                 and not inspect.isabstract(obj)
+                and not getattr(obj, "_component", False)
             ):
                 found[name] = obj
     return sorted(found.items())
