@@ -150,6 +150,32 @@ def test_widths_recorded():
     assert fixed.sigma_x_ == 0.7 and fixed.sigma_y_ == 2.0
 
 
+@pytest.mark.parametrize("objective, beta", [("mse", 0.0), ("vib", 0.01), ("nib", 0.01),
+                                            ("cs_ib", 0.0)])
+def test_widths_are_floats_when_a_term_does_not_use_them(objective, beta):
+    """Spec 3.3: sigma_x_, sigma_y_, sigma_t_ are floats. A width no term used is the rule
+    on the training data (here all of it: < 2000 rows) or the float given."""
+    from scipy.spatial.distance import pdist
+
+    X, y = _data(n=150)
+    model = CSIBRegressor(**{**FAST, "max_iter": 2, "objective": objective, "beta": beta,
+                             "sigma_x": "median", "sigma_t": "median"}).fit(X, y)
+    for name in ("sigma_x_", "sigma_y_", "sigma_t_"):
+        value = getattr(model, name)
+        assert isinstance(value, float) and value > 0, name
+    assert model.sigma_y_ == 1.0  # the default float, used or not
+    if objective != "cs_ib":  # unused x width: the median rule on the standardised rows
+        Xs = (X - model.x_mean_) / model.x_scale_
+        assert model.sigma_x_ == pytest.approx(np.median(pdist(Xs)), rel=1e-10)
+    with torch.no_grad():
+        mu = model.module_.encode(torch.as_tensor((X - model.x_mean_) / model.x_scale_))[0]
+    if beta == 0.0 or objective in ("vib", "nib"):  # unused t width: rule on mu(x)
+        assert model.sigma_t_ == pytest.approx(np.median(pdist(mu.numpy())), rel=1e-10)
+    fixed = CSIBRegressor(**{**FAST, "max_iter": 1, "objective": objective, "beta": beta,
+                             "sigma_t": 2.5}).fit(X, y)
+    assert fixed.sigma_t_ == 2.5
+
+
 def test_information_plane():
     model, X, y = _fit()
     ixt, iyt = model.information_plane(X, y)

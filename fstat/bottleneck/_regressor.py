@@ -24,13 +24,13 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
-from .._torch import make_generator, parse_dtype, randn, resolve_device
+from .._torch import make_generator, parse_dtype, randn, randperm, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
 from .._warnings import warn_user
 from ..kernels._gram import sq_dists
 from ._approx import check_qmi_components
-from ._bandwidth import rule_width, width_from_sq_dists
+from ._bandwidth import resolve_width, rule_width, width_from_sq_dists
 from ._estimators import cs_mutual_information
 from ._network import build_network
 from ._objectives import (
@@ -97,6 +97,28 @@ class _Widths:
             b.sq_t = sq_dists(b.t.detach(), refine_near=False)
             b.sigma_t = self._resolve(est.sigma_t, b.t, b.sq_t, "sigma_t")[0]
         self._record(b, prediction)
+
+    def unused(self, network, X, Y, max_samples=2000):
+        """Widths that no training term used, as ``{name: float}``: the rule on at most
+        ``max_samples`` generator-drawn training rows (``t = mu(x)``, noise off, from the
+        fitted network), or the float given; a degenerate rule gives 1.0 silently."""
+        missing = [name for name, values in self.history.items()
+                   if all(v is None for v in values)]
+        if not missing:
+            return {}
+        if X.shape[0] > max_samples:
+            rows = randperm(X.shape[0], generator=self.generator, device=X.device)
+            X, Y = X[rows[:max_samples]], Y[rows[:max_samples]]
+        out = {}
+        for name in missing:
+            spec = getattr(self.est, name)
+            if name == "sigma_t" and isinstance(spec, str):
+                with torch.no_grad():
+                    data = network.encode(X)[0]
+            else:
+                data = X if name == "sigma_x" else Y
+            out[name] = resolve_width(spec, data, max_samples=None, warn=False)
+        return out
 
     def _record(self, b, prediction):
         self.history["sigma_x"].append(b.sigma_x_pred if prediction else b.sigma_x)
@@ -220,10 +242,13 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
     device_ : str
     x_mean_, x_scale_ : ndarray of shape (n_features,)
     y_mean_, y_scale_ : ndarray of shape (n_outputs,)
-    sigma_x_, sigma_y_, sigma_t_ : float or None
+    sigma_x_, sigma_y_, sigma_t_ : float
         Widths (standardised units) averaged over the batches of the last epoch;
         ``sigma_x_`` is the prediction-term width for ``"cs_ib"`` and the
-        compression-term width otherwise (None when no term used the width).
+        compression-term width otherwise. A width that no term used (``beta=0``,
+        the MSE prediction term, ``"vib"``/``"nib"`` compression) is the float given,
+        or its rule on at most 2000 training rows (``t`` from the fitted encoder, noise
+        off).
     noise_std_ : float or None
         Final noise scale (None for ``"vib"``).
     n_iter_ : int
@@ -425,8 +450,11 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
             desc="CSIBRegressor",
         )
+        seconds = time.perf_counter() - start
+        network.eval()
+        unused = widths.unused(network, X_train, Y_train)
         self._store_results(network, result, widths, len(train_idx), batch_size, device,
-                            time.perf_counter() - start)
+                            seconds, unused)
         return self
 
     def _split(self, n, generator):
@@ -534,7 +562,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
 
         return validate
 
-    def _store_results(self, network, result, widths, n_train, batch_size, device, seconds):
+    def _store_results(self, network, result, widths, n_train, batch_size, device, seconds,
+                       unused):
         self.device_ = str(device)
         network.eval()
         self.module_ = network.to("cpu")
@@ -558,7 +587,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             per_epoch = math.ceil(n_train / batch_size) - (1 if n_train % batch_size == 1 else 0)
         for name, values in widths.history.items():
             last = [v for v in values[-per_epoch:] if v is not None]
-            setattr(self, name + "_", float(np.mean(last)) if last else None)
+            setattr(self, name + "_", float(np.mean(last)) if last else unused[name])
         scale = network.noise_scale() if network.noise_mode != "vib" else None
         if isinstance(scale, torch.Tensor):  # learned: the trained value
             scale = float(scale.detach())
