@@ -696,10 +696,21 @@ def _alpha_divergence(alpha):
         log_u = ops.log1p(-a * ops.where(interior, t, 0.0))  # log(1 - a t), exact near t = 0
         return interior, log_u
 
-    def conj(t, ops):
+    def conj_log(t, ops):
         interior, log_u = _split(t, ops)
         val = -ops.expm1((1.0 - 1.0 / a) * log_u) / (a - 1.0)
         return ops.where(interior, val, 1.0 / (a - 1.0)) if a < 0 else val
+
+    def conj(t, ops):
+        if a <= 1:
+            return conj_log(t, ops)
+        # At the closed end (a t = 1 in floating point) log(1 - a t) = -inf would give autograd
+        # 0 * inf = NaN; the power form (1 - u^(1 - 1/a)) / (a - 1), u = 1 - a t, has the same
+        # value 1 / (a - 1) there and the true +inf slope. Each branch sees only its own points.
+        end = a * t >= 1.0
+        u = 1.0 - a * ops.where(end, t, 0.0)
+        return ops.where(end, (1.0 - u ** (1.0 - 1.0 / a)) / (a - 1.0),
+                         conj_log(ops.where(end, 0.0, t), ops))
 
     def dconj(t, ops):
         interior, log_u = _split(t, ops)

@@ -726,3 +726,18 @@ def test_chi2_perspective_does_not_overflow():
     s = np.array([1e155, 1e200, 1e300])
     np.testing.assert_allclose(chi2.g(s), s / 2.0 - 1.0, rtol=1e-15)
     assert chi2.g(1e-300) == pytest.approx(0.5e300, rel=1e-15)
+
+
+@pytest.mark.parametrize("name", ["chi2", "alpha:1.5", "alpha:2", "alpha:3", "alpha:7.25"])
+def test_autograd_slope_at_a_closed_domain_end_is_plus_infinity(name):
+    """At a closed end of the domain of g* the slope is +inf (conjugate_derivative says so);
+    autograd must agree, not return 0 * inf = NaN (alpha > 1: log(1 - a t) = -inf there)."""
+    div = get_divergence(name)
+    end = div.domain_max
+    t = torch.tensor([end, 0.5 * end, -2.0], dtype=torch.float64, requires_grad=True)
+    value = div.conjugate(t)
+    value.sum().backward()
+    assert div.conjugate_derivative(end) == INF
+    assert t.grad[0] == INF
+    assert_allclose(t.grad[1:].numpy(), div.conjugate_derivative([0.5 * end, -2.0]), rtol=1e-12)
+    assert_allclose(value.detach().numpy(), div.conjugate([end, 0.5 * end, -2.0]), rtol=1e-15)
