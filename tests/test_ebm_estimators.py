@@ -2,6 +2,7 @@
 pickling, composition with sklearn, and every bad-input row of the spec."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -247,6 +248,9 @@ def test_warning_rows(X):
         CompositionalEBM(**p).fit(Xc)
     with pytest.warns(UserWarning, match="discrete data"):
         CompositionalEBM(**p).fit(np.round(X * 3))
+    with warnings.catch_warnings():  # continuous data at a scale where doubles are integers
+        warnings.filterwarnings("error", message="discrete data")
+        CompositionalEBM(**p).fit(X * 1e22)
     with pytest.warns(UserWarning, match="covariance singular"):
         CompositionalEBM(**p).fit(np.random.RandomState(0).normal(size=(3, 4)))
     with pytest.warns(UserWarning, match="clipped"):

@@ -153,7 +153,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
     def _check_discrete(self, X):
         n = X.shape[0]
-        integer = np.all(X == np.round(X))
+        # doubles of magnitude >= 2^52 are all integers: such columns say nothing
+        integer = np.all(X == np.round(X)) and np.max(np.abs(X), initial=0.0) < 2.0**52
         dup = n - len(np.unique(X, axis=0)) > 0.1 * n
         if integer or dup:
             warn_user("discrete data: dequantize (add uniform noise) first; a continuous "
