@@ -1,6 +1,7 @@
 """Estimator behaviour: sklearn checks for every loss, invariances, composition, bad input."""
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -258,3 +259,25 @@ def test_default_step_scales_with_huge_gram_entries():
     ref = NTKRidgeClassifier(solver="subgradient", max_iter=50, device="cpu").fit(X, y)
     big = NTKRidgeClassifier(solver="subgradient", max_iter=50, device="cpu").fit(X * 1e80, y)
     np.testing.assert_array_equal(big.predict(X * 1e80), ref.predict(X))
+
+
+@pytest.mark.parametrize("cls, valid", [
+    (NTKRidge, {"auto", "cholesky", "subgradient"}),
+    (NTKRidgeClassifier, {"auto", "cholesky", "subgradient"}),
+    (NTKLogisticRegression, {"auto", "newton", "subgradient"}),
+    (NTKSVC, {"auto", "newton", "cd", "libsvm", "subgradient"}),
+    (NTKSVR, {"auto", "newton", "cd", "libsvm", "subgradient"}),
+])
+def test_unknown_solver_error_lists_the_class_solvers(cls, valid):
+    """Spec 3.3 / 4: an unknown solver is rejected with the valid options of that class."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = np.random.RandomState(0).normal(size=(12, 3))
+    y = np.r_[np.zeros(6), np.ones(6)]
+    with pytest.raises(InvalidParameterError) as info:
+        cls(solver="foo").fit(X, y)
+    listed = set(re.findall(r"'(\w+)'", str(info.value).split("among", 1)[1].split("}")[0]))
+    assert listed == valid
+    for solver in sorted({"newton", "cd", "libsvm", "subgradient", "cholesky"} - valid):
+        with pytest.raises(InvalidParameterError, match="solver"):
+            cls(solver=solver).fit(X, y)

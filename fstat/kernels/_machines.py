@@ -71,6 +71,11 @@ _SOLVERS = {
 }
 
 
+def _solver_constraint(*losses):
+    """The ``solver`` constraint of a class whose ``loss`` is one of ``losses``."""
+    return [StrOptions(set().union(*(_SOLVERS[loss] for loss in losses)))]
+
+
 def _is_symmetric(A, block=256):
     """Exact ``A == A.T`` compared tile by tile (cache-friendly, about 3x faster than
     ``np.array_equal(A, A.T)`` for a large Gram); stops at the first unequal tile."""
@@ -120,7 +125,7 @@ class _NTKMachineBase(BaseEstimator):
         "w_std": [Interval(Real, 0, None, closed="neither")],
         "b_std": [Interval(Real, 0, None, closed="left")],
         "fit_intercept": ["boolean"],
-        "solver": [StrOptions({"auto", "newton", "cd", "libsvm", "subgradient", "cholesky"})],
+        "solver": _solver_constraint(*_SOLVERS),
         "tol": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
@@ -651,6 +656,7 @@ class NTKSVC(_ClassifierMethods, ClassifierMixin, _NTKMachineBase):
     _parameter_constraints = {
         **_NTKMachineBase._parameter_constraints,
         "loss": [StrOptions({"hinge", "squared_hinge"})],
+        "solver": _solver_constraint("hinge", "squared_hinge"),
     }
 
     def __init__(self, lam=1.0, *, kernel="ntk", depth=1, w_std=1.0, b_std=0.0, loss="hinge",
@@ -694,6 +700,7 @@ class NTKSVR(_RegressorMethods, RegressorMixin, _NTKMachineBase):
     _parameter_constraints = {
         **_NTKMachineBase._parameter_constraints,
         "epsilon": [Interval(Real, 0, None, closed="left")],
+        "solver": _solver_constraint("epsilon_insensitive"),
     }
 
     def __init__(self, lam=1.0, *, kernel="ntk", depth=1, w_std=1.0, b_std=0.0, epsilon=0.1,
@@ -743,6 +750,11 @@ class NTKRidge(_PlainInit, _RegressorMethods, MultiOutputMixin, RegressorMixin,
     True
     """
 
+    _parameter_constraints = {
+        **_NTKMachineBase._parameter_constraints,
+        "solver": _solver_constraint("squared"),
+    }
+
     def _loss(self):
         return "squared"
 
@@ -772,6 +784,11 @@ class NTKRidgeClassifier(_PlainInit, _ClassifierMethods, ClassifierMixin, _NTKMa
     >>> bool(NTKRidgeClassifier(lam=0.1, device="cpu").fit(X, y).score(X, y) > 0.9)
     True
     """
+
+    _parameter_constraints = {
+        **_NTKMachineBase._parameter_constraints,
+        "solver": _solver_constraint("squared"),
+    }
 
     def _loss(self):
         return "squared"
@@ -803,6 +820,11 @@ class NTKLogisticRegression(_PlainInit, _ClassifierMethods, ClassifierMixin, _NT
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
+
+    _parameter_constraints = {
+        **_NTKMachineBase._parameter_constraints,
+        "solver": _solver_constraint("logistic"),
+    }
 
     def _loss(self):
         return "logistic"
