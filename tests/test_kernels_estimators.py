@@ -239,6 +239,31 @@ def test_auto_solver_is_coordinate_descent_on_cpu_with_a_fixed_default_order(dat
     assert NTKSVC(fit_intercept=True, device="cpu").fit(X, y).solver_ == "libsvm"
 
 
+@pytest.mark.parametrize("lam, depth", [(0.01, 1), (0.003, 2)])
+def test_auto_solver_finishes_an_unconverged_coordinate_descent_with_newton(lam, depth):
+    """Ill-conditioned small SVR duals: cd stops at max_iter far from the optimum (objective
+    up to 3x too high, with a ConvergenceWarning); 'auto' then finishes with projected Newton
+    from the cd iterate. An explicit solver='cd' is left as asked."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(3)
+    X = np.round(rng.normal(size=(20, 2)), 2)
+    y = np.round(X[:, 0] + 0.3 * rng.normal(size=20), 2)
+    ref = NTKSVR(lam, depth=depth, solver="newton", device="cpu").fit(X, y)
+    assert ref.converged_ and ref.duality_gap_ < 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        auto = NTKSVR(lam, depth=depth, device="cpu").fit(X, y)
+    assert auto.converged_ and auto.solver_ == "cd+newton"
+    assert auto.objective_ == pytest.approx(ref.objective_, rel=1e-10)
+    np.testing.assert_allclose(auto.dual_coef_, ref.dual_coef_, atol=1e-8)
+    with pytest.warns(ConvergenceWarning):
+        plain = NTKSVR(lam, depth=depth, solver="cd", device="cpu").fit(X, y)
+    assert not plain.converged_ and plain.solver_ == "cd"
+
+
 def test_default_step_scales_with_huge_gram_entries():
     # the power iteration's norm squared Gram entries beyond ~1e154 and overflowed: the default
     # step became 1.0 (instead of ~0.3 / max K) and the subgradient fit diverged

@@ -271,6 +271,8 @@ class _NTKMachineBase(BaseEstimator):
                 gaps[j] = sol.gap
                 iters.append(sol.n_iter)
                 converged = converged and sol.converged
+                if sol.method is not None:
+                    self.solver_ = sol.method
             n_iter = max(iters)
             if not converged and not (loss == "hinge" and lam == 0):
                 warn_user(f"{type(self).__name__}: solver {solver!r} stopped (max_iter or "
@@ -320,7 +322,8 @@ class _NTKMachineBase(BaseEstimator):
         else:
             def fixed(b, warm):
                 return solve_box(K, y, w, lam, loss, epsilon=eps, b=b, solver=solver, tol=tol,
-                                 max_iter=self.max_iter, generator=generator, warm=warm)
+                                 max_iter=self.max_iter, generator=generator, warm=warm,
+                                 finish_with_newton=self.solver == "auto")
         if not self.fit_intercept:
             return fixed(0.0, None)
         scale = 1.0 if LOSSES[loss].classification else float(y.abs().max()) + eps + 1.0
@@ -472,6 +475,9 @@ _COMMON_DOC = """
         logistic Newton, or the paper's subgradient dynamics). ``"auto"``: squared loss ->
         cholesky, logistic -> newton, hinge / epsilon-insensitive with an intercept ->
         libsvm, other box duals -> coordinate descent on the CPU, projected Newton on CUDA.
+        On the CPU, a coordinate descent that stops at ``max_iter`` before the tolerance
+        (ill-conditioned duals) is finished by projected Newton from its iterate when the
+        dual has at most 5000 variables; ``solver_`` is then ``"cd+newton"``.
     tol : float, default=1e-6
         KKT tolerance (margin / loss-derivative units).
     max_iter : int, optional

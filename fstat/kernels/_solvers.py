@@ -51,6 +51,7 @@ class Solution:
     objective: float = float("nan")
     state: object = None
     trajectory: dict = field(default=None)
+    method: str | None = None  # the solver(s) that ran, where it differs from the one asked
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -427,20 +428,35 @@ def box_beta(z, y, loss, n):
     return z * y
 
 
+#: the largest box (dual variables) that an unconverged coordinate descent hands to projected
+#: Newton when the solver was chosen automatically (Newton factorises free blocks: O(m^3))
+NEWTON_FINISH_MAX = 5000
+
+
 def solve_box(K, y, w, lam, loss, *, epsilon=0.0, b=0.0, solver="cd", tol=1e-6,
-              max_iter=None, generator=None, warm=None):
-    """Exact solution of a box-constrained dual (projected Newton or coordinate descent)."""
+              max_iter=None, generator=None, warm=None, finish_with_newton=False):
+    """Exact solution of a box-constrained dual (projected Newton or coordinate descent).
+
+    ``finish_with_newton`` (the automatic solver choice): when coordinate descent stops
+    before the tolerance (ill-conditioned duals converge slowly) and the box has at most
+    ``NEWTON_FINISH_MAX`` variables, projected Newton continues from its iterate.
+    """
     n = K.shape[0]
     prob = build_box(K, y, w, lam, loss, epsilon, b)
     z = warm.clone() if warm is not None else torch.zeros_like(prob.q)
     y_scale = float(y.abs().max()) if n else 1.0
     blowup = (lambda zv: _too_large(zv, K, y_scale)) if lam == 0 else None
+    pairs = n if loss == "epsilon_insensitive" else None
+    method = None
     if solver == "newton":
-        z, n_iter, conv = _box_newton(prob, z, tol, max_iter or 500,
-                                      pairs=n if loss == "epsilon_insensitive" else None,
+        z, n_iter, conv = _box_newton(prob, z, tol, max_iter or 500, pairs=pairs,
                                       blowup=blowup)
     else:
         z, n_iter, conv = _box_cd(prob, z, tol, max_iter or 1000, generator, blowup=blowup)
+        if (finish_with_newton and conv is False and lam > 0
+                and z.numel() <= NEWTON_FINISH_MAX):
+            z, extra, conv = _box_newton(prob, z, tol, 500, pairs=pairs, blowup=blowup)
+            n_iter, method = n_iter + extra, "cd+newton"
     if lam == 0 and conv is not True:
         warn_user("data are not separable by this kernel machine; no hard-margin solution "
                   "(lam=0) exists. Use lam > 0.", ConvergenceWarning)
@@ -455,7 +471,7 @@ def solve_box(K, y, w, lam, loss, *, epsilon=0.0, b=0.0, solver="cd", tol=1e-6,
         half = 0.5 * float(beta @ (K @ beta))
         gap = (half + dual) / max(1.0, half)
     return Solution(beta=beta, b=b, n_iter=int(n_iter), converged=bool(conv), gap=float(gap),
-                    objective=P, state=z)
+                    objective=P, state=z, method=method)
 
 
 # ----------------------------------------------------------------------------- logistic
