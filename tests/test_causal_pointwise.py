@@ -712,3 +712,26 @@ def test_wide_declared_support_matches_the_primal(divergence):
     got = pointwise_bounds(y, 0.95, divergence=divergence, support=(-width, 0.7 * width))
     np.testing.assert_allclose(np.array(got) / width, [lower / width, upper / width], rtol=0,
                                atol=1e-10)
+
+
+@pytest.mark.parametrize("divergence", FIVE)
+def test_overflowing_weight_sums_and_value_ranges(divergence):
+    """Finite inputs whose weight sum or value range overflows a double: weights are
+    normalised (only ratios matter) and values rescaled by a power of two (affine
+    equivariance), instead of NaN or inverted intervals."""
+    ref = pointwise_bounds([0.0, 1.0], 0.5, divergence=divergence)
+    got = pointwise_bounds([0.0, 1.0], 0.5, divergence=divergence, weights=[1e308, 1e308])
+    assert got == ref
+    assert manski_bounds([0.0, 1.0], 0.5, weights=[1e308, 1e308]) == manski_bounds(
+        [0.0, 1.0], 0.5)
+    unit = pointwise_bounds([-1.0, 0.0, 1.0], 0.3, divergence=divergence, return_info=True)
+    big = pointwise_bounds([-1e308, 0.0, 1e308], 0.3, divergence=divergence, return_info=True)
+    np.testing.assert_allclose(big[:2], np.multiply(unit[:2], 1e308), rtol=1e-12)
+    for side in ("lower", "upper"):
+        for key in ("lam", "u", "value"):
+            np.testing.assert_allclose(big[2][side][key], 1e308 * unit[2][side][key],
+                                       rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(big[2][side]["ratio"], unit[2][side]["ratio"], rtol=1e-12)
+    lo, hi = manski_bounds([-1e308, 0.0, 1e308], 0.3, weights=[1.0, 0.0, 3.0])
+    assert (lo, hi) == pytest.approx((0.3 * 0.5e308 - 0.7e308, 0.3 * 0.5e308 + 0.7e308),
+                                     rel=1e-12)

@@ -62,9 +62,23 @@ def _check_values_weights(values, weights):
             )
         if not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError("weights must be finite and non-negative.")
-        if not w.sum() > 0:
+        with np.errstate(over="ignore"):
+            total = w.sum()
+        if not total > 0:
             raise ValueError("weights must have a positive sum.")
+        if not math.isfinite(total):  # finite weights whose sum overflows: only ratios matter
+            w = w / w.max()
     return y, w
+
+
+def _range_unit(lo, hi):
+    """A power of two that brings a support whose width overflows into [-2, 2] (else 1.0).
+
+    Dividing by it is exact, and the bounds are affine equivariant, so results computed in
+    that unit are multiplied back (2^1023 at most: the unit itself never overflows)."""
+    if math.isfinite(hi - lo):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(max(abs(lo), abs(hi)))[1] - 1)
 
 
 def _check_support(support, y, w):
@@ -1029,9 +1043,17 @@ def pointwise_bounds(values, propensity=None, *, divergence="kl", weights=None, 
     y, w = _check_values_weights(values, weights)
     lo, hi, _ = _check_support(support, y, w)
     eta = _resolve_eta(div, propensity, radius)
+    unit = _range_unit(lo, hi)
+    if unit != 1.0:
+        y, lo, hi = y / unit, lo / unit, hi / unit
     buffers = []
     up = _side(y, w, eta, hi, div, method, return_info, buffers)
     down = _side(-y, w, eta, -lo, div, method, return_info, buffers)
+    if unit != 1.0:
+        for side in (up, down):
+            for key in ("lam", "u", "value"):
+                if key in side:
+                    side[key] = side[key] * unit
     lower, upper = 0.0 - down["value"], up["value"]  # 0.0 - x: no negative zero
     if not return_info:
         return lower, upper
@@ -1083,5 +1105,5 @@ def manski_bounds(values, propensity, *, weights=None, support=None):
     e = float(propensity)
     if not (0.0 < e <= 1.0):
         raise ValueError(f"propensity must lie in (0, 1]; got propensity={propensity!r}.")
-    mean = float(np.dot(w, y) / w.sum())
+    mean = float(np.dot(w / w.sum(), y))  # normalised first: no overflow for huge values
     return e * mean + (1.0 - e) * lo, e * mean + (1.0 - e) * hi
