@@ -343,7 +343,11 @@ def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="f
     kind : {"ntk", "nngp", "both"}, default="ntk"
         ``"both"`` returns ``(nngp, ntk)``.
     dtype : {"float64", "float32"}, default="float64"
-        Precision of the computation (the output is always float64 numpy).
+        Precision of the computation (the output is always float64 numpy). float32 is
+        accurate to about 1e-6 relative for generic rows, but angles below about 1e-3
+        cannot be resolved from float32 inner products: nearly parallel rows, and deep
+        kernels with ``b_std`` large next to ``w_std`` (which push every pair towards
+        parallel), can be off by up to about 1e-4 relative. Use float64 there.
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
     block_size : int, optional
         Rows per tile (see :func:`ntk_kernel_torch`).
