@@ -264,6 +264,20 @@ def test_auto_solver_finishes_an_unconverged_coordinate_descent_with_newton(lam,
     assert not plain.converged_ and plain.solver_ == "cd"
 
 
+def test_newton_converges_on_a_singular_free_block():
+    """Depth 0 (a rank-2 linear kernel on 20 rows) with paired SVR variables: the undamped
+    Newton direction is rejected by every step length; damping the free block recovers
+    (it stalled at an objective 0.2% high after 1014 iterations, unconverged)."""
+    rng = np.random.default_rng(3)
+    X = np.round(rng.normal(size=(20, 2)), 2)
+    y = np.round(X[:, 0] + 0.3 * rng.normal(size=20), 2)
+    newton = NTKSVR(0.03, depth=0, solver="newton", device="cpu").fit(X, y)
+    long_cd = NTKSVR(0.03, depth=0, solver="cd", max_iter=100_000, device="cpu").fit(X, y)
+    assert newton.converged_ and newton.duality_gap_ < 1e-12 and newton.n_iter_ < 100
+    assert long_cd.converged_
+    assert newton.objective_ <= long_cd.objective_ + 1e-12
+
+
 def test_default_step_scales_with_huge_gram_entries():
     # the power iteration's norm squared Gram entries beyond ~1e154 and overflowed: the default
     # step became 1.0 (instead of ~0.3 / max K) and the subgradient fit diverged

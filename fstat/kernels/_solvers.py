@@ -189,6 +189,52 @@ def _too_large(z, K, y_scale):
     return float(z.abs().max()) > 1e12 * (1 + y_scale) / max(dmax, 1e-300)
 
 
+#: damping of the free block tried in turn when a projected Newton step is not accepted
+_NEWTON_DAMPING = (0.0, 1e-6, 1e-3, 1.0)
+
+
+def _newton_direction(prob, z, G, pg, free, fixed, at_lo, at_hi, damping):
+    """Projected Newton direction: Newton on the free block (damped by ``damping`` x its mean
+    diagonal), a diagonally scaled gradient step for fixed variables near a bound."""
+    d = torch.zeros_like(z)
+    for _ in range(20):  # drop free variables whose Newton move leaves the box at once
+        d = torch.zeros_like(z)
+        F = free.nonzero().squeeze(1)
+        if not F.numel():
+            break
+        H = prob.sub(F)
+        if damping > 0:
+            H.diagonal().add_(damping * float(H.diagonal().mean().abs() or 1.0))
+        L = cholesky_jitter(H, what="free block of the dual Hessian")
+        d[F] = -torch.cholesky_solve(G[F][:, None], L)[:, 0]
+        out = free & ((at_lo & (d < 0)) | (at_hi & (d > 0)))
+        if not bool(out.any()):
+            break
+        free &= ~out
+    # fixed variables near (not at) their bound: diagonally scaled gradient step, which
+    # the projection stops at the bound (Bertsekas' d_A = -D_A G_A)
+    near = fixed & ~at_lo & ~at_hi
+    if bool(near.any()):
+        diag = prob.diag()[near]
+        d[near] = -G[near] / torch.where(diag > 0, diag, torch.ones_like(diag))
+    if not bool((d != 0).any()):
+        d = -pg  # projected gradient step when the Newton direction is empty
+    return d
+
+
+def _projected_armijo(prob, z, d, G, f):
+    """Backtracking (at most 40 halvings) on the projected path ``P(z + t d)``."""
+    t = 1.0
+    for _ in range(41):
+        zt = prob.project(z + t * d)
+        Hzt = prob.matvec(zt)
+        ft = prob.f(zt, Hzt)
+        if ft <= f + 1e-4 * float(G @ (zt - z)):
+            return zt, Hzt, ft, True
+        t *= 0.5
+    return zt, Hzt, ft, False
+
+
 def _box_newton(prob, z, tol, max_iter, pairs=None, blowup=None):
     Hz = prob.matvec(z)
     G = Hz + prob.q
@@ -214,36 +260,15 @@ def _box_newton(prob, z, tol, max_iter, pairs=None, blowup=None):
                 free[m:][drop_minus] = False
                 free[:m][drop_plus] = False
         at_lo, at_hi = z <= prob.lo, z >= prob.hi
-        for _ in range(20):  # drop free variables whose Newton move leaves the box at once
-            d = torch.zeros_like(z)
-            F = free.nonzero().squeeze(1)
-            if not F.numel():
+        # a singular free block (a low-rank kernel, or SVR's paired variables) can give a
+        # Newton direction that no step length accepts: retry with the block damped by
+        # mu * mean(diag), which bends the direction towards a scaled gradient step
+        for mu in _NEWTON_DAMPING:
+            d = _newton_direction(prob, z, G, pg, free.clone(), fixed, at_lo, at_hi, mu)
+            zt, Hzt, ft, accepted = _projected_armijo(prob, z, d, G, f)
+            if accepted and not bool(torch.equal(zt, z)):
                 break
-            L = cholesky_jitter(prob.sub(F), what="free block of the dual Hessian")
-            d[F] = -torch.cholesky_solve(G[F][:, None], L)[:, 0]
-            out = free & ((at_lo & (d < 0)) | (at_hi & (d > 0)))
-            if not bool(out.any()):
-                break
-            free &= ~out
-        # fixed variables near (not at) their bound: diagonally scaled gradient step, which
-        # the projection stops at the bound (Bertsekas' d_A = -D_A G_A)
-        near = fixed & ~at_lo & ~at_hi
-        if bool(near.any()):
-            diag = prob.diag()[near]
-            d[near] = -G[near] / torch.where(diag > 0, diag, torch.ones_like(diag))
-        if not bool((d != 0).any()):
-            d = -pg  # projected gradient step when the Newton direction is empty
-        t = 1.0
-        accepted = False
-        for _ in range(41):
-            zt = prob.project(z + t * d)
-            Hzt = prob.matvec(zt)
-            ft = prob.f(zt, Hzt)
-            if ft <= f + 1e-4 * float(G @ (zt - z)):
-                accepted = True
-                break
-            t *= 0.5
-        if not accepted or bool(torch.equal(zt, z)):
+        else:
             # stalled (degenerate active set or rounding): finish with coordinate descent
             gen = torch.Generator().manual_seed(0)
             z, extra, conv = _box_cd(prob, z, tol, 1000, gen, blowup=blowup)
