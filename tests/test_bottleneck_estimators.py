@@ -498,7 +498,9 @@ def test_float32_values_do_not_depend_on_the_data_scale():
         ])
 
     exact = values(1.0)
-    for scale, offset in ((1e20, 0.0), (1e-8, 0.0), (1e150, 0.0), (1.0, 1e8)):
+    # (median widths at 1e200 and 1e300: squared distances overflowed, "degenerate" width 1)
+    for scale, offset in ((1e20, 0.0), (1e-8, 0.0), (1e150, 0.0), (1e200, 0.0), (1e300, 0.0),
+                          (1.0, 1e8)):
         np.testing.assert_allclose(values(scale, offset, dtype="float32"), exact, rtol=2e-5)
         # float64: the offset data themselves are rounded to ~1e-8 of their spread
         np.testing.assert_allclose(values(scale, offset), exact, rtol=1e-9 if offset == 0 else 1e-7)

@@ -59,6 +59,9 @@ def rule_width(X, rule, *, scale=1.0, max_samples=2000, generator=None, name="si
         X = X.detach()
         if X.dim() == 1:
             X = X[:, None]
+        exponent = _large_data_exponent(X)
+        if exponent:  # squared differences would overflow: the rules are scale equivariant
+            X = X * math.ldexp(1.0, -exponent)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if rule == "median":
@@ -67,9 +70,35 @@ def rule_width(X, rule, *, scale=1.0, max_samples=2000, generator=None, name="si
             else:
                 width = silverman_width(X)
         rule_warned = any(issubclass(w.category, UserWarning) for w in caught)
-        if rule_warned or not width > 1e-12 * (1.0 + _rms_norm(X)):
+        width = _times_power_of_two(float(width), exponent)
+        rms = _times_power_of_two(_rms_norm(X), exponent)
+        if rule_warned or not width > 1e-12 * (1.0 + rms):
             return 1.0, True
-    return float(width) * float(scale), False
+    return width * float(scale), False
+
+
+def _large_data_exponent(X):
+    """``e`` with ``X * 2**-e`` of centred magnitude below 1 when the centred magnitude of
+    ``X`` exceeds ``2**500`` (its squared differences then leave the float64 range), else 0."""
+    top = float(X.abs().max())
+    if not (0.0 < top < math.inf):
+        return 0
+    pre = math.frexp(top)[1]
+    if pre <= 500:  # the centred magnitude is at most 2 top
+        return 0
+    scaled = X * math.ldexp(1.0, -pre)
+    spread = float((scaled - scaled.mean(dim=0, keepdim=True)).abs().max())
+    if spread == 0.0:
+        return 0
+    exponent = pre + math.frexp(spread)[1]
+    return exponent if exponent > 500 else 0
+
+
+def _times_power_of_two(value, exponent):
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.inf
 
 
 def resolve_width(sigma, X, *, scale=1.0, max_samples=2000, generator=None, name="sigma",
