@@ -732,6 +732,14 @@ def test_overflowing_weight_sums_and_value_ranges(divergence):
             np.testing.assert_allclose(big[2][side][key], 1e308 * unit[2][side][key],
                                        rtol=1e-12, atol=1e-300)
         np.testing.assert_allclose(big[2][side]["ratio"], unit[2][side]["ratio"], rtol=1e-12)
+    # values far below the overflowing support width are not flushed to 0 by the unit
+    tiny = [1e-300, 3e-300]
+    for name in ("kl", "tv", "chi2"):
+        assert pointwise_bounds(tiny, 1.0, divergence=name, support=(-1e308, 1e308)) == (
+            2e-300, 2e-300)
+    assert pointwise_bounds([0.1, 0.2, 0.7], 1.0, divergence=divergence,
+                            support=(-1e308, 1e308)) == pointwise_bounds(
+        [0.1, 0.2, 0.7], 1.0, divergence=divergence)
     lo, hi = manski_bounds([-1e308, 0.0, 1e308], 0.3, weights=[1.0, 0.0, 3.0])
     assert (lo, hi) == pytest.approx((0.3 * 0.5e308 - 0.7e308, 0.3 * 0.5e308 + 0.7e308),
                                      rel=1e-12)

@@ -72,13 +72,12 @@ def _check_values_weights(values, weights):
 
 
 def _range_unit(lo, hi):
-    """A power of two that brings a support whose width overflows into [-2, 2] (else 1.0).
+    """16 when the width of the support overflows a double, else 1.0.
 
-    Dividing by it is exact, and the bounds are affine equivariant, so results computed in
-    that unit are multiplied back (2^1023 at most: the unit itself never overflows)."""
-    if math.isfinite(hi - lo):
-        return 1.0
-    return math.ldexp(1.0, math.frexp(max(abs(lo), abs(hi)))[1] - 1)
+    The smallest power of two with headroom that makes the width finite: dividing by it is
+    exact (values far below the width stay normal numbers), and the bounds are affine
+    equivariant, so results computed in that unit are multiplied back."""
+    return 1.0 if math.isfinite(hi - lo) else 16.0
 
 
 def _check_support(support, y, w):
@@ -1105,5 +1104,8 @@ def manski_bounds(values, propensity, *, weights=None, support=None):
     e = float(propensity)
     if not (0.0 < e <= 1.0):
         raise ValueError(f"propensity must lie in (0, 1]; got propensity={propensity!r}.")
-    mean = float(np.dot(w / w.sum(), y))  # normalised first: no overflow for huge values
+    with np.errstate(over="ignore"):
+        mean = float(np.dot(w, y) / w.sum())
+    if not math.isfinite(mean):  # huge values: normalise the weights first
+        mean = float(np.dot(w / w.sum(), y))
     return e * mean + (1.0 - e) * lo, e * mean + (1.0 - e) * hi
