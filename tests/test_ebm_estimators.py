@@ -251,6 +251,10 @@ def test_warning_rows(X):
     with warnings.catch_warnings():  # continuous data at a scale where doubles are integers
         warnings.filterwarnings("error", message="discrete data")
         CompositionalEBM(**p).fit(X * 1e22)
+    counts = np.random.RandomState(0).randint(0, 50, (200, 2)).astype(float)
+    counts[0, 1] = 1e16  # one huge entry does not hide integer data
+    with pytest.warns(UserWarning, match="discrete data"):
+        CompositionalEBM(**p).fit(counts)
     with pytest.warns(UserWarning, match="covariance singular"):
         CompositionalEBM(**p).fit(np.random.RandomState(0).normal(size=(3, 4)))
     with pytest.warns(UserWarning, match="clipped"):

@@ -153,8 +153,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
     def _check_discrete(self, X):
         n = X.shape[0]
-        # doubles of magnitude >= 2^52 are all integers: such columns say nothing
-        integer = np.all(X == np.round(X)) and np.max(np.abs(X), initial=0.0) < 2.0**52
+        # doubles of magnitude >= 2^52 are all integers: only smaller entries say anything
+        small = np.abs(X) < 2.0**52
+        integer = bool(small.any()) and np.all(X[small] == np.round(X[small]))
         dup = n - len(np.unique(X, axis=0)) > 0.1 * n
         if integer or dup:
             warn_user("discrete data: dequantize (add uniform noise) first; a continuous "
