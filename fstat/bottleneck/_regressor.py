@@ -451,8 +451,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             desc="CSIBRegressor",
         )
         seconds = time.perf_counter() - start
-        network.eval()
-        unused = widths.unused(network, X_train, Y_train)
+        unused = widths.unused(network, X_train, Y_train)  # the loop left it in eval mode
         self._store_results(network, result, widths, len(train_idx), batch_size, device,
                             seconds, unused)
         return self

@@ -477,7 +477,8 @@ _COMMON_DOC = """
         libsvm, other box duals -> coordinate descent on the CPU, projected Newton on CUDA.
         On the CPU, a coordinate descent that stops at ``max_iter`` before the tolerance
         (ill-conditioned duals) is finished by projected Newton from its iterate when the
-        dual has at most 5000 variables; ``solver_`` is then ``"cd+newton"``.
+        dual has at most 5000 variables (``max_iter`` then caps each stage);
+        ``solver_`` is then ``"cd+newton"``.
     tol : float, default=1e-6
         KKT tolerance (margin / loss-derivative units).
     max_iter : int, optional
@@ -512,6 +513,8 @@ _ATTR_DOC = """
     n_iter_ : int
     converged_ : bool
     solver_ : str
+        The solver that ran (``"auto"`` resolved); ``"cd+newton"`` when projected Newton
+        finished an unconverged coordinate descent.
     lr_ : float or None
     kernel_trace_ : float
     train_decision_ : ndarray

@@ -464,7 +464,8 @@ def solve_box(K, y, w, lam, loss, *, epsilon=0.0, b=0.0, solver="cd", tol=1e-6,
 
     ``finish_with_newton`` (the automatic solver choice): when coordinate descent stops
     before the tolerance (ill-conditioned duals converge slowly) and the box has at most
-    ``NEWTON_FINISH_MAX`` variables, projected Newton continues from its iterate.
+    ``NEWTON_FINISH_MAX`` variables, projected Newton continues from its iterate (at most
+    ``max_iter`` more iterations, 500 by default).
     """
     n = K.shape[0]
     prob = build_box(K, y, w, lam, loss, epsilon, b)
@@ -480,7 +481,8 @@ def solve_box(K, y, w, lam, loss, *, epsilon=0.0, b=0.0, solver="cd", tol=1e-6,
         z, n_iter, conv = _box_cd(prob, z, tol, max_iter or 1000, generator, blowup=blowup)
         if (finish_with_newton and conv is False and lam > 0
                 and z.numel() <= NEWTON_FINISH_MAX):
-            z, extra, conv = _box_newton(prob, z, tol, 500, pairs=pairs, blowup=blowup)
+            z, extra, conv = _box_newton(prob, z, tol, max_iter or 500, pairs=pairs,
+                                         blowup=blowup)
             n_iter, method = n_iter + extra, "cd+newton"
     if lam == 0 and conv is not True:
         warn_user("data are not separable by this kernel machine; no hard-margin solution "
