@@ -360,3 +360,27 @@ def test_homogeneous_and_finite_at_extreme_input_scales(depth):
         np.testing.assert_allclose(scaled, base, rtol=1e-12, atol=1e-12 * np.abs(base).max())
         mixed = ntk_kernel(s * X, X, depth=depth, device="cpu") / s
         np.testing.assert_allclose(mixed, base, rtol=1e-12, atol=1e-12 * np.abs(base).max())
+
+
+@pytest.mark.parametrize("scale", [1e20, 1e100])
+def test_float32_gram_of_data_beyond_the_float32_range_is_computed_in_float64(scale):
+    """Squared norms of data near 1e20 overflow float32 (1e100 is not even a float32): the
+    float32 Gram was NaN without a word, and the machines failed with 'not PSD'."""
+    from fstat.kernels import NTKSVC
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3)) * scale
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.warns(UserWarning, match="float32 NTK Gram is not finite"):
+        K32 = ntk_kernel(X, depth=2, dtype="float32", device="cpu")
+    np.testing.assert_array_equal(K32, ntk_kernel(X, depth=2, device="cpu"))
+    with pytest.warns(UserWarning, match="float32 NTK Gram is not finite"):
+        both = ntk_kernel(X, X[:4], kind="both", dtype="float32", device="cpu")
+    assert all(np.all(np.isfinite(k)) for k in both)
+    with pytest.warns(UserWarning, match="float32 NTK Gram is not finite"):
+        svc32 = NTKSVC(dtype="float32", device="cpu").fit(X, y)
+    svc64 = NTKSVC(device="cpu").fit(X, y)
+    np.testing.assert_array_equal(svc32.dual_coef_, svc64.dual_coef_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ordinary data: no warning, float32 as asked
+        ntk_kernel(X / scale, depth=2, dtype="float32", device="cpu")

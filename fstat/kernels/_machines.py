@@ -39,7 +39,7 @@ from .._training import progress_bar
 from .._validation import check_sample_weight, check_weighted_classes
 from .._warnings import warn_user
 from ._losses import LOSSES
-from ._ntk import ntk_kernel_torch
+from ._ntk import gram_from_arrays
 from ._solvers import (
     default_lr,
     primal_objective,
@@ -165,11 +165,9 @@ class _NTKMachineBase(BaseEstimator):
             if not np.all(np.isfinite(K)):
                 raise ValueError("the callable kernel returned non-finite values.")
             return torch.as_tensor(K).to(device)
-        dt = parse_dtype(self.dtype)
-        At = as_tensor(A, dtype=dt, device=device)
-        Bt = None if B is None else as_tensor(B, dtype=dt, device=device)
-        K = ntk_kernel_torch(At, Bt, depth=self.depth, w_std=self.w_std, b_std=self.b_std,
-                             kind=kernel, block_size=self.block_size)
+        K = gram_from_arrays(A, B, parse_dtype(self.dtype), device, depth=self.depth,
+                             w_std=self.w_std, b_std=self.b_std, kind=kernel,
+                             block_size=self.block_size)
         return K.to(torch.float64)
 
     # ------------------------------------------------------------------ fit

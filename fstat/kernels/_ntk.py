@@ -20,6 +20,7 @@ from sklearn.gaussian_process.kernels import Kernel
 from sklearn.utils.validation import check_array
 
 from .._torch import as_tensor, parse_dtype, resolve_device, to_numpy
+from .._warnings import warn_user
 
 __all__ = [
     "ntk_kernel",
@@ -323,6 +324,25 @@ def _validate_input(X, name):
     return check_array(X, dtype=np.float64, input_name=name)
 
 
+def gram_from_arrays(A, B, dtype, device, **params):
+    """:func:`ntk_kernel_torch` of the arrays ``A``, ``B`` (None: symmetric) in ``dtype``.
+
+    A float32 Gram that is not finite (squared norms of data beyond about 1e19 leave the
+    float32 range) is computed again in float64, with a warning: the callers return float64
+    anyway, and the float64 Gram is finite wherever the data are.
+    """
+    with np.errstate(over="ignore"):  # data beyond the float32 range become inf: retried
+        At = as_tensor(A, dtype, device)  # a copy: read-only inputs (pandas) stay quiet
+        Bt = None if B is None else as_tensor(B, dtype, device)
+    K = ntk_kernel_torch(At, Bt, **params)
+    parts = K if isinstance(K, tuple) else (K,)
+    if dtype == torch.float32 and not all(bool(torch.isfinite(k).all()) for k in parts):
+        warn_user("the float32 NTK Gram is not finite (the data's squared norms leave the "
+                  "float32 range); it was computed in float64 instead.", UserWarning)
+        return gram_from_arrays(A, B, torch.float64, device, **params)
+    return K
+
+
 def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="float64",
                device="auto", block_size=None):
     """Analytic NNGP or NTK Gram matrix of a fully connected ReLU network.
@@ -374,10 +394,8 @@ def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="f
         raise ValueError(
             f"X has {Xa.shape[1]} features but Y has {Ya.shape[1]} features; they must match."
         )
-    Xt = as_tensor(Xa, torch_dtype, dev)  # a copy: read-only inputs (pandas) stay quiet
-    Yt = None if Ya is None else as_tensor(Ya, torch_dtype, dev)
-    result = ntk_kernel_torch(Xt, Yt, depth=depth, w_std=w_std, b_std=b_std, kind=kind,
-                              block_size=block_size)
+    result = gram_from_arrays(Xa, Ya, torch_dtype, dev, depth=depth, w_std=w_std,
+                              b_std=b_std, kind=kind, block_size=block_size)
     if kind == "both":
         return to_numpy(result[0]), to_numpy(result[1])
     return to_numpy(result)
