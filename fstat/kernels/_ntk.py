@@ -367,7 +367,9 @@ def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="f
         accurate to about 1e-6 relative for generic rows, but angles below about 1e-3
         cannot be resolved from float32 inner products: nearly parallel rows, and deep
         kernels with ``b_std`` large next to ``w_std`` (which push every pair towards
-        parallel), can be off by up to about 1e-4 relative. Use float64 there.
+        parallel), can be off by up to about 1e-4 relative. Use float64 there. A float32
+        Gram that overflows (data near 1e19 and beyond) is computed in float64, with a
+        warning.
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
     block_size : int, optional
         Rows per tile (see :func:`ntk_kernel_torch`).
