@@ -262,6 +262,9 @@ def test_auto_solver_finishes_an_unconverged_coordinate_descent_with_newton(lam,
     with pytest.warns(ConvergenceWarning):
         plain = NTKSVR(lam, depth=depth, solver="cd", device="cpu").fit(X, y)
     assert not plain.converged_ and plain.solver_ == "cd"
+    with pytest.warns(ConvergenceWarning):  # an explicit max_iter caps both stages
+        capped = NTKSVR(lam, depth=depth, max_iter=3, device="cpu").fit(X, y)
+    assert capped.solver_ == "cd+newton" and capped.n_iter_ <= 6
 
 
 def test_newton_converges_on_a_singular_free_block():
