@@ -130,8 +130,13 @@ def check_sample_weight(sample_weight, X, name="sample_weight"):
         raise ValueError(f"{name} contains non-finite values.")
     if np.any(weights < 0):
         raise ValueError(f"{name} must be non-negative; found min {float(weights.min())!r}.")
-    if not weights.sum() > 0:
+    with np.errstate(over="ignore"):
+        total = weights.sum()
+    if not total > 0:
         raise ValueError(f"{name} must have a positive sum.")
+    if not np.isfinite(total):
+        raise ValueError(f"{name} sums beyond the float64 range; divide the weights by a "
+                         "constant.")
     return weights
 
 

@@ -68,6 +68,10 @@ def test_sample_weight_and_lengths():
         check_sample_weight([1, -1, 1], X)
     with pytest.raises(ValueError, match="non-zero|positive sum"):
         check_sample_weight([0, 0, 0], X)
+    # finite weights whose sum overflows (frequency weights then mean nothing): a clear error,
+    # not a NaN propensity deep inside an estimator
+    with pytest.raises(ValueError, match="sample_weight sums beyond the float64 range"):
+        check_sample_weight([1e308, 1e308, 1.0], X)
     with pytest.raises(ValueError, match="X has 3, y has 2"):
         check_matching_length(("X", X), ("y", [1, 2]))
 
