@@ -514,6 +514,7 @@ def train_minibatches(
     skip_nonfinite: bool = False,
     max_consecutive_nonfinite: int | None = None,
     device="cpu",
+    on_epoch: Callable | None = None,
     **loop_options,
 ) -> TrainingResult:
     """Epoch-based training on row-index minibatches.
@@ -545,6 +546,10 @@ def train_minibatches(
         record NaN in ``loss_curve`` and training continues; ``n_nonfinite`` counts
         skipped steps only.
     device : str or torch.device
+    on_epoch : callable, optional
+        ``on_epoch(batches)`` with the epoch's list of batch indices, before its first
+        step (to prepare data-only terms of all its batches at once); ``loss_fn`` then
+        receives those same index tensors, in order.
     **loop_options
         Passed to :func:`run_training` (``validate``, ``early_stopping``, ``eval_every``,
         ``n_iter_no_change``, ``tol``, ``min_iter``, ``restore_best``, ``verbose``,
@@ -571,6 +576,8 @@ def train_minibatches(
         batches = minibatch_indices(
             n_samples, batch_size, generator, min_last=min_last_batch, device=device
         )
+        if on_epoch is not None:
+            on_epoch(batches)
         total, weight, terms_total = 0.0, 0, {}
         for index in batches:
             optimizer.zero_grad(set_to_none=True)

@@ -14,8 +14,25 @@ from fstat.bottleneck._estimators import (
     cs_qmi_core,
     lse,
 )
-from fstat.bottleneck._fused import conditional_cs_loss, cs_qmi_loss
+from fstat.bottleneck._fused import (
+    compression_context,
+    conditional_cs_loss,
+    cs_qmi_loss,
+    prediction_context,
+)
 from fstat.kernels._gram import sq_dists
+
+
+def _cond_loss(y, y_pred, sq_x, sigma_x, sigma_y):
+    """The fused conditional CS loss of one batch, its data context stacked alone."""
+    y2 = y.reshape(len(y), -1)
+    context = [c[0] for c in prediction_context(y2[None], sq_x[None], [sigma_x], [sigma_y])]
+    return conditional_cs_loss(y, y_pred, context, sigma_y)
+
+
+def _qmi_loss(t, sq_x, sigma_x, sigma_t):
+    """The fused CS-QMI of one batch, its data context stacked alone."""
+    return cs_qmi_loss(t, [c[0] for c in compression_context(sq_x[None], [sigma_x])], sigma_t)
 
 
 def _tensors(n, dx, dt, dy, seed, dtype=torch.float64):
@@ -53,9 +70,9 @@ def _assert_losses_match_cores(x, t, y, y_pred, widths, *, cast=None, tol=(1e-10
     sq_x, y_in = sq_dists(cast(x)), cast(y)
     pairs = (
         (lambda sx, st: cs_qmi_core(x, t, sx, st),
-         lambda sx, st: cs_qmi_loss(t_in, sq_x, sx, st), t, t_in),
+         lambda sx, st: _qmi_loss(t_in, sq_x, sx, st), t, t_in),
         (lambda sx, st: conditional_cs_core(x, y, y_pred, sx, st),
-         lambda sx, st: conditional_cs_loss(y_in, yp_in, sq_x, sx, st), y_pred, yp_in))
+         lambda sx, st: _cond_loss(y_in, yp_in, sq_x, sx, st), y_pred, yp_in))
     for sx, st in widths:
         for core, fused, wrt, wrt_in in pairs:
             ref = core(sx, st)
@@ -94,8 +111,8 @@ def test_in_place_no_grad_paths_are_bit_identical(dtype):
 def test_fused_losses_gradcheck():
     x, t, y, y_pred = _tensors(8, 3, 4, 2, seed=3)
     sq_x = sq_dists(x)
-    assert torch.autograd.gradcheck(lambda v: cs_qmi_loss(v, sq_x, 1.1, 1.3), (t,))
-    assert torch.autograd.gradcheck(lambda v: conditional_cs_loss(y, v, sq_x, 0.8, 0.9),
+    assert torch.autograd.gradcheck(lambda v: _qmi_loss(v, sq_x, 1.1, 1.3), (t,))
+    assert torch.autograd.gradcheck(lambda v: _cond_loss(y, v, sq_x, 0.8, 0.9),
                                     (y_pred,))
 
 
@@ -104,7 +121,7 @@ def test_fused_losses_float32_large_residuals():
     x = torch.randn(128, 4)
     y = torch.zeros(128, 1)
     y_pred = torch.full((128, 1), 30.0, requires_grad=True)
-    value = conditional_cs_loss(y, y_pred, sq_dists(x), 0.5, 1.0)
+    value = _cond_loss(y, y_pred, sq_dists(x), 0.5, 1.0)
     value.backward()
     assert abs(float(value.detach()) - 900.0) <= 1e-3 * 900.0
     assert torch.isfinite(y_pred.grad).all()
@@ -179,12 +196,12 @@ def test_fused_losses_tiny_width_without_overflow():
     x32, y32 = x.float(), y.float()
     yp32 = y_pred.detach().float().requires_grad_(True)
     t32 = t.detach().float().requires_grad_(True)
-    value = conditional_cs_loss(y32, yp32, sq_dists(x32), 0.7, 1e-20)
+    value = _cond_loss(y32, yp32, sq_dists(x32), 0.7, 1e-20)
     value.backward()
     assert torch.isfinite(value) and not torch.isnan(yp32.grad).any()
     ref = conditional_cs_core(x, y, y_pred, 0.7, 1e-20)
     assert float(value.detach()) == pytest.approx(float(ref.detach()), rel=1e-5)
-    q = cs_qmi_loss(t32, sq_dists(x32), 1e-20, 1.0)
+    q = _qmi_loss(t32, sq_dists(x32), 1e-20, 1.0)
     q.backward()
     ref = cs_qmi_core(x, t, 1e-20, 1.0)
     assert float(q.detach()) == pytest.approx(float(ref.detach()), rel=1e-5, abs=1e-6)
@@ -210,11 +227,53 @@ def test_fused_losses_width_whose_square_underflows_float64():
     # autograd cores (a moderate t width keeps t's gradient finite)
     x, t, y, y_pred = _tensors(12, 2, 3, 1, seed=14)
     t = t.detach().requires_grad_(True)
-    q = cs_qmi_loss(t, sq_dists(x), 1e-200, 1.0)
+    q = _qmi_loss(t, sq_dists(x), 1e-200, 1.0)
     q.backward()
     ref = cs_qmi_core(x, t.detach(), 1e-200, 1.0)
     assert float(q.detach()) == pytest.approx(float(ref), rel=1e-10)
     assert torch.isfinite(t.grad).all()
-    value = conditional_cs_loss(y, y_pred.detach().requires_grad_(True), sq_dists(x), 1e-200, 1.0)
+    value = _cond_loss(y, y_pred.detach().requires_grad_(True), sq_dists(x), 1e-200, 1.0)
     ref = conditional_cs_core(x, y, y_pred, 1e-200, 1.0)
     assert float(value.detach()) == pytest.approx(float(ref.detach()), rel=1e-10)
+
+
+@pytest.mark.parametrize("dy", [1, 2])
+def test_stacked_contexts_equal_single_batch_contexts(dy):
+    # one stack with a different width per batch, one of which (1e-20 in float32) takes the
+    # two-division fallback; each batch's context equals the context of that batch alone
+    from fstat.kernels._gram import batch_sq_dists
+
+    g = torch.Generator().manual_seed(dy)
+    for dtype, tiny in ((torch.float64, 1e-3), (torch.float32, 1e-20)):
+        x = torch.randn(4, 11, 3, generator=g, dtype=dtype)
+        y = torch.randn(4, 11, dy, generator=g, dtype=dtype)
+        sq = batch_sq_dists(x)
+        sx, sy = [0.4, 1.3, tiny, 2.0], [1.0, 0.5, 0.7, tiny]
+        stacked = prediction_context(y, sq, sx, sy), compression_context(sq, sx)
+        for b in range(4):
+            alone = (prediction_context(y[b:b + 1], sq[b:b + 1], sx[b:b + 1], sy[b:b + 1]),
+                     compression_context(sq[b:b + 1], sx[b:b + 1]))
+            for got, ref in zip(stacked, alone):
+                for g_part, r_part in zip(got, ref):
+                    torch.testing.assert_close(g_part[b], r_part[0], rtol=1e-6, atol=0)
+                    assert not torch.isnan(g_part[b]).any()  # log K may be -inf
+
+
+def test_stacked_widths_equal_single_widths():
+    from fstat.bottleneck._bandwidth import widths_from_sq_dists
+    from fstat.kernels._gram import batch_sq_dists
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(3, 10, 2, generator=g, dtype=torch.float64)
+    x[1] = 0.0  # degenerate: all rows equal
+    sq = batch_sq_dists(x)
+    for rule in ("median", "silverman"):
+        got = widths_from_sq_dists(sq, x, rule, scale=0.5)
+        for b in range(3):
+            ref = width_from_sq_dists(sq_dists(x[b]), x[b], rule, scale=0.5)
+            assert got[b][1] == ref[1]
+            assert got[b][0] == pytest.approx(ref[0], rel=1e-12)
+        assert got[1] == (1.0, True)
+    median = 0.5 * np.median(pdist(x[0].numpy()))
+    assert widths_from_sq_dists(sq, x, "median", scale=0.5)[0][0] == pytest.approx(median,
+                                                                                  rel=1e-12)

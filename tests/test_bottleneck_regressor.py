@@ -433,3 +433,32 @@ def test_ten_consecutive_nonfinite_steps_stop_training(monkeypatch, early_stoppi
         assert len(model.validation_scores_) == model.n_iter_
         assert model.best_epoch_ == int(np.argmin(model.validation_scores_))
     assert np.isfinite(model.predict(X)).all()
+
+
+def test_stacked_data_terms_do_not_change_training(monkeypatch):
+    # the x and y terms of a whole run of batches are computed at once; runs of one batch
+    # (the per-step computation) give the same training to rounding, for every objective
+    # that uses them (cs_ib: both contexts; hsic: sq_x and the x width)
+    from fstat.bottleneck import _widths
+
+    X, y = _data(n=200)
+    for params in (dict(objective="cs_ib", sigma_y="median"), dict(objective="hsic")):
+        params = {**FAST, "batch_size": 32, "dtype": "float64", "random_state": 0, **params}
+        stacked = CSIBRegressor(**params).fit(X, y)
+        with monkeypatch.context() as patch:
+            patch.setattr(_widths, "STACK_BYTES", 1)
+            single = CSIBRegressor(**params).fit(X, y)
+        np.testing.assert_allclose(stacked.loss_curve_, single.loss_curve_, rtol=1e-9)
+        np.testing.assert_allclose(stacked.predict(X), single.predict(X), rtol=1e-8,
+                                   atol=1e-10)
+        for name in ("sigma_x_", "sigma_y_", "sigma_t_"):
+            assert getattr(stacked, name) == pytest.approx(getattr(single, name), rel=1e-10)
+
+
+def test_equal_size_runs_group_consecutive_batches():
+    from fstat.bottleneck._widths import _equal_size_runs
+
+    batches = [torch.arange(4)] * 5 + [torch.arange(6)]
+    sizes = [[len(b) for b in run] for run in _equal_size_runs(batches, 32)]
+    assert sizes == [[4, 4], [4, 4], [4], [6]]
+    assert [len(r) for r in _equal_size_runs(batches, 1)] == [1] * 6

@@ -199,3 +199,33 @@ def test_resolve_bandwidth_floor_warns():
         resolve_bandwidth("median", X)
     with pytest.warns(UserWarning, match="floored"):
         resolve_bandwidth("median", np.r_[np.zeros((50, 1)), [[1e3]]], scale=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_batch_sq_dists_equals_per_matrix_sq_dists(d):
+    from fstat.kernels._gram import batch_sq_dists, sq_dists
+
+    g = torch.Generator().manual_seed(d)
+    X = torch.randn(5, 9, d, generator=g, dtype=torch.float64) * 3.0 + 100.0
+    X[2, 4] = X[2, 1]  # a duplicate row is exactly 0 apart in the d = 1 path
+    D = batch_sq_dists(X)
+    assert D.shape == (5, 9, 9)
+    for b in range(5):
+        ref = sq_dists(X[b], refine_near=False)
+        torch.testing.assert_close(D[b], ref, rtol=1e-12, atol=1e-10)
+        assert torch.equal(torch.diagonal(D[b]), torch.zeros(9, dtype=torch.float64))
+    assert (D >= 0).all()
+    if d == 1:
+        assert D[2, 4, 1] == 0.0
+
+
+def test_batch_medians_match_numpy_per_matrix():
+    from fstat.kernels._gram import batch_medians_from_sq_dists, batch_sq_dists
+
+    rng = np.random.default_rng(3)
+    for n in (2, 4, 5, 8):  # odd and even pair counts
+        X = np.stack([rng.standard_normal((n, 2)), rng.integers(0, 2, (n, 2)).astype(float),
+                      np.zeros((n, 2))])
+        got = batch_medians_from_sq_dists(batch_sq_dists(torch.as_tensor(X)))
+        np.testing.assert_allclose(got, [np.median(pdist(x)) for x in X], rtol=1e-12,
+                                   atol=0)

@@ -409,3 +409,26 @@ def test_make_optimizer_fused_keeps_per_group_options():
                          learning_rate=0.1, fused=True)
     assert isinstance(opt, torch.optim.Adam)
     assert [g["weight_decay"] for g in opt.param_groups] == [0.0, 0.5]
+
+
+def test_on_epoch_sees_each_epochs_batches_before_its_steps():
+    X = torch.randn(50, 2, dtype=torch.float64)
+    net = make_mlp(2, (4,), 1, generator=make_generator(0), dtype=torch.float64)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    events = []
+
+    def loss_fn(index):
+        events.append(("step", index))
+        return net(X[index]).square().mean()
+
+    train_minibatches(net, loss_fn, len(X), optimizer=opt, generator=make_generator(1),
+                      max_epochs=3, batch_size=16, min_last_batch=3,
+                      on_epoch=lambda batches: events.append(("epoch", batches)))
+    starts = [i for i, (kind, _) in enumerate(events) if kind == "epoch"]
+    assert starts == [0, 4, 8]  # 50 rows: 16, 16, 18 (the 2-row tail is merged)
+    for start in starts:
+        batches = events[start][1]
+        assert [len(b) for b in batches] == [16, 16, 18]
+        steps = [index for _, index in events[start + 1:start + 4]]
+        assert all(s is b for s, b in zip(steps, batches, strict=True))
+    assert not torch.equal(events[0][1][0], events[4][1][0])  # reshuffled per epoch

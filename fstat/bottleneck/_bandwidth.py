@@ -18,7 +18,12 @@ import warnings
 import torch
 
 from .._warnings import warn_user
-from ..kernels._gram import median_from_sq_dists, median_heuristic, silverman_width
+from ..kernels._gram import (
+    batch_medians_from_sq_dists,
+    median_from_sq_dists,
+    median_heuristic,
+    silverman_width,
+)
 
 __all__ = ["kernel_width"]
 
@@ -185,11 +190,35 @@ def width_from_sq_dists(D, X, rule, *, scale=1.0):
         return rule_width(X, rule, scale=scale)
     with torch.no_grad():
         D = D.detach()
-        n = D.shape[0]
-        if n < 2:
+        if D.shape[0] < 2:
             return 1.0, True
         median = median_from_sq_dists(D, zero_fallback=False)
-        rms = math.sqrt(max(float(D.sum()) / (2.0 * n * n), 0.0))
-        if not median > 1e-12 * (1.0 + rms):
-            return 1.0, True
+        return _median_width(median, float(D.sum()), D.shape[0], scale)
+
+
+def widths_from_sq_dists(D, X, rule, *, scale=1.0):
+    """:func:`width_from_sq_dists` for each matrix of a stack ``X`` of shape (B, n, d),
+    with ``D = batch_sq_dists(X)`` of shape (B, n, n) (one gather, one reduction).
+
+    Returns a list of ``(width, degenerate)``, one per matrix.
+    """
+    if rule != "median":
+        return [rule_width(x, rule, scale=scale) for x in X]
+    with torch.no_grad():
+        D = D.detach()
+        n = D.shape[1]
+        if n < 2:
+            return [(1.0, True)] * D.shape[0]
+        medians = batch_medians_from_sq_dists(D)
+        totals = D.sum(dim=(1, 2)).tolist()
+    return [_median_width(m, total, n, scale) for m, total in zip(medians, totals)]
+
+
+def _median_width(median, total, n, scale):
+    """``(median * scale, False)``, or ``(1.0, True)`` when the median is at most
+    ``1e-12 (1 + rms)``, ``rms = sqrt(total / (2 n^2))`` (``total``: sum of the squared
+    distances; ``rms`` is the RMS norm of the centred data)."""
+    rms = math.sqrt(max(total / (2.0 * n * n), 0.0))
+    if not median > 1e-12 * (1.0 + rms):
+        return 1.0, True
     return float(median) * float(scale), False

@@ -11,6 +11,12 @@ the exact gradient from its closed form, reusing the exponentiated Gram matrices
 of the value (no exponential is evaluated twice). The backward pass only scales
 the stored gradient.
 
+The parts that depend on the data alone (the x Gram matrices, the row weights and
+the target's own term of the conditional CS divergence) are computed by
+:func:`prediction_context` and :func:`compression_context` for a whole stack of
+equal-sized batches at once; each step then only evaluates the terms in ``t`` or
+``y_pred``.
+
 CS-QMI, ``I = log sum K∘Q + log sum K + log sum Q - 2 log sum_j rowK_j rowQ_j``
 (the N-powers cancel), ``Q_ij = exp(-|t_i - t_j|^2 / (2 s^2))``. Every Gram has a
 unit diagonal and entries in [0, 1], so these sums lie in [1, N^2] and are formed
@@ -40,10 +46,10 @@ import math
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..kernels._gram import _check_sigma, sq_dists
+from ..kernels._gram import _check_sigma, batch_sq_dists, sq_dists
 from ._estimators import _col, _exp_floor
 
-__all__ = ["conditional_cs_loss", "cs_qmi_loss"]
+__all__ = ["compression_context", "conditional_cs_loss", "cs_qmi_loss", "prediction_context"]
 
 
 def _log_gram_(D, sigma):
@@ -117,13 +123,12 @@ class _ValueAndGradient(torch.autograd.Function):
         return (grad_value * grad,) + (None,) * ctx.n_args
 
 
-def _cs_qmi_value_and_grad(t, sq_x, sigma_x, sq_t, sigma_t):
+def _cs_qmi_value_and_grad(t, K, row_k, sq_t, sigma_t):
     # every log-Gram is <= 0 with a zero diagonal: sums lie in [1, N^2], no shift needed
-    K = _exp_(_log_gram(sq_x, sigma_x))
     Q = _exp_(_log_gram(sq_t, sigma_t))
     # exp(log K + log Q) as a product, floored like every other weight (no subnormals)
     KQ = torch.mul(K, Q).clamp_min_(math.exp(_exp_floor(K.dtype)))
-    row_k, row_q = K.sum(dim=1), Q.sum(dim=1)
+    row_q = Q.sum(dim=1)
     sum_kq, sum_q, c = KQ.sum(), row_q.sum(), torch.dot(row_k, row_q)
     value = sum_kq.log() + row_k.sum().log() + sum_q.log() - 2.0 * c.log()
     # W + W^T = 2 K∘Q / sum K∘Q + Q∘(w_i + w_j), w_i = 1 / sum Q - 2 rowK_i / C
@@ -148,24 +153,52 @@ def _conditional_cs_value_and_grad(y_pred, y, log_m, log_s1, sigma_y):
     return value, pull_2.sub_(pull_21, alpha=2.0)
 
 
-def cs_qmi_loss(t, sq_x, sigma_x, sigma_t, *, sq_t=None):
-    """CS-QMI ``I(x; t)`` differentiable in ``t`` only (``x`` enters through ``sq_x``)."""
-    t = _col(t)
-    sq_t = sq_dists(t.detach(), refine_near=False) if sq_t is None else sq_t.detach()
-    return _ValueAndGradient.apply(t, _cs_qmi_value_and_grad, sq_x.detach(), sigma_x, sq_t,
-                                   sigma_t)
+def _stack_log_gram(sq, widths):
+    """A fresh ``-sq[b] / (2 widths[b]^2)`` for a stack ``sq`` of shape (B, n, n): one
+    product, or per matrix (:func:`_log_gram`) where a ``1 / width^2`` overflows."""
+    inverse = [_inverse_square(float(w), sq.dtype) for w in widths]
+    if None in inverse:
+        return torch.stack([_log_gram(D, float(w)) for D, w in zip(sq, widths)])
+    coef = torch.tensor(inverse, dtype=torch.float64).mul_(-0.5)
+    return sq * coef.to(sq.dtype).to(sq.device)[:, None, None]
 
 
-def conditional_cs_loss(y, y_pred, sq_x, sigma_x, sigma_y):
-    """Conditional CS divergence differentiable in ``y_pred`` only."""
-    y, y_pred = _col(y).detach(), _col(y_pred)
+def prediction_context(y, sq_x, sigma_x, sigma_y):
+    """The data-only parts ``(log_m, log_s1)`` of the conditional CS loss of a stack of
+    batches: ``y`` of shape (B, n, dy), ``sq_x = batch_sq_dists(x)``, one ``sigma_x`` and
+    one ``sigma_y`` per batch. ``log_m[b]`` and ``log_s1[b]`` are the context of batch
+    ``b`` for :func:`conditional_cs_loss`. No autograd."""
     with torch.no_grad():
-        log_m = _log_gram(sq_x.detach(), sigma_x)
-        two_r = _exp_(log_m.clone()).sum(dim=1).log_().mul_(2.0)  # row maxima are 0
+        log_m = _stack_log_gram(sq_x, sigma_x)
+        two_r = _exp_(log_m.clone()).sum(dim=2).log_().mul_(2.0)  # row maxima are 0
         # log_m = log K - 2 r is largest on the diagonal (-2 r_j); it is stored shifted
         # to maximum 0, which is then also the maximum of every log-term with a unit
         # diagonal (the shift cancels in log S1 + log S2 - 2 log S21)
-        log_m.sub_((two_r - two_r.min())[:, None])
-        log_s1 = _exp_(_add_log_gram(log_m, y, y, sigma_y)).sum().log_()
-    return _ValueAndGradient.apply(y_pred, _conditional_cs_value_and_grad, y, log_m, log_s1,
+        log_m.sub_((two_r - two_r.amin(dim=1, keepdim=True))[:, :, None])
+        log_l1 = _stack_log_gram(batch_sq_dists(y), sigma_y)
+        log_s1 = _exp_(log_l1.add_(log_m)).sum(dim=(1, 2)).log_()
+    return log_m, log_s1
+
+
+def compression_context(sq_x, sigma_x):
+    """The data-only parts ``(K, row sums of K)`` of CS-QMI for a stack of batches
+    (``sq_x = batch_sq_dists(x)``, one ``sigma_x`` per batch); no autograd."""
+    with torch.no_grad():
+        K = _exp_(_stack_log_gram(sq_x, sigma_x))
+        return K, K.sum(dim=2)
+
+
+def cs_qmi_loss(t, context, sigma_t, *, sq_t=None):
+    """CS-QMI ``I(x; t)`` differentiable in ``t`` only (``x`` enters through ``context``,
+    one batch's ``(K, row_k)`` from :func:`compression_context`)."""
+    t = _col(t)
+    sq_t = sq_dists(t.detach(), refine_near=False) if sq_t is None else sq_t.detach()
+    return _ValueAndGradient.apply(t, _cs_qmi_value_and_grad, *context, sq_t, sigma_t)
+
+
+def conditional_cs_loss(y, y_pred, context, sigma_y):
+    """Conditional CS divergence differentiable in ``y_pred`` only (``x`` enters through
+    ``context``, one batch's ``(log_m, log_s1)`` from :func:`prediction_context`)."""
+    y, y_pred = _col(y).detach(), _col(y_pred)
+    return _ValueAndGradient.apply(y_pred, _conditional_cs_value_and_grad, y, *context,
                                    sigma_y)

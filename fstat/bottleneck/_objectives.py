@@ -26,8 +26,6 @@ from ..kernels._gram import log_gaussian_gram
 from ._approx import approx_conditional_cs, approx_cs_qmi
 from ._estimators import (
     _cs_qmi_terms,
-    conditional_cs_core,
-    cs_qmi_core,
     lse,
     normalized_cs_qmi_core,
 )
@@ -52,6 +50,8 @@ class Batch:
     sigma_t: float | None = None
     sq_x: torch.Tensor | None = None  # detached sq_dists(x), shared by every x-Gram
     sq_t: torch.Tensor | None = None  # detached sq_dists(t) (the t width; fused CS-QMI)
+    prediction_context: tuple | None = None  # data terms of the fused conditional CS loss
+    compression_context: tuple | None = None  # data terms of the fused CS-QMI
     approximation: str | None = None  # "rff" / "nystroem": CS terms by feature maps
     n_components: int = 1024
     generator: torch.Generator | None = None  # fresh random features per batch
@@ -62,9 +62,7 @@ def cs_prediction(b):
         return approx_conditional_cs(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y,
                                      b.approximation, b.n_components, b.generator,
                                      chunk_size=None)
-    if b.sq_x is None:
-        return conditional_cs_core(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y)
-    return conditional_cs_loss(b.y, b.y_pred, b.sq_x, b.sigma_x_pred, b.sigma_y)
+    return conditional_cs_loss(b.y, b.y_pred, b.prediction_context, b.sigma_y)
 
 
 def mse_prediction(b):
@@ -79,9 +77,7 @@ def _approx_qmi(b, normalized):
 def cs_qmi_compression(b):
     if b.approximation is not None:
         return _approx_qmi(b, False)
-    if b.sq_x is None:
-        return cs_qmi_core(b.x, b.t, b.sigma_x, b.sigma_t)
-    return cs_qmi_loss(b.t, b.sq_x, b.sigma_x, b.sigma_t, sq_t=b.sq_t)
+    return cs_qmi_loss(b.t, b.compression_context, b.sigma_t, sq_t=b.sq_t)
 
 
 def normalized_cs_qmi_compression(b):

@@ -24,13 +24,11 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
-from .._torch import make_generator, parse_dtype, randn, randperm, resolve_device
+from .._torch import make_generator, parse_dtype, randn, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
 from .._warnings import warn_user
-from ..kernels._gram import sq_dists
 from ._approx import check_qmi_components
-from ._bandwidth import resolve_width, rule_width, width_from_sq_dists
 from ._estimators import cs_mutual_information
 from ._network import build_network
 from ._objectives import (
@@ -41,6 +39,7 @@ from ._objectives import (
     needs_t_width,
     normalized_cs_qmi_compression,
 )
+from ._widths import BatchWidths
 
 __all__ = ["CSIBRegressor"]
 
@@ -55,100 +54,6 @@ def _standardise_stats(A):
     # units, e.g. targets of size 1e-14, is not constant)
     scale[~(scale > 1e-12 * np.abs(mean))] = 1.0
     return mean, scale
-
-
-class _Widths:
-    """Per-batch, detached width resolution with a once-per-fit degenerate warning."""
-
-    def __init__(self, est, generator):
-        self.est = est
-        self.generator = generator
-        self.warned = False
-        self.history = {"sigma_x": [], "sigma_y": [], "sigma_t": []}
-
-    def _resolve(self, spec, data, sq, name):
-        """Return ``(width, degenerate)`` for a float or a rule on ``data``."""
-        if not isinstance(spec, str):
-            return float(spec), False
-        width, degenerate = width_from_sq_dists(sq, data, spec)
-        if degenerate and not self.warned:
-            self.warned = True
-            warn_user(
-                f"degenerate kernel width for {name} in a training batch (data without "
-                "spread or with mostly duplicate rows); using width 1.0.",
-                UserWarning,
-            )
-        return width, degenerate
-
-    def fill(self, b, *, prediction, compression, t_width):
-        est = self.est
-        if est.approximation is not None:
-            return self._fill_subsampled(b, prediction=prediction,
-                                         compression=compression, t_width=t_width)
-        if prediction or (compression and t_width):
-            b.sq_x = sq_dists(b.x.detach(), refine_near=False)
-            b.sigma_x, degenerate = self._resolve(est.sigma_x, b.x, b.sq_x, "sigma_x")
-            rule = isinstance(est.sigma_x, str) and not degenerate
-            b.sigma_x_pred = b.sigma_x * est.sigma_x_scale if rule else b.sigma_x
-        if prediction:
-            sq_y = sq_dists(b.y, refine_near=False) if isinstance(est.sigma_y, str) else None
-            b.sigma_y = self._resolve(est.sigma_y, b.y, sq_y, "sigma_y")[0]
-        if compression and t_width:
-            b.sq_t = sq_dists(b.t.detach(), refine_near=False)
-            b.sigma_t = self._resolve(est.sigma_t, b.t, b.sq_t, "sigma_t")[0]
-        self._record(b, prediction)
-
-    def unused(self, network, X, Y, max_samples=2000):
-        """Widths that no training term used, as ``{name: float}``: the rule on at most
-        ``max_samples`` generator-drawn training rows (``t = mu(x)``, noise off, from the
-        fitted network), or the float given; a degenerate rule gives 1.0 silently."""
-        missing = [name for name, values in self.history.items()
-                   if all(v is None for v in values)]
-        if not missing:
-            return {}
-        if X.shape[0] > max_samples:
-            rows = randperm(X.shape[0], generator=self.generator, device=X.device)
-            X, Y = X[rows[:max_samples]], Y[rows[:max_samples]]
-        out = {}
-        for name in missing:
-            spec = getattr(self.est, name)
-            if name == "sigma_t" and isinstance(spec, str):
-                with torch.no_grad():
-                    data = network.encode(X)[0]
-            else:
-                data = X if name == "sigma_x" else Y
-            out[name] = resolve_width(spec, data, max_samples=None, warn=False)
-        return out
-
-    def _record(self, b, prediction):
-        self.history["sigma_x"].append(b.sigma_x_pred if prediction else b.sigma_x)
-        self.history["sigma_y"].append(b.sigma_y)
-        self.history["sigma_t"].append(b.sigma_t)
-
-    def _fill_subsampled(self, b, *, prediction, compression, t_width):
-        """Approximation mode: rules on at most 1024 generator-drawn rows (no N x N matrix)."""
-        est = self.est
-
-        def resolve(spec, data, name):
-            if not isinstance(spec, str):
-                return float(spec), False
-            width, degenerate = rule_width(data, spec, max_samples=1024,
-                                           generator=self.generator)
-            if degenerate and not self.warned:
-                self.warned = True
-                warn_user(f"degenerate kernel width for {name} in a training batch; "
-                          "using width 1.0.", UserWarning)
-            return width, degenerate
-
-        if prediction or (compression and t_width):
-            b.sigma_x, degenerate = resolve(est.sigma_x, b.x, "sigma_x")
-            rule = isinstance(est.sigma_x, str) and not degenerate
-            b.sigma_x_pred = b.sigma_x * est.sigma_x_scale if rule else b.sigma_x
-        if prediction:
-            b.sigma_y = resolve(est.sigma_y, b.y, "sigma_y")[0]
-        if compression and t_width:
-            b.sigma_t = resolve(est.sigma_t, b.t, "sigma_t")[0]
-        self._record(b, prediction)
 
 
 class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, TransformerMixin,
@@ -447,11 +352,12 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             max_epochs=self.max_iter, batch_size=batch_size, min_last_batch=2,
             skip_nonfinite=True, max_consecutive_nonfinite=10, device=device, validate=validate,
             validate_initial=False, early_stopping=val_idx is not None,
+            on_epoch=widths.start_epoch,
             n_iter_no_change=self.n_iter_no_change, tol=self.tol, verbose=self.verbose,
             desc="CSIBRegressor",
         )
         seconds = time.perf_counter() - start
-        unused = widths.unused(network, X_train, Y_train)  # the loop left it in eval mode
+        unused = widths.unused(network)  # the loop left it in eval mode
         self._store_results(network, result, widths, len(train_idx), batch_size, device,
                             seconds, unused)
         return self
@@ -511,7 +417,9 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         t_width = needs_t_width(self.objective, self.compression)
         use_cs = self.objective == "cs_ib"
         beta = float(self.beta)
-        widths = _Widths(self, generator)
+        widths = BatchWidths(self, generator, X_train, Y_train, prediction=use_cs,
+                             compression=beta > 0, t_width=t_width,
+                             fused_compression=compression_term is cs_qmi_compression)
         dtype, device = X_train.dtype, X_train.device
         noisy = network.noise_mode != "none"
         K = self.bottleneck_dim
@@ -525,7 +433,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             b = Batch(x=x, y=y, mu=mu, t=t, y_pred=y_pred, scale=scale,
                       approximation=self.approximation, n_components=self.n_components,
                       generator=generator)
-            widths.fill(b, prediction=use_cs, compression=beta > 0, t_width=t_width)
+            widths.fill(b, index)
             if self.approximation is None:
                 return terms(b)
             with warnings.catch_warnings():  # floors are expected with small batches

@@ -25,6 +25,8 @@ __all__ = [
     "log_gaussian_gram",
     "median_heuristic",
     "median_from_sq_dists",
+    "batch_medians_from_sq_dists",
+    "batch_sq_dists",
     "silverman_width",
     "resolve_bandwidth",
 ]
@@ -120,6 +122,44 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
         else:
             D.fill_diagonal_(0.0)
     return D
+
+
+def batch_sq_dists(X):
+    """``sq_dists(X[b], refine_near=False)`` for every matrix of a stack, in one product.
+
+    The same expansion (rows centred by their matrix's mean, clamped at 0, zero diagonal;
+    direct differences for one column) batched over the leading dimension, for the
+    data-only Gram matrices of many equal-sized training batches at once. No autograd.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (B, n, d)
+
+    Returns
+    -------
+    torch.Tensor of shape (B, n, n)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from fstat.kernels._gram import batch_sq_dists
+    >>> batch_sq_dists(torch.tensor([[[0.0, 0.0], [3.0, 4.0]], [[1.0, 1.0], [1.0, 2.0]]]))
+    tensor([[[ 0., 25.],
+             [25.,  0.]],
+    <BLANKLINE>
+            [[ 0.,  1.],
+             [ 1.,  0.]]])
+    """
+    with torch.no_grad():
+        X = X.detach()
+        if X.shape[2] == 1:
+            return (X - X.transpose(1, 2)).square()
+        Xc = X - X.mean(dim=1, keepdim=True)
+        norm = Xc.square().sum(dim=2)
+        D = torch.baddbmm(norm[:, :, None] + norm[:, None, :], Xc, Xc.transpose(1, 2),
+                          alpha=-2.0).clamp_min_(0.0)
+        D.diagonal(dim1=1, dim2=2).zero_()
+        return D
 
 
 def _refine_near(block, Xb, Y, x_norm, y_norm):
@@ -349,6 +389,28 @@ def _median_of_sqrt(sq):
         return lower
     upper = float(torch.where(sq > lower_sq, sq, torch.inf).min().sqrt())
     return 0.5 * (lower + upper)
+
+
+def batch_medians_from_sq_dists(D):
+    """Plain median widths (``zero_fallback=False`` of :func:`median_from_sq_dists`) of a
+    stack of symmetric squared-distance matrices (one gather of the pairs ``i < j``).
+
+    Parameters
+    ----------
+    D : torch.Tensor of shape (B, n, n), n >= 2
+
+    Returns
+    -------
+    list of float
+    """
+    with torch.no_grad():
+        B, n = D.shape[0], D.shape[1]
+        flat = D.detach().reshape(B, n * n)
+        if D.device.type == "cpu":
+            pairs = flat.numpy()[:, _upper_triangle(n)]
+        else:
+            pairs = flat[:, torch.from_numpy(_upper_triangle(n)).to(D.device)]
+        return [_median_of_sqrt(row) for row in pairs]
 
 
 def silverman_width(X):
