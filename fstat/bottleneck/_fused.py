@@ -41,6 +41,7 @@ agree with the autograd cores to rounding (tests compare both at 1e-10 in float6
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -123,18 +124,30 @@ class _ValueAndGradient(torch.autograd.Function):
         return (grad_value * grad,) + (None,) * ctx.n_args
 
 
-def _cs_qmi_value_and_grad(t, K, row_k, sq_t, sigma_t):
+@functools.lru_cache(maxsize=16)
+def _cached_constant(values, dtype, device):
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def _constant(values, like):
+    """The vector ``values`` in the dtype and on the device of ``like`` (cached)."""
+    return _cached_constant(values, like.dtype, like.device)
+
+
+def _cs_qmi_value_and_grad(t, K, row_k, log_sum_k, sq_t, sigma_t):
     # every log-Gram is <= 0 with a zero diagonal: sums lie in [1, N^2], no shift needed
     Q = _exp_(_log_gram(sq_t, sigma_t))
     # exp(log K + log Q) as a product, floored like every other weight (no subnormals)
     KQ = torch.mul(K, Q).clamp_min_(math.exp(_exp_floor(K.dtype)))
     row_q = Q.sum(dim=1)
-    sum_kq, sum_q, c = KQ.sum(), row_q.sum(), torch.dot(row_k, row_q)
-    value = sum_kq.log() + row_k.sum().log() + sum_q.log() - 2.0 * c.log()
+    # [sum K∘Q, sum Q, C] in one vector: one log and one reciprocal instead of an
+    # operation per 0-d tensor (and no host synchronisation on a GPU)
+    sums = torch.stack((KQ.sum(), row_q.sum(), torch.dot(row_k, row_q)))
+    value = torch.dot(sums.log(), _constant((1.0, 1.0, -2.0), sums)).add_(log_sum_k)
+    inverse = sums.reciprocal()
     # W + W^T = 2 K∘Q / sum K∘Q + Q∘(w_i + w_j), w_i = 1 / sum Q - 2 rowK_i / C
-    # (0-d tensors scale in place: no host synchronisation on a GPU)
-    w = (row_k * (-2.0 / c)).add_(1.0 / sum_q)
-    S = Q.mul_(w[:, None] + w[None, :]).addcmul_(KQ, 2.0 / sum_kq)
+    w = torch.addcmul(inverse[1], row_k, inverse[2], value=-2.0)
+    S = Q.mul_(w[:, None] + w[None, :]).addcmul_(KQ, inverse[0], value=2.0)
     return value, _pull(S.sum(dim=1), S @ t, t, sigma_t)
 
 
@@ -181,16 +194,17 @@ def prediction_context(y, sq_x, sigma_x, sigma_y):
 
 
 def compression_context(sq_x, sigma_x):
-    """The data-only parts ``(K, row sums of K)`` of CS-QMI for a stack of batches
+    """The data-only parts ``(K, row sums of K, log sum K)`` of CS-QMI for a stack of batches
     (``sq_x = batch_sq_dists(x)``, one ``sigma_x`` per batch); no autograd."""
     with torch.no_grad():
         K = _exp_(_stack_log_gram(sq_x, sigma_x))
-        return K, K.sum(dim=2)
+        row_k = K.sum(dim=2)
+        return K, row_k, row_k.sum(dim=1).log_()
 
 
 def cs_qmi_loss(t, context, sigma_t, *, sq_t=None):
     """CS-QMI ``I(x; t)`` differentiable in ``t`` only (``x`` enters through ``context``,
-    one batch's ``(K, row_k)`` from :func:`compression_context`)."""
+    one batch's ``(K, row_k, log_sum_k)`` from :func:`compression_context`)."""
     t = _col(t)
     sq_t = sq_dists(t.detach(), refine_near=False) if sq_t is None else sq_t.detach()
     return _ValueAndGradient.apply(t, _cs_qmi_value_and_grad, *context, sq_t, sigma_t)

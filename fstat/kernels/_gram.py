@@ -106,7 +106,9 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
     blocks = []
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        block = (x_norm[start:stop] + y_norm - 2.0 * (Xc[start:stop] @ Yc.T)).clamp_min(0.0)
+        # one product with the norms added in the same call (no separate -2 and subtract)
+        block = torch.addmm(x_norm[start:stop] + y_norm, Xc[start:stop], Yc.T,
+                            alpha=-2.0).clamp_min_(0.0)
         if refine_near:
             block = _refine_near(block, X[start:stop], Y, x_norm[start:stop], y_norm)
         blocks.append(block)
