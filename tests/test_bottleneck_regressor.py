@@ -462,3 +462,22 @@ def test_equal_size_runs_group_consecutive_batches():
     sizes = [[len(b) for b in run] for run in _equal_size_runs(batches, 32)]
     assert sizes == [[4, 4], [4, 4], [4], [6]]
     assert [len(r) for r in _equal_size_runs(batches, 1)] == [1] * 6
+
+
+def test_noise_rows_hand_out_blocks_in_order(monkeypatch):
+    from fstat._torch import make_generator
+    from fstat.bottleneck import _network
+
+    monkeypatch.setattr(_network, "NOISE_BLOCK_ROWS", 10)
+    rows = _network.NoiseRows(3, make_generator(0), torch.float64, "cpu")
+    parts = [rows.take(n) for n in (4, 4, 4, 12, 1)]
+    assert [p.shape for p in parts] == [(4, 3), (4, 3), (4, 3), (12, 3), (1, 3)]
+    reference = make_generator(0)
+    first = torch.randn(10, 3, generator=reference, dtype=torch.float64)
+    second = torch.randn(10, 3, generator=reference, dtype=torch.float64)
+    third = torch.randn(12, 3, generator=reference, dtype=torch.float64)  # > one block
+    fourth = torch.randn(10, 3, generator=reference, dtype=torch.float64)
+    assert torch.equal(torch.cat(parts[:2]), first[:8])  # the 2 rows left are skipped
+    assert torch.equal(parts[2], second[:4])
+    assert torch.equal(parts[3], third)
+    assert torch.equal(parts[4], fourth[:1])

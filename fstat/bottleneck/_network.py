@@ -8,8 +8,12 @@ import torch
 from torch import nn
 
 from .._nn import make_mlp
+from .._torch import randn
 
-__all__ = ["_IBNetwork", "build_network"]
+__all__ = ["NoiseRows", "_IBNetwork", "build_network"]
+
+#: rows of noise drawn per generator call (one call serves 16 steps of 128 rows)
+NOISE_BLOCK_ROWS = 2048
 
 
 class _IBNetwork(nn.Module):
@@ -70,3 +74,29 @@ def build_network(n_inputs, n_outputs, *, hidden_layer_sizes, bottleneck_dim,
     decoder = make_mlp(bottleneck_dim, decoder_hidden_sizes, n_outputs, activation=activation,
                        generator=generator, dtype=dtype, device=device)
     return _IBNetwork(encoder, decoder, bottleneck_dim, noise_mode, noise_std).to(device)
+
+
+class NoiseRows:
+    """Standard normal rows of width ``width`` for successive training steps.
+
+    Rows are drawn ``NOISE_BLOCK_ROWS`` at a time (at least the rows asked for) with
+    ``generator`` and handed out in order: one generator call, and one transfer to the
+    device, serves many steps. A request larger than what is left of a block starts a
+    new block. Deterministic given the generator state.
+    """
+
+    def __init__(self, width, generator, dtype, device):
+        self.width, self.generator = int(width), generator
+        self.dtype, self.device = dtype, device
+        self._block = None
+        self._next = 0
+
+    def take(self, n):
+        """The next ``n`` rows, a tensor of shape (n, width)."""
+        if self._block is None or self._next + n > self._block.shape[0]:
+            self._block = randn(max(n, NOISE_BLOCK_ROWS), self.width, generator=self.generator,
+                                dtype=self.dtype, device=self.device)
+            self._next = 0
+        rows = self._block[self._next:self._next + n]
+        self._next += n
+        return rows

@@ -24,13 +24,13 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
-from .._torch import make_generator, parse_dtype, randn, resolve_device
+from .._torch import make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
 from .._warnings import warn_user
 from ._approx import check_qmi_components
 from ._estimators import cs_mutual_information
-from ._network import build_network
+from ._network import NoiseRows, build_network
 from ._objectives import (
     OBJECTIVES,
     Batch,
@@ -421,14 +421,13 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
                              compression=beta > 0, t_width=t_width,
                              fused_compression=compression_term is cs_qmi_compression)
         dtype, device = X_train.dtype, X_train.device
+        noise = NoiseRows(self.bottleneck_dim, generator, dtype, device)
         noisy = network.noise_mode != "none"
-        K = self.bottleneck_dim
         nan = torch.full((), float("nan"), dtype=dtype, device=device)
 
         def loss_fn(index):
             x, y = X_train[index], Y_train[index]
-            eps = randn(len(index), K, generator=generator, dtype=dtype,
-                        device=device) if noisy else None
+            eps = noise.take(len(index)) if noisy else None
             mu, t, y_pred, scale = network(x, eps)
             b = Batch(x=x, y=y, mu=mu, t=t, y_pred=y_pred, scale=scale,
                       approximation=self.approximation, n_components=self.n_components,
@@ -444,7 +443,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             prediction = prediction_term(b)
             if beta > 0:
                 compression = compression_term(b)
-                loss = prediction + beta * compression
+                loss = torch.add(prediction, compression, alpha=beta)
             else:
                 compression = nan
                 loss = prediction
