@@ -481,3 +481,63 @@ def test_noise_rows_hand_out_blocks_in_order(monkeypatch):
     assert torch.equal(parts[2], second[:4])
     assert torch.equal(parts[3], third)
     assert torch.equal(parts[4], fourth[:1])
+
+
+def test_huge_beta_skips_nonfinite_steps_instead_of_raising():
+    # beta beyond the float32 range makes beta * compression inf: those steps are skipped
+    # (and counted), as for any non-finite batch loss; fit never raises
+    X, y = _data(n=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = CSIBRegressor(**{**FAST, "max_iter": 2, "beta": 1e39, "dtype": "float32"},
+                              random_state=0).fit(X, y)
+    assert model.n_nonfinite_steps_ > 0
+    assert np.isfinite(model.predict(X)).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_degenerate_warning_names_the_first_degenerate_width_in_training_order(monkeypatch,
+                                                                                seed):
+    # a run of batches is prepared at once, but the warning belongs to the first trained
+    # batch with a degenerate width, checked in the order x, y: y is constant (always
+    # degenerate) and x is degenerate only in batches drawn from its 28 zero rows
+    from fstat.bottleneck import _widths
+    from fstat.bottleneck._bandwidth import rule_width
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    X[:28] = 0.0
+    first_x = []
+    fill = _widths.BatchWidths.fill
+
+    def spy(self, b, index):
+        first_x.append(b.x.detach().clone())
+        return fill(self, b, index)
+
+    monkeypatch.setattr(_widths.BatchWidths, "fill", spy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        CSIBRegressor(hidden_layer_sizes=(4,), bottleneck_dim=2, max_iter=1, batch_size=4,
+                      sigma_y="median", noise_std=0.0, early_stopping=False,
+                      random_state=seed).fit(X, np.zeros(40))
+    messages = [str(w.message) for w in caught if "degenerate kernel width" in str(w.message)]
+    assert len(messages) == 1
+    x_degenerate = rule_width(first_x[0], "median")[1]
+    assert ("sigma_x" if x_degenerate else "sigma_y") in messages[0]
+
+
+def test_batches_not_stacked_build_their_contexts_in_the_step(monkeypatch):
+    # a run of one batch (full batch here) gains nothing from precomputation: its loss
+    # terms build their N x N contexts one after the other, so the two never coexist
+    # (peak memory as with the per-step computation)
+    from fstat.bottleneck import _widths
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a single batch's contexts were precomputed")
+
+    monkeypatch.setattr(_widths, "prediction_context", fail)
+    monkeypatch.setattr(_widths, "compression_context", fail)
+    X, y = _data(n=80)
+    model = CSIBRegressor(**{**FAST, "batch_size": "full", "max_iter": 2},
+                          random_state=0).fit(X, y)
+    assert np.isfinite(model.loss_curve_).all()

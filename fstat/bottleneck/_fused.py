@@ -176,11 +176,12 @@ def _stack_log_gram(sq, widths):
     return sq * coef.to(sq.dtype).to(sq.device)[:, None, None]
 
 
-def prediction_context(y, sq_x, sigma_x, sigma_y):
+def prediction_context(y, sq_x, sigma_x, sigma_y, *, sq_y=None):
     """The data-only parts ``(log_m, log_s1)`` of the conditional CS loss of a stack of
     batches: ``y`` of shape (B, n, dy), ``sq_x = batch_sq_dists(x)``, one ``sigma_x`` and
     one ``sigma_y`` per batch. ``log_m[b]`` and ``log_s1[b]`` are the context of batch
-    ``b`` for :func:`conditional_cs_loss`. No autograd."""
+    ``b`` for :func:`conditional_cs_loss`; ``sq_y = batch_sq_dists(y)`` when already at
+    hand. No autograd."""
     with torch.no_grad():
         log_m = _stack_log_gram(sq_x, sigma_x)
         two_r = _exp_(log_m.clone()).sum(dim=2).log_().mul_(2.0)  # row maxima are 0
@@ -188,7 +189,7 @@ def prediction_context(y, sq_x, sigma_x, sigma_y):
         # to maximum 0, which is then also the maximum of every log-term with a unit
         # diagonal (the shift cancels in log S1 + log S2 - 2 log S21)
         log_m.sub_((two_r - two_r.amin(dim=1, keepdim=True))[:, :, None])
-        log_l1 = _stack_log_gram(batch_sq_dists(y), sigma_y)
+        log_l1 = _stack_log_gram(batch_sq_dists(y) if sq_y is None else sq_y, sigma_y)
         log_s1 = _exp_(log_l1.add_(log_m)).sum(dim=(1, 2)).log_()
     return log_m, log_s1
 

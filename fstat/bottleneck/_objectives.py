@@ -29,7 +29,12 @@ from ._estimators import (
     lse,
     normalized_cs_qmi_core,
 )
-from ._fused import conditional_cs_loss, cs_qmi_loss
+from ._fused import (
+    compression_context,
+    conditional_cs_loss,
+    cs_qmi_loss,
+    prediction_context,
+)
 
 __all__ = ["OBJECTIVES", "Batch"]
 
@@ -50,11 +55,18 @@ class Batch:
     sigma_t: float | None = None
     sq_x: torch.Tensor | None = None  # detached sq_dists(x), shared by every x-Gram
     sq_t: torch.Tensor | None = None  # detached sq_dists(t) (the t width; fused CS-QMI)
-    prediction_context: tuple | None = None  # data terms of the fused conditional CS loss
-    compression_context: tuple | None = None  # data terms of the fused CS-QMI
+    # data terms of the fused conditional CS loss and CS-QMI, precomputed for a batch
+    # stacked with others; None: the term builds them from sq_x and the widths
+    prediction_context: tuple | None = None
+    compression_context: tuple | None = None
     approximation: str | None = None  # "rff" / "nystroem": CS terms by feature maps
     n_components: int = 1024
     generator: torch.Generator | None = None  # fresh random features per batch
+
+
+def _alone(context):
+    """The context of a stack of one batch, as that batch's own context."""
+    return tuple(part[0] for part in context)
 
 
 def cs_prediction(b):
@@ -62,7 +74,9 @@ def cs_prediction(b):
         return approx_conditional_cs(b.x, b.y, b.y_pred, b.sigma_x_pred, b.sigma_y,
                                      b.approximation, b.n_components, b.generator,
                                      chunk_size=None)
-    return conditional_cs_loss(b.y, b.y_pred, b.prediction_context, b.sigma_y)
+    context = b.prediction_context or _alone(
+        prediction_context(b.y[None], b.sq_x[None], [b.sigma_x_pred], [b.sigma_y]))
+    return conditional_cs_loss(b.y, b.y_pred, context, b.sigma_y)
 
 
 def mse_prediction(b):
@@ -77,7 +91,8 @@ def _approx_qmi(b, normalized):
 def cs_qmi_compression(b):
     if b.approximation is not None:
         return _approx_qmi(b, False)
-    return cs_qmi_loss(b.t, b.compression_context, b.sigma_t, sq_t=b.sq_t)
+    context = b.compression_context or _alone(compression_context(b.sq_x[None], [b.sigma_x]))
+    return cs_qmi_loss(b.t, context, b.sigma_t, sq_t=b.sq_t)
 
 
 def normalized_cs_qmi_compression(b):

@@ -443,7 +443,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             prediction = prediction_term(b)
             if beta > 0:
                 compression = compression_term(b)
-                loss = torch.add(prediction, compression, alpha=beta)
+                loss = prediction + beta * compression  # inf for a huge beta: skipped
             else:
                 compression = nan
                 loss = prediction

@@ -5,9 +5,10 @@ The conditioning data ``x`` and the targets ``y`` carry no gradient, so everythi
 computed from them alone -- their squared distances, rule widths, and the data parts of
 the fused losses (:func:`~fstat.bottleneck._fused.prediction_context`,
 :func:`~fstat.bottleneck._fused.compression_context`) -- is computed at the start of
-an epoch for runs of equal-sized batches at once (stacked products, one host
-synchronisation per run instead of one per step); only the terms in ``t`` are left
-to each step. The values are those of the per-batch computation, to rounding.
+an epoch for runs of equal-sized batches at once (stacked products instead of a few
+dozen small operations per step); only the terms in ``t`` are left to each step. The
+values are those of the per-batch computation, to rounding, and a degenerate width is
+reported when its batch is trained, in the order x, y, t.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class _DataTerms:
     sigma_y: float | None = None
     prediction_context: tuple | None = None
     compression_context: tuple | None = None
+    degenerate: tuple = ()  # names of the rule widths that fell back to 1.0
 
 
 def _equal_size_runs(batches, max_entries):
@@ -48,7 +50,7 @@ def _equal_size_runs(batches, max_entries):
     run = []
     for index in batches:
         size = len(index)
-        if run and (len(run[0]) != size or len(run) * size * size >= max_entries):
+        if run and (len(run[0]) != size or (len(run) + 1) * size * size > max_entries):
             yield run
             run = []
         run.append(index)
@@ -105,14 +107,13 @@ class BatchWidths:
             self._warn_degenerate(name)
         return width, degenerate
 
-    def _resolve_stack(self, spec, data, sq, name):
-        """:meth:`_resolve` for each matrix of a stack (``sq = batch_sq_dists(data)``)."""
+    @staticmethod
+    def _resolve_stack(spec, data, sq):
+        """``(width, degenerate)`` for each matrix of a stack (``sq = batch_sq_dists(data)``);
+        the warning is left to the step that trains the batch."""
         if not isinstance(spec, str):
             return [(float(spec), False)] * data.shape[0]
-        resolved = widths_from_sq_dists(sq, data, spec)
-        if any(degenerate for _, degenerate in resolved):
-            self._warn_degenerate(name)
-        return resolved
+        return widths_from_sq_dists(sq, data, spec)
 
     # ---------------------------------------------------------------- epochs
     def start_epoch(self, batches):
@@ -122,34 +123,41 @@ class BatchWidths:
             self._terms = self._data_terms(batches)
 
     def _data_terms(self, batches):
-        est = self.est
         itemsize = torch.finfo(self.X.dtype).bits // 8
         for run in _equal_size_runs(batches, STACK_BYTES // itemsize):
-            rows = torch.stack(run)
-            x = self.X[rows]
-            sq_x = batch_sq_dists(x)
-            x_widths = self._resolve_stack(est.sigma_x, x, sq_x, "sigma_x")
-            terms = [_DataTerms(index=index, sq_x=D, sigma_x=width)
-                     for index, D, (width, _) in zip(run, sq_x, x_widths)]
-            rule = isinstance(est.sigma_x, str)
-            for term, (width, degenerate) in zip(terms, x_widths):
-                scaled = rule and not degenerate
-                term.sigma_x_pred = width * est.sigma_x_scale if scaled else width
-            if self.prediction:
-                y = self.Y[rows]
-                sq_y = batch_sq_dists(y) if isinstance(est.sigma_y, str) else None
-                y_widths = self._resolve_stack(est.sigma_y, y, sq_y, "sigma_y")
-                for term, (width, _) in zip(terms, y_widths):
-                    term.sigma_y = width
-                contexts = zip(*prediction_context(
-                    y, sq_x, [t.sigma_x_pred for t in terms], [t.sigma_y for t in terms]))
-                for term, context in zip(terms, contexts):
-                    term.prediction_context = context
-            if self.fused_compression:
-                contexts = zip(*compression_context(sq_x, [t.sigma_x for t in terms]))
-                for term, context in zip(terms, contexts):
-                    term.compression_context = context
-            yield from terms
+            yield from self._run_terms(run)  # no stacked temporaries outlive the call
+
+    def _run_terms(self, run):
+        """The :class:`_DataTerms` of the batches of one run."""
+        est = self.est
+        rows = torch.stack(run)
+        x = self.X[rows]
+        sq_x = batch_sq_dists(x)
+        terms = [_DataTerms(index=index, sq_x=D) for index, D in zip(run, sq_x)]
+        rule = isinstance(est.sigma_x, str)
+        for term, (width, degenerate) in zip(terms, self._resolve_stack(est.sigma_x, x, sq_x)):
+            term.sigma_x = width
+            term.sigma_x_pred = width * est.sigma_x_scale if rule and not degenerate else width
+            term.degenerate = ("sigma_x",) if degenerate else ()
+        if self.prediction:
+            y = self.Y[rows]
+            sq_y = batch_sq_dists(y) if isinstance(est.sigma_y, str) else None
+            for term, (width, degenerate) in zip(terms,
+                                                 self._resolve_stack(est.sigma_y, y, sq_y)):
+                term.sigma_y = width
+                term.degenerate += ("sigma_y",) if degenerate else ()
+        if len(run) == 1:  # nothing to stack: the loss terms build their contexts when
+            return terms   # needed, so the two N x N contexts never coexist
+        if self.prediction:
+            contexts = prediction_context(y, sq_x, [t.sigma_x_pred for t in terms],
+                                          [t.sigma_y for t in terms], sq_y=sq_y)
+            for term, context in zip(terms, zip(*contexts)):
+                term.prediction_context = context
+        if self.fused_compression:
+            contexts = compression_context(sq_x, [t.sigma_x for t in terms])
+            for term, context in zip(terms, zip(*contexts)):
+                term.compression_context = context
+        return terms
 
     # ----------------------------------------------------------------- steps
     def fill(self, b, index):
@@ -165,6 +173,8 @@ class BatchWidths:
             b.sigma_y = terms.sigma_y
             b.prediction_context = terms.prediction_context
             b.compression_context = terms.compression_context
+            for name in terms.degenerate:
+                self._warn_degenerate(name)
         if self.compression:
             b.sq_t = sq_dists(b.t.detach(), refine_near=False)
             b.sigma_t = self._resolve(self.est.sigma_t, b.t, b.sq_t, "sigma_t")[0]
