@@ -204,3 +204,35 @@ def test_standard_errors_match_gateaux_when_support_ends_are_atoms():
     se = np.sqrt(np.tensordot(w, centred ** 2, 1) / total / total)
     for arm in (0, 1):
         np.testing.assert_allclose(est.se_[f"Y({arm})"][:5], se[:, arm], rtol=2e-3, atol=1e-9)
+
+
+def test_wald_intervals_cover_the_exact_population_bounds():
+    # simulation with known truth: the population marginal bounds follow from the
+    # simulator's exact cell laws (x uniform on 4 cells), pooled over x; 150 samples of
+    # n = 2000. Nominal 95% endpoint intervals must cover about 95% of the time (a miss
+    # rate above 12% is 4 binomial SEs off) and the SEs must match the Monte Carlo spread.
+    divergences, support = ("kl", "chi2", "tv"), (0.0, 4.0)
+    *_, truth = make_confounded_discrete(10, random_state=0, return_truth=True)
+    e = truth.cell_propensity.mean(axis=1)  # P(A = a)
+    pmf = np.einsum("ax,axy->ay", 0.25 * truth.cell_propensity, truth.cell_pmf) / e[:, None]
+    values = np.arange(pmf.shape[1], dtype=float)
+    rows = [(f"Y({a})", d) for d in divergences for a in (0, 1)]
+    exact = np.array([pointwise_bounds(values, e[int(arm[2])], divergence=d,
+                                       weights=pmf[int(arm[2])], support=support)
+                      for arm, d in rows])
+    R = 150
+    estimates, ses, covered = np.empty((R, len(rows), 2)), np.empty((R, len(rows), 2)), 0
+    for r in range(R):
+        X, y, a = make_confounded_discrete(2000, random_state=10_000 + r)
+        bounds = MarginalDivergenceBounds(divergences, outcome_bounds=support).fit(
+            None, y, treatment=a).averaged_bounds_
+        estimates[r] = bounds.table.loc[rows, ["lower", "upper"]].to_numpy()
+        ses[r] = bounds.table.loc[rows, ["se_lower", "se_upper"]].to_numpy()
+        ci = bounds.conf_int(0.05, kind="endpoint").loc[rows].to_numpy().reshape(-1, 2, 2)
+        covered = covered + ((ci[..., 0] <= exact) & (exact <= ci[..., 1]))
+    coverage = covered / R
+    assert coverage.min() >= 0.88, coverage
+    assert 0.93 <= coverage.mean() <= 0.97, coverage.mean()
+    ratio = ses.mean(axis=0) / estimates.std(axis=0, ddof=1)
+    assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
+    np.testing.assert_allclose(estimates.mean(axis=0), exact, atol=0.02)
