@@ -166,14 +166,22 @@ def _conditional_cs_value_and_grad(y_pred, y, log_m, log_s1, sigma_y):
     return value, pull_2.sub_(pull_21, alpha=2.0)
 
 
-def _stack_log_gram(sq, widths):
-    """A fresh ``-sq[b] / (2 widths[b]^2)`` for a stack ``sq`` of shape (B, n, n): one
-    product, or per matrix (:func:`_log_gram`) where a ``1 / width^2`` overflows."""
+def _stack_log_gram(sq, widths, *, in_place=False):
+    """``-sq[b] / (2 widths[b]^2)`` for a stack ``sq`` of shape (B, n, n), fresh or (with
+    ``in_place``) in ``sq``: one product, or per matrix (as :func:`_log_gram`: two
+    divisions where its ``1 / width^2`` overflows)."""
     inverse = [_inverse_square(float(w), sq.dtype) for w in widths]
     if None in inverse:
-        return torch.stack([_log_gram(D, float(w)) for D, w in zip(sq, widths)])
+        out = sq if in_place else sq.clone()
+        for D, w, scale in zip(out, widths, inverse):
+            if scale is None:
+                _log_gram_(D, float(w))
+            else:
+                D.mul_(-0.5 * scale)
+        return out
     coef = torch.tensor(inverse, dtype=torch.float64).mul_(-0.5)
-    return sq * coef.to(sq.dtype).to(sq.device)[:, None, None]
+    coef = coef.to(sq.dtype).to(sq.device)[:, None, None]
+    return sq.mul_(coef) if in_place else sq * coef
 
 
 def prediction_context(y, sq_x, sigma_x, sigma_y, *, sq_y=None):
@@ -181,7 +189,7 @@ def prediction_context(y, sq_x, sigma_x, sigma_y, *, sq_y=None):
     batches: ``y`` of shape (B, n, dy), ``sq_x = batch_sq_dists(x)``, one ``sigma_x`` and
     one ``sigma_y`` per batch. ``log_m[b]`` and ``log_s1[b]`` are the context of batch
     ``b`` for :func:`conditional_cs_loss`; ``sq_y = batch_sq_dists(y)`` when already at
-    hand. No autograd."""
+    hand (it is overwritten). No autograd."""
     with torch.no_grad():
         log_m = _stack_log_gram(sq_x, sigma_x)
         two_r = _exp_(log_m.clone()).sum(dim=2).log_().mul_(2.0)  # row maxima are 0
@@ -189,7 +197,9 @@ def prediction_context(y, sq_x, sigma_x, sigma_y, *, sq_y=None):
         # to maximum 0, which is then also the maximum of every log-term with a unit
         # diagonal (the shift cancels in log S1 + log S2 - 2 log S21)
         log_m.sub_((two_r - two_r.amin(dim=1, keepdim=True))[:, :, None])
-        log_l1 = _stack_log_gram(batch_sq_dists(y) if sq_y is None else sq_y, sigma_y)
+        # sq_y is not needed after its widths: its log-Gram is formed in its place
+        log_l1 = _stack_log_gram(batch_sq_dists(y) if sq_y is None else sq_y, sigma_y,
+                                 in_place=True)
         log_s1 = _exp_(log_l1.add_(log_m)).sum(dim=(1, 2)).log_()
     return log_m, log_s1
 

@@ -155,7 +155,7 @@ def batch_sq_dists(X):
     with torch.no_grad():
         X = X.detach()
         if X.shape[2] == 1:
-            return (X - X.transpose(1, 2)).square()
+            return (X - X.transpose(1, 2)).square_()
         Xc = X - X.mean(dim=1, keepdim=True)
         norm = Xc.square().sum(dim=2)
         D = torch.baddbmm(norm[:, :, None] + norm[:, None, :], Xc, Xc.transpose(1, 2),
