@@ -59,7 +59,7 @@ def _equal_size_runs(batches, max_entries):
 
 
 class BatchWidths:
-    """Detached per-batch widths with a once-per-fit degenerate warning.
+    """Detached per-batch widths and data-only terms, with a once-per-fit degenerate warning.
 
     Parameters
     ----------
