@@ -537,7 +537,7 @@ def train_minibatches(
         Merge a shorter final remainder into the previous batch.
     skip_nonfinite : bool, default=False
         Skip (do not apply) steps whose loss is non-finite and count them in
-        ``n_nonfinite``; an epoch with no finite step reports a non-finite loss.
+        ``n_nonfinite``; an epoch with no finite step reports NaN for its loss and every named term.
     max_consecutive_nonfinite : int, optional
         With ``skip_nonfinite``: stop training at exactly this many consecutive
         skipped steps (counted across epoch boundaries, reset by any finite step),
@@ -579,6 +579,7 @@ def train_minibatches(
         if on_epoch is not None:
             on_epoch(batches)
         total, weight, terms_total = 0.0, 0, {}
+        loss, terms = None, {}
         for index in batches:
             optimizer.zero_grad(set_to_none=True)
             loss, terms = _split_terms(loss_fn(index))
@@ -597,8 +598,10 @@ def train_minibatches(
             weight += rows
             for name, value in terms.items():
                 terms_total[name] = terms_total.get(name, 0.0) + value.detach() * rows
-        if weight == 0:
-            return torch.tensor(float("nan"))
+        if weight == 0:  # no finite step: NaN for the loss and every term, on their device
+            nan = torch.tensor(float("nan")) if loss is None else torch.full_like(
+                loss.detach().reshape(()), float("nan"))
+            return {"loss": nan, **dict.fromkeys(terms, nan)} if terms else nan
         mean = total / weight
         if not terms_total:
             return mean

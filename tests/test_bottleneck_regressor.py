@@ -495,6 +495,20 @@ def test_huge_beta_skips_nonfinite_steps_instead_of_raising():
     assert np.isfinite(model.predict(X)).all()
 
 
+@pytest.mark.parametrize("batch_size", ["full", 32])
+def test_epochs_without_a_finite_step_keep_every_curve_per_epoch(batch_size):
+    # every step non-finite: each curve still has one (NaN) entry per epoch run
+    X, y = _data(n=80)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params = {**FAST, "max_iter": 30, "beta": 1e308, "batch_size": batch_size,
+                  "dtype": "float32", "early_stopping": False}
+        model = CSIBRegressor(**params, random_state=0).fit(X, y)
+    assert model.n_nonfinite_steps_ == 10  # the consecutive limit ends training
+    for curve in (model.loss_curve_, model.prediction_loss_curve_, model.compression_curve_):
+        assert len(curve) == model.n_iter_ and np.isnan(curve).all()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_degenerate_warning_names_the_first_degenerate_width_in_training_order(monkeypatch,
                                                                                 seed):

@@ -264,6 +264,33 @@ def test_consecutive_nonfinite_steps_stop_exactly(early_stopping):
     assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
+def test_epoch_without_a_finite_step_records_nan_for_every_term():
+    # named terms keep one entry per epoch, NaN where no step was finite (they used to
+    # lose that epoch, so the term curves were shorter than loss_curve)
+    X, y = _problem(n=30)
+    net = make_mlp(3, (), 1, generator=make_generator(0), dtype=torch.float64)
+    opt = make_optimizer(net.parameters(), "adam", learning_rate=0.01)
+    calls = {"n": 0}
+
+    def loss(idx):
+        calls["n"] += 1
+        value = ((net(X[idx].double()) - y[idx].double()) ** 2).mean()
+        if 4 <= calls["n"] <= 6:  # every step of the second epoch
+            value = value * math.nan
+        return {"loss": value, "fit": value, "penalty": value * 0.0}
+
+    result = train_minibatches(
+        net, loss, 30, optimizer=opt, generator=make_generator(0), max_epochs=3,
+        batch_size=10, skip_nonfinite=True, max_consecutive_nonfinite=10,
+    )
+    assert result.n_iter == 3 and result.n_nonfinite == 3
+    for name in ("fit", "penalty"):
+        curve = result.loss_terms[name]
+        assert len(curve) == 3 and math.isnan(curve[1])
+        assert math.isfinite(curve[0]) and math.isfinite(curve[2])
+    assert math.isnan(result.loss_curve[1])
+
+
 def test_nonfinite_streak_resets_on_a_finite_step():
     # 9 NaN steps, then one finite step, repeated: never 10 in a row
     net, opt, loss, calls = _nan_after(lambda step: step % 10 != 0)
