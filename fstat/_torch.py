@@ -20,8 +20,11 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from ._warnings import warn_user
+
 __all__ = [
     "resolve_device",
+    "fitted_device",
     "make_generator",
     "spawn_seeds",
     "parse_dtype",
@@ -92,6 +95,39 @@ def resolve_device(device="auto") -> torch.device:
             "CUDA device(s) are visible."
         )
     return torch.device(device)
+
+
+def fitted_device(device, action="predicting"):
+    """The device a fitted model records (``device_``) when it is usable here, else the CPU.
+
+    A model fitted on ``"cuda:N"`` and loaded where CUDA is missing, or where fewer than
+    ``N + 1`` devices are visible, runs on the CPU with a ``UserWarning`` instead of
+    failing.
+
+    Parameters
+    ----------
+    device : str or torch.device
+    action : str, default="predicting"
+        What runs on the returned device, for the warning.
+
+    Returns
+    -------
+    torch.device
+
+    Examples
+    --------
+    >>> from fstat._torch import fitted_device
+    >>> fitted_device("cpu")
+    device(type='cpu')
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return device
+    if torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count():
+        return device
+    warn_user(f"the model was fitted on {device}, which is not available here; "
+              f"{action} on the CPU.", UserWarning)
+    return torch.device("cpu")
 
 
 def make_generator(random_state=None) -> torch.Generator:

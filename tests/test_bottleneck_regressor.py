@@ -405,6 +405,23 @@ def test_cuda_fitted_model_predicts_on_cpu_only_machine(monkeypatch):
         np.testing.assert_array_equal(clone_.predict(X), expected)
 
 
+def test_model_fitted_on_a_gpu_index_not_visible_here_runs_on_cpu(monkeypatch):
+    # fitted on cuda:1, loaded where CUDA has one device: predict, transform and
+    # information_plane fall back to the CPU with a warning (they used to fail)
+    model, X, y = _fit()
+    expected, plane = model.predict(X), model.information_plane(X, y, random_state=0)
+    clone_ = pickle.loads(pickle.dumps(model))
+    clone_.device_ = "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.warns(UserWarning, match="cuda:1, which is not available here; predicting"):
+        np.testing.assert_array_equal(clone_.predict(X), expected)
+    with pytest.warns(UserWarning, match="not available here"):
+        np.testing.assert_array_equal(clone_.transform(X), model.transform(X))
+    with pytest.warns(UserWarning, match="not available here; estimating"):
+        assert clone_.information_plane(X, y, random_state=0) == plane
+
+
 def test_verbose_progress(capsys):
     _fit(verbose=1, max_iter=2)
     assert "CSIBRegressor" in capsys.readouterr().err

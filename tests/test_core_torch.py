@@ -163,3 +163,19 @@ def test_unit_scale_is_a_normal_power_of_two_with_a_finite_reciprocal(values, dt
     assert torch.isfinite(scaled).all() and 0.0 < float(scaled.abs().max()) <= 4.0
     assert torch.equal(scaled, t / s)  # exact: a power of two
     assert unit_scale(torch.zeros(3)) == unit_scale(torch.tensor([math.inf])) == 1.0
+
+
+def test_fitted_device_falls_back_to_cpu_when_the_gpu_is_gone(monkeypatch):
+    from fstat._torch import fitted_device
+
+    assert fitted_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert fitted_device("cuda:1") == torch.device("cuda:1")
+    assert fitted_device("cuda") == torch.device("cuda")
+    with pytest.warns(UserWarning, match="fitted on cuda:2, which is not available here; "
+                                         "transforming on the CPU"):
+        assert fitted_device("cuda:2", "transforming") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="predicting on the CPU"):
+        assert fitted_device(torch.device("cuda:0")) == torch.device("cpu")

@@ -440,3 +440,14 @@ def test_noise_classes_are_small_estimators(noise, X):
     copy = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(copy.score_samples(Z[:5]), fitted.score_samples(Z[:5]))
     assert repr(noise).startswith(type(noise).__name__ + "(")
+
+
+def test_model_fitted_on_a_missing_gpu_evaluates_on_cpu(X, fitted, monkeypatch):
+    est = fitted["CompositionalEBM"]
+    expected = est.score_samples(X[:20])
+    gone = pickle.loads(pickle.dumps(est))
+    gone.device_ = "cuda:3"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.warns(UserWarning, match="cuda:3, which is not available here; evaluating"):
+        np.testing.assert_array_equal(gone.score_samples(X[:20]), expected)

@@ -323,3 +323,26 @@ def test_unknown_solver_error_lists_the_class_solvers(cls, valid):
     for solver in sorted({"newton", "cd", "libsvm", "subgradient", "cholesky"} - valid):
         with pytest.raises(InvalidParameterError, match="solver"):
             cls(solver=solver).fit(X, y)
+
+
+def test_models_fitted_on_a_missing_gpu_predict_and_certify_on_cpu(data, monkeypatch):
+    # device_ records a GPU this machine lacks (after unpickling): predictions, the network
+    # and certificates run on the CPU with a warning and equal the CPU model's
+    import torch
+
+    X, y = data
+    svc = NTKSVC(0.5, device="cpu", tol=1e-10).fit(X, y)
+    net = NTKNetwork(width=16, max_iter=5, device="cpu", random_state=0).fit(X, y)
+    expected = (svc.decision_function(X), net.predict(X), svc.certify(X[:5], y[:5]))
+    gone = [pickle.loads(pickle.dumps(m)) for m in (svc, net)]
+    for m in gone:
+        m.device_ = "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.warns(UserWarning, match="cuda:1, which is not available here; predicting"):
+        np.testing.assert_array_equal(gone[0].decision_function(X), expected[0])
+    with pytest.warns(UserWarning, match="not available here; predicting"):
+        np.testing.assert_array_equal(gone[1].predict(X), expected[1])
+    with pytest.warns(UserWarning) as record:  # certify also predicts the labels
+        np.testing.assert_array_equal(gone[0].certify(X[:5], y[:5]), expected[2])
+    assert any("not available here; certifying" in str(w.message) for w in record)

@@ -24,7 +24,7 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
-from .._torch import make_generator, parse_dtype, resolve_device
+from .._torch import fitted_device, make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
 from .._warnings import warn_user
@@ -501,21 +501,10 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             0.0 if scale is None else float(scale))
 
     # -------------------------------------------------------------- inference
-    def _inference_device(self):
-        device = torch.device(self.device_)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            warn_user(
-                f"the model was fitted on {self.device_} but CUDA is not available; "
-                "predicting on the CPU.",
-                UserWarning,
-            )
-            return torch.device("cpu")
-        return device
-
     def _forward(self, X, what):
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        device = self._inference_device()
+        device = fitted_device(self.device_)
         dtype = next(self.module_.parameters()).dtype
         module = self.module_ if device.type == "cpu" else _copy_to(self.module_, device)
         Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=dtype, device=device)
@@ -601,8 +590,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             keep = np.sort(rng.choice(X.shape[0], max_samples, replace=False))
             Xs, Ys, T = Xs[keep], Ys[keep], T[keep]
         options = dict(normalized=normalized, approximation=approximation,
-                       n_components=n_components, base=base, device=self.device_
-                       if torch.cuda.is_available() else "cpu", random_state=random_state)
+                       n_components=n_components, base=base, random_state=random_state,
+                       device=fitted_device(self.device_, "estimating"))
         return (float(cs_mutual_information(Xs, T, **options)),
                 float(cs_mutual_information(Ys, T, **options)))
 

@@ -28,7 +28,7 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
-from .._torch import parse_dtype, resolve_device
+from .._torch import fitted_device, parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
 from .._validation import check_layer_sizes
 from .._warnings import warn_user
@@ -432,12 +432,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
     # ---------------------------------------------------------- evaluation
     def _eval_device(self):
-        dev = getattr(self, "device_", "cpu")
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            warn_user(f"model was fitted on {dev}, which is not available; evaluating on "
-                      "CPU.", UserWarning)
-            return "cpu"
-        return dev
+        return fitted_device(getattr(self, "device_", "cpu"), "evaluating")
 
     def _energy64(self, device=None):
         energy = copy.deepcopy(self.energy_module_)

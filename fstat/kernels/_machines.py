@@ -34,7 +34,7 @@ from .._sklearn_compat import (
     store_init_params,
     validate_data,
 )
-from .._torch import as_tensor, make_generator, parse_dtype, resolve_device, to_numpy
+from .._torch import as_tensor, fitted_device, make_generator, parse_dtype, resolve_device, to_numpy
 from .._training import progress_bar
 from .._validation import check_sample_weight, check_weighted_classes
 from .._warnings import warn_user
@@ -331,11 +331,7 @@ class _NTKMachineBase(BaseEstimator):
     def _decision(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        device = torch.device(self.device_)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            warn_user("the model was fitted on CUDA, which is not available; predicting on "
-                      "CPU.", UserWarning)
-            device = torch.device("cpu")
+        device = fitted_device(self.device_)
         n_train = self.dual_coef_.shape[0]
         if self.kernel == "precomputed":
             if X.shape[1] != n_train:

@@ -26,10 +26,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._sklearn_compat import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
-from .._torch import as_tensor, make_generator, parse_dtype, resolve_device, to_numpy
+from .._torch import as_tensor, fitted_device, make_generator, parse_dtype, resolve_device, to_numpy
 from .._training import progress_bar
 from .._validation import check_sample_weight, check_weighted_classes
-from .._warnings import warn_user
 from ._empirical import empirical_ntk_torch, init_params, mlp_forward
 from ._losses import LOSSES
 from ._ntk import ntk_kernel_torch
@@ -282,16 +281,8 @@ class NTKNetwork(BaseEstimator):
         return kern
 
     # ------------------------------------------------------------------ predict
-    def _device(self):
-        dev = torch.device(self.device_)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            warn_user("fitted on CUDA, which is not available; predicting on CPU.",
-                      UserWarning)
-            dev = torch.device("cpu")
-        return dev
-
     def _values(self, params, X):
-        dev = self._device()
+        dev = fitted_device(self.device_)
         dt = parse_dtype(self.dtype)
         ps = [p.to(dev, dt) for p in params]
         p0 = [p.to(dev, dt) for p in self.init_params_]

@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
 from .._sklearn_compat import check_is_fitted
-from .._torch import to_numpy
+from .._torch import fitted_device, to_numpy
 from ._ntk import U_STAR
 
 __all__ = ["certify_machine", "pgd_attack", "attack_radius", "ibp_bounds"]
@@ -240,9 +240,7 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
     valid = g != 0
     if y is not None:
         valid &= model.predict(X) == check_labels(y, m)
-    device = torch.device(model.device_)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        device = torch.device("cpu")
+    device = fitted_device(model.device_, "certifying")
     Xfit = torch.as_tensor(model.X_fit_, dtype=torch.float64, device=device)
     beta = torch.as_tensor(np.asarray(model.dual_coef_, dtype=np.float64), device=device)
     Xn = Xfit.norm(dim=1)

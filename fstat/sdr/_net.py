@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 
 from .._nn import make_mlp
 from .._sklearn_compat import Interval, StrOptions, _fit_context
-from .._torch import make_generator, parse_dtype, resolve_device
+from .._torch import fitted_device, make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
 from .._warnings import warn_user
@@ -470,17 +470,6 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
         self.fccov_spectrum_ = values[order]
         self.fccov_ = float(self.fccov_spectrum_.sum())
 
-    def _forward_device(self):
-        """``device_`` when it is usable here, else CPU (with a warning for a lost GPU)."""
-        device = getattr(self, "device_", "cpu")
-        if device.startswith("cuda"):
-            if torch.cuda.is_available() and int(device.partition(":")[2] or 0) < (
-                    torch.cuda.device_count()):
-                return torch.device(device)
-            warn_user(f"the model was fitted on {device}, which is not available here; "
-                      "transforming on the CPU.", UserWarning)
-        return torch.device("cpu")
-
     def _net_forward(self, Xs, device=None):
         device = torch.device("cpu") if device is None else device
         net = self.net_ if device.type == "cpu" else copy.deepcopy(self.net_).to(device)
@@ -494,7 +483,8 @@ class FCCovNet(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEstimat
 
     def _transform_array(self, X):
         Xs = (X - self.x_mean_) / self.x_scale_
-        F = self._net_forward(Xs, self._forward_device()).numpy()
+        device = fitted_device(getattr(self, "device_", "cpu"), "transforming")
+        F = self._net_forward(Xs, device).numpy()
         Z = (F - self.out_mean_) @ self.whitening_
         bad = ~np.isfinite(Z).all(axis=1)
         if bad.any():
