@@ -91,8 +91,9 @@ def train_groups(model, loss_fn, *, max_iter, learning_rate, weight_decay, valid
             improved = score < best - tol * torch.where(torch.isfinite(best), best.abs(),
                                                         torch.zeros_like(best))
             best = torch.where(improved, score, best)
-            for p, snap in zip(params, best_state):
-                snap[improved] = p.detach()[improved]
+            for p, snap in zip(params, best_state):  # per group, without a host sync
+                keep = improved.view(-1, *[1] * (p.dim() - 1))
+                snap.copy_(torch.where(keep, p.detach(), snap))
             improved_cpu = improved.cpu()
             best_iter[improved_cpu] = n_iter
         stale = 0 if bool(improved_cpu.any()) else stale + 1
@@ -198,7 +199,8 @@ def fit_dual_groups(data, names, keys, *, seed, declared, hidden, activation, dt
             last[..., 2:] = (top.to(dtype) + 1.0)[:, None, None]
     rad_obs, corr = _risk_terms(torch.as_tensor(data["e"], dtype=torch.float64).to(device),
                                 a, names, dtype)
-    f0 = [get_divergence(nm).f0 for nm in names]
+    # on the device once (a Python list would be copied to the device at every step)
+    f0 = torch.tensor([get_divergence(nm).f0 for nm in names], dtype=dtype, device=device)
     runs = [(get_divergence(nm), sl) for nm, sl in divergence_runs(names)]
     target, a_idx = y.to(dtype), a.unsqueeze(-1)
     if validation is None:
