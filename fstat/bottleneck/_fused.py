@@ -179,6 +179,8 @@ def _stack_log_gram(sq, widths, *, in_place=False):
             else:
                 D.mul_(-0.5 * scale)
         return out
+    if len(inverse) == 1:  # a lone batch: a Python scalar (no host-to-device copy)
+        return sq.mul_(-0.5 * inverse[0]) if in_place else sq * (-0.5 * inverse[0])
     coef = torch.tensor(inverse, dtype=torch.float64).mul_(-0.5)
     coef = coef.to(sq.dtype).to(sq.device)[:, None, None]
     return sq.mul_(coef) if in_place else sq * coef
