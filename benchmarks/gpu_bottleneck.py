@@ -39,6 +39,55 @@ def _row(check, diff, cpu_s, dev_s, ok):
             "device_seconds": float(dev_s), "ok": bool(ok)}
 
 
+def _training_terms(device):
+    """The default float32 training path at batch 128: the per-epoch stacked data terms
+    (widths by the device's median branch, contexts) and the fused losses with their
+    gradients, device against CPU; then a 2-epoch float32 fit's loss curve."""
+    from fstat.bottleneck._bandwidth import widths_from_sq_dists
+    from fstat.bottleneck._fused import (
+        compression_context,
+        conditional_cs_loss,
+        cs_qmi_loss,
+        prediction_context,
+    )
+    from fstat.kernels._gram import batch_sq_dists
+
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 128, 16, generator=gen), torch.randn(16, 128, 1, generator=gen)
+    t, y_pred = torch.randn(128, 128, generator=gen), torch.randn(128, 1, generator=gen)
+    out = {}
+    for where in ("cpu", device):
+        start = time.perf_counter()
+        sq = batch_sq_dists(x.to(where))
+        widths = [w for w, _ in widths_from_sq_dists(sq, x.to(where), "median")]
+        pred = prediction_context(y.to(where), sq.clone(), [0.25 * w for w in widths],
+                                  [1.0] * 16)
+        comp = compression_context(sq, widths)
+        ts, ps = t.to(where).requires_grad_(True), y_pred.to(where).requires_grad_(True)
+        q = cs_qmi_loss(ts, tuple(c[0] for c in comp), 9.0)
+        c = conditional_cs_loss(y[0].to(where), ps, tuple(c[0] for c in pred), 1.0)
+        (q + 0.5 * c).backward()
+        _sync(where)
+        out[where] = (np.array(widths), q.item(), c.item(), ts.grad.cpu().double(),
+                      ps.grad.cpu().double(), time.perf_counter() - start)
+    a, b = out["cpu"], out[device]
+    rel = [float(np.max(np.abs(a[0] - b[0]) / a[0])),
+           abs(a[1] - b[1]) / abs(a[1]), abs(a[2] - b[2]) / abs(a[2]),
+           float((a[3] - b[3]).abs().max() / a[3].abs().max()),
+           float((a[4] - b[4]).abs().max() / a[4].abs().max())]
+    rows = [_row("f32 batch-128 terms: widths, CS-QMI, cond. CS, grads (rel)", max(rel),
+                 a[5], b[5], rel[0] <= 1e-5 and max(rel[1:3]) <= 1e-4 and max(rel[3:]) <= 1e-3)]
+    Xf, yf = make_heavy_tailed_friedman(4096, 16, random_state=0)
+    params = dict(max_iter=2, batch_size=128, early_stopping=False, random_state=0)
+    cpu_model, tc = _timed(lambda: CSIBRegressor(device="cpu", **params).fit(Xf, yf))
+    dev_model, td = _timed(lambda: CSIBRegressor(device=device, **params).fit(Xf, yf))
+    curve_a, curve_b = np.array(cpu_model.loss_curve_), np.array(dev_model.loss_curve_)
+    diff = float(np.max(np.abs(curve_a - curve_b) / np.abs(curve_a)))
+    rows.append(_row("CSIBRegressor f32 batch 128, 2 epochs: loss curve (rel)", diff, tc, td,
+                     diff <= 1e-2))
+    return rows
+
+
 def run(device):
     rows = []
     rng = np.random.default_rng(0)
@@ -65,8 +114,9 @@ def run(device):
     restored = pickle.loads(pickle.dumps(dev_model))
     pc, pd_ = cpu_model.predict(Xf), restored.predict(Xf)
     diff = float(np.max(np.abs(pc - pd_)))
-    rows.append(_row("CSIBRegressor f64 fit 5 epochs, predictions", diff, tc, td,
+    rows.append(_row("CSIBRegressor f64 fit 5 epochs, pickled, predictions", diff, tc, td,
                      np.all(np.isfinite(pd_)) and diff <= 1e-6 * (1 + np.abs(pc).max())))
+    rows.extend(_training_terms(device))
 
     # 3. float32 full-batch forward+backward timings (GPU targets: <= 5 ms at N = 4096)
     cuda = str(device).startswith("cuda")

@@ -55,6 +55,26 @@ def run(device):
         results.append({"check": f"NTKSVC no intercept ({solver}) objective, n=1000",
                         "max_abs_diff": diff, "cpu_seconds": t_a, "device_seconds": t_b,
                         "ok": diff <= 1e-8})
+    # the default solver is coordinate descent on the CPU and projected Newton on CUDA: the
+    # two agree to their stopping tolerances, not to rounding
+    a, t_a = _timed(lambda: NTKSVC(0.1, device="cpu", random_state=0).fit(Xs, ys), "cpu")
+    b, t_b = _timed(lambda: NTKSVC(0.1, device=device, random_state=0).fit(Xs, ys), device)
+    diff = abs(a.objective_ - b.objective_) / abs(a.objective_)
+    flips = int(np.sum(a.predict(Xs) != b.predict(Xs)))
+    results.append({"check": f"NTKSVC default solvers ({a.solver_} vs {b.solver_}) objective",
+                    "max_abs_diff": diff, "cpu_seconds": t_a, "device_seconds": t_b,
+                    "ok": diff <= 1e-4 and flips <= 2})
+    # the finite-width network: same CPU initial draws, float64 training on both devices
+    from fstat.kernels import NTKNetwork
+
+    net = dict(width=256, max_iter=200, dtype="float64", random_state=0)
+    a, t_a = _timed(lambda: NTKNetwork(device="cpu", **net).fit(Xs, ys), "cpu")
+    b, t_b = _timed(lambda: NTKNetwork(device=device, **net).fit(Xs, ys), device)
+    fa, fb = a.decision_function(Xs), b.decision_function(Xs)
+    diff = float(np.abs(fa - fb).max() / max(np.abs(fa).max(), 1e-300))
+    results.append({"check": "NTKNetwork width 256, 200 steps, float64 (relative)",
+                    "max_abs_diff": diff, "cpu_seconds": t_a, "device_seconds": t_b,
+                    "ok": diff <= 1e-8})
     a, t_a = _timed(lambda: NTKRidge(1.0, device="cpu").fit(Xs, ys.astype(float)), "cpu")
     b, t_b = _timed(lambda: NTKRidge(1.0, device=device).fit(Xs, ys.astype(float)), device)
     diff = float(np.abs(a.dual_coef_ - b.dual_coef_).max())

@@ -81,10 +81,14 @@ def run(device):
         est, t_dev = _timed(lambda: FCCovNet(max_epochs=300, random_state=0,
                                              device=device).fit(X, Y), device)
     again = pickle.loads(pickle.dumps(est))
-    diff = float(np.abs(again.transform(X) - est.transform(X)).max())
-    rows.append({"check": f"fit on {est.device_}, pickle, transform on cpu",
+    fitted_on = again.device_
+    again.device_ = "cpu"  # as on a CPU-only machine: the stored network runs on the CPU
+    Z = est.transform(X)
+    diff = float(np.abs(again.transform(X) - Z).max())
+    rows.append({"check": f"fit on {fitted_on}, pickle, transform on cpu",
                  "max_abs_diff": diff, "cpu_seconds": float("nan"), "device_seconds": t_dev,
-                 "ok": diff == 0.0 and est.device_ == str(torch.device(device))})
+                 "ok": diff <= 1e-10 * (1.0 + float(np.abs(Z).max()))
+                 and fitted_on == str(torch.device(device))})
     # large-n timings against the spec §8 GPU targets (gated on CUDA only; CPU runs a
     # small version of every path in seconds)
     cuda = str(device).startswith("cuda")
