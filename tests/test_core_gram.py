@@ -229,3 +229,25 @@ def test_batch_medians_match_numpy_per_matrix():
         got = batch_medians_from_sq_dists(batch_sq_dists(torch.as_tensor(X)))
         np.testing.assert_allclose(got, [np.median(pdist(x)) for x in X], rtol=1e-12,
                                    atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rows_median_equals_the_numpy_selection(dtype):
+    # the device path (torch, all rows at once, one read-back) against the CPU path
+    # (numpy partition per row) and numpy's median: odd and even counts, ties at and
+    # around the middle
+    from fstat.kernels._gram import _median_of_sqrt, _rows_median_of_sqrt
+
+    g = torch.Generator().manual_seed(5)
+    for m in (1, 2, 5, 6, 9, 10, 8128):
+        rows = [torch.rand(m, generator=g, dtype=dtype) * 10.0,
+                torch.randint(0, 3, (m,), generator=g).to(dtype),  # heavy ties
+                torch.zeros(m, dtype=dtype),
+                torch.full((m,), 4.0, dtype=dtype)]
+        sq = torch.stack(rows)
+        got = _rows_median_of_sqrt(sq)
+        rtol = 1e-6 if dtype == torch.float32 else 1e-15
+        np.testing.assert_allclose(got, [_median_of_sqrt(row) for row in sq.numpy()],
+                                   rtol=rtol)
+        np.testing.assert_allclose(got, np.median(np.sqrt(sq.double().numpy()), axis=1),
+                                   rtol=rtol)

@@ -348,7 +348,7 @@ def median_from_sq_dists(D, *, zero_fallback=True):
             return float(positive.mean()) if positive.size else None
         iu = torch.triu_indices(n, n, offset=1, device=D.device)
         sq = D.detach()[iu[0], iu[1]]
-        median = _median_of_sqrt(sq)
+        median = _rows_median_of_sqrt(sq[None])[0]
         if median > 0 or not zero_fallback:
             return median
         dists = sq.sqrt()
@@ -367,36 +367,44 @@ def _upper_triangle(n):
 
 
 def _median_of_sqrt(sq):
-    """numpy's median of ``sqrt(sq)`` by order selection (``kthvalue``: O(m), not a sort).
+    """numpy's median of ``sqrt(sq)`` for a numpy array ``sq`` by order selection.
 
     The square root is monotone, so the middle order statistics of the squared values
-    give those of the distances; an even count averages the two middle distances.
-    A numpy array (CPU data) uses one ``numpy.partition`` and the minimum above it (the
-    same order statistics, several times faster than the torch selection for a 128-row
-    batch).
+    give those of the distances; an even count averages the two middle distances. One
+    ``numpy.partition`` and the minimum above it (the same order statistics, several
+    times faster than the torch selection for a 128-row batch); tensors elsewhere than on
+    the CPU use :func:`_rows_median_of_sqrt`.
     """
-    m = sq.size if isinstance(sq, np.ndarray) else sq.numel()
+    m = sq.size
     k = (m + 1) // 2  # 1-based rank of the lower middle value
-    if isinstance(sq, np.ndarray):
-        part = np.partition(sq, k - 1)  # one selection; the next rank is the upper part's min
-        lower = float(np.sqrt(part[k - 1]))  # in the array's dtype, as before
-        return lower if m % 2 else 0.5 * (lower + float(np.sqrt(part[k:].min())))
-    lower_sq = sq.kthvalue(k).values
-    lower = float(lower_sq.sqrt())
+    part = np.partition(sq, k - 1)  # one selection; the next rank is the upper part's min
+    lower = float(np.sqrt(part[k - 1]))  # in the array's dtype, as before
+    return lower if m % 2 else 0.5 * (lower + float(np.sqrt(part[k:].min())))
+
+
+def _rows_median_of_sqrt(sq):
+    """:func:`_median_of_sqrt` of every row of a tensor ``sq`` (B, m): the same order
+    statistics (``kthvalue``, then the smallest larger value unless the middle is tied),
+    selected for all rows at once and read back in one transfer (one host
+    synchronisation on a GPU)."""
+    m = sq.shape[1]
+    k = (m + 1) // 2
+    lower_sq = sq.kthvalue(k, dim=1).values
     if m % 2:
-        return lower
-    # the (k+1)-th smallest: lower_sq itself if tied, else the smallest larger value
-    # (one selection instead of two)
-    if int((sq <= lower_sq).sum()) > k:
-        return lower
-    upper = float(torch.where(sq > lower_sq, sq, torch.inf).min().sqrt())
-    return 0.5 * (lower + upper)
+        return [float(v) for v in lower_sq.sqrt().tolist()]
+    lower = lower_sq[:, None]
+    upper_sq = torch.where(sq > lower, sq, torch.inf).amin(dim=1)
+    # tied at the middle: the (k+1)-th smallest is lower_sq itself
+    upper_sq = torch.where((sq <= lower).sum(dim=1) > k, lower_sq, upper_sq)
+    pairs = torch.stack((lower_sq.sqrt(), upper_sq.sqrt()), dim=1).tolist()
+    return [lo if lo == up else 0.5 * (lo + up) for lo, up in pairs]
 
 
 def batch_medians_from_sq_dists(D):
     """Plain median widths (``zero_fallback=False`` of :func:`median_from_sq_dists`) of a
     stack of symmetric squared-distance matrices (one gather of the pairs ``i < j``, then
-    one selection per matrix: on a GPU, two or three host synchronisations per matrix).
+    the selections: per matrix with numpy on the CPU, for all matrices at once elsewhere,
+    with one host synchronisation on a GPU).
 
     Parameters
     ----------
@@ -410,10 +418,8 @@ def batch_medians_from_sq_dists(D):
         B, n = D.shape[0], D.shape[1]
         flat = D.detach().reshape(B, n * n)
         if D.device.type == "cpu":
-            pairs = flat.numpy()[:, _upper_triangle(n)]
-        else:
-            pairs = flat[:, torch.from_numpy(_upper_triangle(n)).to(D.device)]
-        return [_median_of_sqrt(row) for row in pairs]
+            return [_median_of_sqrt(row) for row in flat.numpy()[:, _upper_triangle(n)]]
+        return _rows_median_of_sqrt(flat[:, torch.from_numpy(_upper_triangle(n)).to(D.device)])
 
 
 def silverman_width(X):
