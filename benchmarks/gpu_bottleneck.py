@@ -130,7 +130,11 @@ def run(device):
         for where in ("cpu", device):
             if where == "cpu" and N > 4096:
                 continue
-            xs, ts, ys, ps = (v.to(where).requires_grad_(v is t or v is p) for v in (x, t, yy, p))
+            # fresh leaves on each device (v.to("cpu") is v itself: without detach the CPU
+            # pass would make t and p leaves and the device copies non-leaves whose
+            # gradients flow back to the CPU inside the timed step)
+            xs, ts, ys, ps = (v.to(where).detach().requires_grad_(v is t or v is p)
+                              for v in (x, t, yy, p))
 
             def step(xs=xs, ts=ts, ys=ys, ps=ps, where=where):
                 q = cs_qmi_core(xs, ts, 4.0, 16.0)
