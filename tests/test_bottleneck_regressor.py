@@ -416,10 +416,11 @@ def test_model_fitted_on_a_gpu_index_not_visible_here_runs_on_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.warns(UserWarning, match="cuda:1, which is not available here; predicting"):
         np.testing.assert_array_equal(clone_.predict(X), expected)
-    with pytest.warns(UserWarning, match="not available here"):
+    with pytest.warns(UserWarning, match="not available here; transforming"):
         np.testing.assert_array_equal(clone_.transform(X), model.transform(X))
-    with pytest.warns(UserWarning, match="not available here; estimating"):
+    with pytest.warns(UserWarning, match="not available here; estimating") as record:
         assert clone_.information_plane(X, y, random_state=0) == plane
+    assert len(record) == 1  # one warning, not one per internal step
 
 
 def test_verbose_progress(capsys):
@@ -572,3 +573,12 @@ def test_batches_not_stacked_build_their_contexts_in_the_step(monkeypatch):
     model = CSIBRegressor(**{**FAST, "batch_size": "full", "max_iter": 2},
                           random_state=0).fit(X, y)
     assert np.isfinite(model.loss_curve_).all()
+
+
+def test_information_plane_ignores_pandas_transform_output():
+    # set_output(transform="pandas") makes transform return a DataFrame; the plane's
+    # subsampling used to index its columns with row numbers (KeyError)
+    model, X, y = _fit()
+    expected = model.information_plane(X, y, max_samples=50, random_state=0)
+    model.set_output(transform="pandas")
+    assert model.information_plane(X, y, max_samples=50, random_state=0) == expected

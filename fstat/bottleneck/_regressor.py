@@ -501,10 +501,14 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             0.0 if scale is None else float(scale))
 
     # -------------------------------------------------------------- inference
-    def _forward(self, X, what):
+    def _forward(self, X, what, device=None):
+        """``predict`` or ``transform`` output in standardised units, on ``device`` (by
+        default the fitted device when usable here, else the CPU with a warning)."""
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        device = fitted_device(self.device_)
+        if device is None:
+            device = fitted_device(self.device_, {"predict": "predicting",
+                                                  "transform": "transforming"}[what])
         dtype = next(self.module_.parameters()).dtype
         module = self.module_ if device.type == "cpu" else _copy_to(self.module_, device)
         Xs = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=dtype, device=device)
@@ -574,7 +578,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         I_xt, I_yt : float
         """
         check_is_fitted(self, "module_")
-        T = self.transform(X)
+        device = fitted_device(self.device_, "estimating")  # one warning for a missing GPU
+        T = self._forward(X, "transform", device)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -591,7 +596,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             Xs, Ys, T = Xs[keep], Ys[keep], T[keep]
         options = dict(normalized=normalized, approximation=approximation,
                        n_components=n_components, base=base, random_state=random_state,
-                       device=fitted_device(self.device_, "estimating"))
+                       device=device)
         return (float(cs_mutual_information(Xs, T, **options)),
                 float(cs_mutual_information(Ys, T, **options)))
 

@@ -393,9 +393,11 @@ def _rows_median_of_sqrt(sq):
     if m % 2:
         return [float(v) for v in lower_sq.sqrt().tolist()]
     lower = lower_sq[:, None]
-    upper_sq = torch.where(sq > lower, sq, torch.inf).amin(dim=1)
+    # NaN sorts last, as in numpy: a row with NaN has a NaN upper middle value
+    upper_sq = torch.where((sq > lower) | sq.isnan(), sq, torch.inf).amin(dim=1)
     # tied at the middle: the (k+1)-th smallest is lower_sq itself
-    upper_sq = torch.where((sq <= lower).sum(dim=1) > k, lower_sq, upper_sq)
+    tied = ((sq <= lower).sum(dim=1) > k) & ~upper_sq.isnan()
+    upper_sq = torch.where(tied, lower_sq, upper_sq)
     pairs = torch.stack((lower_sq.sqrt(), upper_sq.sqrt()), dim=1).tolist()
     return [lo if lo == up else 0.5 * (lo + up) for lo, up in pairs]
 
