@@ -77,3 +77,14 @@ def test_load_digits_ood():
     assert len(data.X_ood) > 800
     raw = load_digits_ood(n_components=None)
     assert raw.X_train.shape[1] == 64
+
+
+def test_load_digits_ood_returns_arrays_under_a_global_pandas_output():
+    import sklearn
+
+    expected = load_digits_ood(n_components=3).X_train
+    with sklearn.config_context(transform_output="pandas"):
+        data = load_digits_ood(n_components=3)
+    for part in (data.X_train, data.X_test, data.X_ood):
+        assert isinstance(part, np.ndarray) and part.dtype == np.float64
+    np.testing.assert_array_equal(data.X_train, expected)

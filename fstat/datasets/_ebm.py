@@ -177,7 +177,7 @@ def load_digits_ood(*, in_classes=(0, 1, 2, 3, 4), n_components=8, dequantize=Tr
     Returns
     -------
     Bunch
-        ``X_train, X_test, X_ood, preprocessor``.
+        ``X_train, X_test, X_ood`` (float64 ndarrays) and ``preprocessor``.
     """
     from sklearn.datasets import load_digits
     from sklearn.decomposition import PCA
@@ -196,6 +196,7 @@ def load_digits_ood(*, in_classes=(0, 1, 2, 3, 4), n_components=8, dequantize=Tr
     steps = [StandardScaler()]
     if n_components is not None:
         steps.append(PCA(n_components, whiten=True, random_state=0))
-    pre = make_pipeline(*steps).fit(X_tr)
+    # numpy arrays whatever sklearn's global transform_output is
+    pre = make_pipeline(*steps).set_output(transform="default").fit(X_tr)
     return Bunch(X_train=pre.transform(X_tr), X_test=pre.transform(X_te),
                  X_ood=pre.transform(X[~inside]), preprocessor=pre)
