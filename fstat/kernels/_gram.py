@@ -391,7 +391,7 @@ def _rows_median_of_sqrt(sq):
     k = (m + 1) // 2
     lower_sq = sq.kthvalue(k, dim=1).values
     if m % 2:
-        return [float(v) for v in lower_sq.sqrt().tolist()]
+        return lower_sq.sqrt().tolist()
     lower = lower_sq[:, None]
     # NaN sorts last, as in numpy: a row with NaN has a NaN upper middle value
     upper_sq = torch.where((sq > lower) | sq.isnan(), sq, torch.inf).amin(dim=1)
