@@ -54,6 +54,41 @@ def test_sq_dists_symmetric_exact_zero_diagonal_and_chunking():
     assert torch.isfinite(huge).all() and huge[0, 1] == pytest.approx(1e308, rel=1e-12)
 
 
+def test_sq_dists_without_refinement_from_the_product_diagonal():
+    # the training path (refine_near=False, no gradient, one block) forms the distances
+    # from the product's own diagonal: exactly zero diagonal, non-negative, the loops'
+    # values to rounding; a forced chunking or a differentiable input takes the norms path
+    rng = np.random.RandomState(4)
+    for dtype, rtol in ((torch.float64, 1e-9), (torch.float32, 1e-4)):
+        A = rng.normal(size=(40, 6)) * 3.0 + 50.0
+        tA = torch.tensor(A, dtype=dtype)
+        D = sq_dists(tA, refine_near=False)
+        assert torch.all(torch.diagonal(D) == 0) and torch.all(D >= 0)
+        ref = _loops_sq_dists(A, A)
+        scale = ref.max()
+        np.testing.assert_allclose(D.double().numpy(), ref, rtol=0, atol=rtol * scale)
+        for other in (sq_dists(tA, refine_near=False, chunk_size=7),
+                      sq_dists(tA.clone().requires_grad_(True), refine_near=False).detach()):
+            torch.testing.assert_close(other, D, rtol=rtol, atol=rtol * scale)
+    # coincident rows: exactly zero apart on the diagonal, clamped at 0 off it
+    dup = torch.tensor(np.repeat(rng.normal(size=(3, 5)), 2, axis=0))
+    assert torch.all(sq_dists(dup, refine_near=False) >= 0)
+
+
+def test_median_and_total_from_sq_dists():
+    from fstat.kernels._gram import median_and_total_from_sq_dists
+
+    rng = np.random.RandomState(6)
+    for n in (2, 3, 4, 9):  # odd and even pair counts
+        for dtype in (torch.float64, torch.float32):
+            X = rng.normal(size=(n, 3))
+            D = sq_dists(torch.tensor(X, dtype=dtype))
+            median, total = median_and_total_from_sq_dists(D)
+            rtol = 1e-12 if dtype == torch.float64 else 1e-6
+            assert median == pytest.approx(np.median(pdist(X)), rel=rtol)
+            assert total == pytest.approx(2.0 * np.sum(pdist(X) ** 2), rel=rtol)
+
+
 def test_sq_dists_one_dimensional_vectors_are_columns():
     x = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64)
     np.testing.assert_array_equal(sq_dists(x).numpy(), [[0, 1, 9], [1, 0, 4], [9, 4, 0]])

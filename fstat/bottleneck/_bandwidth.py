@@ -20,7 +20,7 @@ import torch
 from .._warnings import warn_user
 from ..kernels._gram import (
     batch_medians_from_sq_dists,
-    median_from_sq_dists,
+    median_and_total_from_sq_dists,
     median_heuristic,
     silverman_width,
 )
@@ -188,12 +188,10 @@ def width_from_sq_dists(D, X, rule, *, scale=1.0):
     """
     if rule != "median":
         return rule_width(X, rule, scale=scale)
-    with torch.no_grad():
-        D = D.detach()
-        if D.shape[0] < 2:
-            return 1.0, True
-        median = median_from_sq_dists(D, zero_fallback=False)
-        return _median_width(median, float(D.sum()), D.shape[0], scale)
+    if D.shape[0] < 2:
+        return 1.0, True
+    median, total = median_and_total_from_sq_dists(D)
+    return _median_width(median, total, D.shape[0], scale)
 
 
 def widths_from_sq_dists(D, X, rule, *, scale=1.0):

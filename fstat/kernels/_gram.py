@@ -24,6 +24,7 @@ __all__ = [
     "gaussian_gram",
     "log_gaussian_gram",
     "median_heuristic",
+    "median_and_total_from_sq_dists",
     "median_from_sq_dists",
     "batch_medians_from_sq_dists",
     "batch_sq_dists",
@@ -92,20 +93,21 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
         return (X - Y.T).square()
     center = X.mean(dim=0, keepdim=True).detach()
     Xc = X - center
+    if refine_near is None:
+        refine_near = not (X.requires_grad or Y.requires_grad)
+    rows_per_block = chunk_size or max(1, _CHUNK_ENTRIES // max(Y.shape[0], 1))
+    if symmetric and not (refine_near or X.requires_grad) and rows_per_block >= X.shape[0]:
+        return _sq_dists_from_gram(Xc)
     x_norm = Xc.square().sum(dim=1, keepdim=True)
     if symmetric:  # the same values as for a separate Y = X, computed once
         Yc, y_norm = Xc, x_norm.T
     else:
         Yc = Y - center
         y_norm = Yc.square().sum(dim=1, keepdim=True).T
-    n, m = Xc.shape[0], Yc.shape[0]
-    if refine_near is None:
-        refine_near = not (X.requires_grad or Y.requires_grad)
-    if chunk_size is None:
-        chunk_size = max(1, _CHUNK_ENTRIES // max(m, 1))
+    n = Xc.shape[0]
     blocks = []
-    for start in range(0, n, chunk_size):
-        stop = min(start + chunk_size, n)
+    for start in range(0, n, rows_per_block):
+        stop = min(start + rows_per_block, n)
         # one product with the norms added in the same call (no separate -2 and subtract)
         block = torch.addmm(x_norm[start:stop] + y_norm, Xc[start:stop], Yc.T,
                             alpha=-2.0).clamp_min_(0.0)
@@ -124,6 +126,16 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
         else:
             D.fill_diagonal_(0.0)
     return D
+
+
+def _sq_dists_from_gram(Xc):
+    """Squared distances among the rows of the centred ``Xc`` from its Gram matrix
+    ``G = Xc Xc^T``: ``G_ii + G_jj - 2 G_ij``, clamped at 0 (no autograd use). The norms
+    are the product's own diagonal, so the diagonal is exactly 0 and the symmetry is that
+    of the product; one product and three passes (the training terms' fast path)."""
+    G = Xc @ Xc.T
+    norms = G.diagonal()
+    return torch.add(norms[:, None], norms).sub_(G, alpha=2.0).clamp_min_(0.0)
 
 
 def batch_sq_dists(X):
@@ -402,6 +414,28 @@ def _rows_median_of_sqrt(sq):
     return [lo if lo == up else 0.5 * (lo + up) for lo, up in pairs]
 
 
+def median_and_total_from_sq_dists(D):
+    """``(median_from_sq_dists(D, zero_fallback=False), sum of D)`` for one symmetric
+    squared-distance matrix with a zero diagonal (no autograd). On the CPU one gather of
+    the pairs ``i < j`` serves both (the total is twice their sum, to rounding), which
+    saves a pass and a tensor reduction per training step.
+
+    Parameters
+    ----------
+    D : torch.Tensor of shape (n, n), n >= 2
+
+    Returns
+    -------
+    (float, float)
+    """
+    with torch.no_grad():
+        D = D.detach()
+        if D.device.type == "cpu":
+            pairs = np.take(D.numpy(), _upper_triangle(D.shape[0]))
+            return _median_of_sqrt(pairs), 2.0 * float(pairs.sum())
+        return median_from_sq_dists(D, zero_fallback=False), float(D.sum())
+
+
 def batch_medians_from_sq_dists(D):
     """Plain median widths (``zero_fallback=False`` of :func:`median_from_sq_dists`) of a
     stack of symmetric squared-distance matrices (one gather of the pairs ``i < j``, then
@@ -420,7 +454,8 @@ def batch_medians_from_sq_dists(D):
         B, n = D.shape[0], D.shape[1]
         flat = D.detach().reshape(B, n * n)
         if D.device.type == "cpu":
-            return [_median_of_sqrt(row) for row in flat.numpy()[:, _upper_triangle(n)]]
+            return [_median_of_sqrt(row)
+                    for row in np.take(flat.numpy(), _upper_triangle(n), axis=1)]
         return _rows_median_of_sqrt(flat[:, torch.from_numpy(_upper_triangle(n)).to(D.device)])
 
 
