@@ -51,7 +51,8 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
     mean of ``X`` (which removes most cancellation), clamped at 0. With ``Y=None``
     the result has an exactly zero diagonal and is exactly symmetric (with
     ``refine_near`` on, as by default for inputs without gradients; otherwise symmetric
-    to rounding). One-dimensional data use
+    to rounding, and for an input without gradients formed in one block from the
+    product's own diagonal). One-dimensional data use
     direct differences, which are exact. Pairs of (nearly) coincident rows, where
     the expansion's rounding is not small next to the distance, are recomputed as
     sums of squared differences, so equal rows are exactly 0 apart.
@@ -119,7 +120,7 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
         if refine_near:
             # the product Xc Xc^T is not bitwise symmetric (blocked BLAS): the larger of the
             # two halves, exactly symmetric without overflow or a second temporary
-            # (training terms, refine_near=False, skip this too)
+            # (refine_near=False skips this)
             D = torch.maximum(D, D.T)
         if D.requires_grad:  # keep the graph free of in-place writes
             D = D * (1.0 - torch.eye(n, dtype=D.dtype, device=D.device))
