@@ -143,6 +143,29 @@ def test_grid_and_ais_log_partition_methods(X):
     assert abs(ais.log_z - est.log_partition_) < max(0.05, 5 * ais.se)
 
 
+def test_log_partition_does_not_depend_on_the_proposal(X):
+    # a tilted energy E = f - log q_model keeps its own q_model when another proposal is
+    # given: the grid (which uses no proposal) is unchanged, and IS and AIS against the
+    # other proposal agree with it (they used to integrate f - log q_user instead)
+    from fstat.ebm import estimate_log_partition
+
+    est = CompositionalEBM(**{**FAST, "logz_method": "grid"}).fit(X)
+    assert est.energy_module_.tilted
+    other = GaussianNoise(mean=[0.3, -0.2], covariance=[[2.0, 0.3], [0.3, 1.5]]).fit(None)
+    bounds = [(-7.0, 7.0), (-7.0, 7.0)]
+    grid = estimate_log_partition(est, "grid", bounds=bounds).log_z
+    assert estimate_log_partition(est, "grid", bounds=bounds, noise=other).log_z == \
+        pytest.approx(grid, abs=1e-12)
+    is_est = est.log_partition("is", 100_000, noise=other, random_state=1)
+    assert abs(is_est.log_z - grid) < max(0.01, 5 * is_est.se)
+    ais = est.log_partition("ais", 200, n_temperatures=50, noise=other, random_state=2)
+    assert abs(ais.log_z - grid) < max(0.05, 5 * ais.se)
+    # the model's own noise passed explicitly gives the default estimate
+    default = est.log_partition("is", 20_000, random_state=3)
+    explicit = est.log_partition("is", 20_000, noise=est.noise_, random_state=3)
+    assert explicit.log_z == pytest.approx(default.log_z, abs=1e-10)
+
+
 def test_sampling_and_callback(X):
     seen = []
 

@@ -174,30 +174,59 @@ def _default_bounds(noise_obj, data_range):
     return [(a - 4.0, b + 4.0) for a, b in zip(lo, hi, strict=True)]
 
 
+class _AgainstProposal(torch.nn.Module):
+    """A tilted energy ``E = f - log q`` with log importance weights ``-E - log p`` against
+    a proposal ``p`` other than its own ``q`` (``q`` stays inside ``E``: replacing it would
+    change the model)."""
+
+    def __init__(self, energy, proposal):
+        super().__init__()
+        self.energy = energy
+        self.noise = proposal
+
+    def forward(self, z):
+        return self.energy(z)
+
+    def log_weight(self, y, log_q=None):
+        return -self.energy(y) - (self.noise(y) if log_q is None else log_q)
+
+    def exact_log_partition(self):
+        return self.energy.exact_log_partition()
+
+
+def _against(energy, noise_obj):
+    """``energy`` whose ``log_weight`` and ``noise`` refer to the proposal ``noise_obj``."""
+    if not energy.tilted:  # the noise only enters the weights
+        energy.noise = noise_obj._module()
+        return energy
+    return _AgainstProposal(energy, noise_obj._module())
+
+
 def _working_model(model, noise, device):
-    """(float64 EnergyModel on device, noise module, noise object, user-space shift, range)."""
+    """(float64-ready energy with weights against the proposal, proposal noise object,
+    user-space shift, data range, device)."""
     from ._energies import EnergyModel
 
     if isinstance(model, torch.nn.Module):
         if noise is None:
             raise ValueError("estimate_log_partition with a torch.nn.Module needs noise=.")
-        noise_obj = noise
-        energy = model if isinstance(model, EnergyModel) else EnergyModel(
-            model, noise_obj._module(), tilted=False)
-        energy = copy.deepcopy(energy)
-        energy.noise = noise_obj._module()
-        return energy, noise_obj, 0.0, None, torch.device(device or "cpu")
+        energy = copy.deepcopy(model)
+        if not isinstance(energy, EnergyModel):
+            energy = EnergyModel(energy, noise._module(), tilted=False)
+        return _against(energy, noise), noise, 0.0, None, torch.device(device or "cpu")
     if not hasattr(model, "energy_module_"):
         raise TypeError(
             "model must be a fitted fstat EBM or a torch.nn.Module energy; got "
             f"{type(model).__name__}."
         )
-    noise_obj = noise if noise is not None else model.noise_
     energy = copy.deepcopy(model.energy_module_)
-    energy.noise = noise_obj._module()
+    energy.noise = model.noise_._module()
+    if noise is not None:
+        energy = _against(energy, noise)
     if device is None:
         device = model._eval_device()
     shift = float(np.log(model.scale_).sum())
+    noise_obj = noise if noise is not None else model.noise_
     return energy, noise_obj, shift, model._data_range_, torch.device(device)
 
 
@@ -218,7 +247,8 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
         IS draws (default 100 000) or AIS chains (default 1 000). Must be None for
         "grid" and "exact".
     noise : fstat noise object, default=None
-        Fitted proposal (working space). Defaults to the model's ``noise_``.
+        Fitted proposal (working space). Defaults to the model's ``noise_``. Only the
+        proposal changes: a tilted model's energy keeps the noise it was fitted with.
     n_temperatures : int, default=1000
         AIS: number K of annealing steps, β_k = (k/K)^4.
     n_mcmc_steps : int, default=2
@@ -270,7 +300,7 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
     for p in energy.parameters():
         p.requires_grad_(False)
     if method in ("is", "grid"):  # no gradients needed
-        use_inplace_activations(energy)
+        use_inplace_activations(getattr(energy, "energy", energy))
     noise_mod = energy.noise
     gen = torch.Generator(device=dev)
     gen.manual_seed(int(torch.randint(0, 2**62, (1,), generator=make_generator(random_state))))
