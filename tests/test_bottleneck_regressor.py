@@ -321,6 +321,30 @@ def test_degenerate_width_warns_once():
     assert np.all(np.isfinite(model.predict(X)))
 
 
+@pytest.mark.parametrize("dtype, n_dup, seed", [("float64", 96, 0), ("float64", 96, 2),
+                                               ("float32", 100, 0)])
+def test_mostly_duplicate_rows_give_the_degenerate_width(dtype, n_dup, seed):
+    # a zero median of the training x distances (most rows identical) is degenerate: width
+    # 1.0 with the warning (spec 2.6, 5.5); the stacked distances gave duplicates rounding
+    # noise (~1e-9 in float32) instead of 0, so the median was that noise
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(seed)
+    d = 4 if dtype == "float64" else 5
+    X = np.vstack([np.repeat(rng.standard_normal((1, d)), n_dup, 0),
+                   rng.standard_normal((128 - n_dup, d))])
+    y = X[:, 0] + rng.standard_normal(128)
+    assert np.median(pdist((X - X.mean(0)) / X.std(0))) == 0.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = CSIBRegressor(dtype=dtype, batch_size="full", max_iter=2, early_stopping=False,
+                              hidden_layer_sizes=(8,), bottleneck_dim=2,
+                              decoder_hidden_sizes=(8,), device="cpu",
+                              random_state=0).fit(X, y)
+    assert model.sigma_x_ == 1.0
+    assert any("degenerate kernel width for sigma_x" in str(w.message) for w in caught)
+
+
 def test_cpu_gram_memory_warning():
     model = CSIBRegressor(batch_size="full")
     with pytest.warns(UserWarning, match="GiB"):

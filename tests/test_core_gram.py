@@ -209,6 +209,13 @@ def test_silverman_width_formula_and_degenerate():
     assert silverman_width(X) == pytest.approx(s * (4 / (4 * 50)) ** (1 / 6), rel=1e-12)
     with pytest.warns(UserWarning, match="zero spread"):
         assert silverman_width(np.ones((5, 2))) == 1.0
+    # far from 0 the sds keep their digits (torch.std of the raw data lost ~8 of them at
+    # an offset of 1e9 sds)
+    rng = np.random.default_rng(5)
+    for offset, spread in ((1e6, 1e-3), (1e7, 1.0), (-3e12, 5.0)):
+        Z = offset + spread * rng.standard_normal((25, 3))
+        s = np.mean([np.std(Z[:, j] - Z[:, j].mean(), ddof=1) for j in range(3)])
+        assert silverman_width(Z) == pytest.approx(s * (4 / (5 * 25)) ** (1 / 7), rel=1e-12)
 
 
 def test_resolve_bandwidth():
@@ -252,6 +259,24 @@ def test_batch_sq_dists_equals_per_matrix_sq_dists(d):
     assert (D >= 0).all()
     if d == 1:
         assert D[2, 4, 1] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batch_sq_dists_duplicate_rows_are_exactly_zero_apart(dtype):
+    # the norms are the product's own diagonal, so identical rows anywhere in a matrix are
+    # exactly 0 apart (separately summed norms left rounding noise: a zero median of
+    # mostly duplicate rows became that noise and escaped the degenerate-width test)
+    from fstat.kernels._gram import batch_sq_dists
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n, d = 64, int(rng.integers(2, 9))
+        base = rng.standard_normal((8, d)) * 3.0 + 10.0
+        X = base[rng.integers(0, 8, (16, n))]  # 16 matrices of rows drawn from 8
+        D = batch_sq_dists(torch.as_tensor(X, dtype=dtype))
+        same = (X[:, :, None, :] == X[:, None, :, :]).all(-1)
+        assert torch.all(D[torch.as_tensor(same)] == 0)
+        assert torch.all(D[~torch.as_tensor(same)] > 0)
 
 
 def test_batch_medians_match_numpy_per_matrix():

@@ -140,11 +140,13 @@ def _sq_dists_from_gram(Xc):
 
 
 def batch_sq_dists(X):
-    """``sq_dists(X[b], refine_near=False)`` for every matrix of a stack, in one product.
+    """``sq_dists(X[b])`` for every matrix of a stack, in one product.
 
     The same expansion (rows centred by their matrix's mean, clamped at 0, zero diagonal;
-    direct differences for one column) batched over the leading dimension, for the
-    data-only Gram matrices of many equal-sized training batches at once. No autograd.
+    direct differences for one column; near-coincident pairs recomputed from differences,
+    so equal rows are exactly 0 apart) batched over the leading dimension, for the
+    data-only Gram matrices of many equal-sized training batches at once; symmetric to
+    rounding (not symmetrised). No autograd.
 
     Parameters
     ----------
@@ -170,10 +172,15 @@ def batch_sq_dists(X):
         if X.shape[2] == 1:
             return (X - X.transpose(1, 2)).square_()
         Xc = X - X.mean(dim=1, keepdim=True)
-        norm = Xc.square().sum(dim=2)
-        D = torch.baddbmm(norm[:, :, None] + norm[:, None, :], Xc, Xc.transpose(1, 2),
-                          alpha=-2.0).clamp_min_(0.0)
-        D.diagonal(dim1=1, dim2=2).zero_()
+        G = torch.bmm(Xc, Xc.transpose(1, 2))
+        norms = G.diagonal(dim1=1, dim2=2)
+        D = (norms[:, :, None] + norms[:, None, :]).sub_(G, alpha=2.0).clamp_min_(0.0)
+        # near-coincident pairs (the diagonal among them) from differences, as sq_dists
+        # refines them: the expansion leaves duplicate rows rounding noise apart, which
+        # would hide a zero median (mostly duplicate rows) from the degenerate-width test
+        limit = (2.0 * _NEAR_FRACTION) * norms.amax(dim=1)
+        b, i, j = (D <= limit[:, None, None]).nonzero(as_tuple=True)
+        D[b, i, j] = (X[b, i] - X[b, j]).square().sum(dim=1)
         return D
 
 
@@ -480,7 +487,8 @@ def silverman_width(X):
         if n < 2:
             warn_user("silverman_width needs at least 2 rows; using 1.0.", UserWarning)
             return 1.0
-        s = float(X.std(dim=0, correction=1).mean())
+        # shifted by a row first: the sd of data far from 0 keeps its digits
+        s = float((X - X[:1]).std(dim=0, correction=1).mean())
     if not s > 0:
         warn_user(
             "Data have zero spread; Silverman's rule falls back to width 1.0.",
