@@ -131,6 +131,32 @@ def test_distances_stay_finite_and_scale_at_extreme_magnitudes(metric, params, s
         fccov(U, Y, metric=metric, metric_params=params, **CPU), rel=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "wasserstein", "chordal"])
+def test_small_gaps_survive_a_huge_span_within_the_data(metric):
+    # one scale for all rows squared the gaps among small entries below the float64 range
+    # when the data spanned more than ~1e154: distinct responses became ties (FCCov
+    # 9.8e-05 instead of 0.0275 for the example below)
+    def hypot_rows(a, b):
+        gaps = np.abs(a - b)
+        top = gaps.max()
+        return top * np.sqrt(np.sum((gaps / top) ** 2)) if top > 0 else 0.0
+
+    if metric == "chordal":  # unit vectors whose small coordinates differ by 1e-300
+        Y = np.array([[1.0, 0.0, 0.0], [1.0, 1e-300, 0.0], [1.0, 3e-300, 0.0],
+                      [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+        ref = _naive(Y, hypot_rows)
+    else:
+        Y = np.array([[1e200, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.5, 0.0]])
+        Y = np.sort(Y, axis=1) if metric == "wasserstein" else Y
+        ref = _naive(Y, hypot_rows) / (np.sqrt(2.0) if metric == "wasserstein" else 1.0)
+    D = pairwise_response_distances(Y, metric, **CPU)
+    np.testing.assert_allclose(D, ref, rtol=1e-14, atol=0)
+    if metric == "euclidean":
+        U = np.array([0.3, -1.2, 0.5, 2.0, -0.4])
+        assert fccov(U, Y, **CPU) == pytest.approx(fccov(U, Y[:, 0], **CPU), rel=1e-12)
+        assert fccov(U, Y, **CPU) == pytest.approx(0.02753856, rel=1e-9)
+
+
 def test_wasserstein_gaussian_quantiles():
     m = 51
     z = ndtri((np.arange(1, m + 1) - 0.5) / m)

@@ -59,6 +59,33 @@ def test_ranks_match_their_definition(n, kind, route):
 
 
 @pytest.mark.parametrize("route", ["sort", "interval"])
+def test_distances_beyond_the_float64_range_rank_last(route):
+    # differences that overflow to inf are the largest distances, as in the distance
+    # matrix: the two-pointer route took its +-inf padding on such a tie (a broken order,
+    # FCCov 0.0433 or 108.7 and ball-kernel entries near 5e7), and warned from numpy
+    import warnings
+
+    from fstat.sdr import ball_kernel
+
+    y = np.array([-1e308, 1e308, 0.0, 1.0, 2.0])
+    U = np.array([0.3, -1.2, 0.5, 2.0, -0.4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ranks = ball_ranks(check_response(y), "cpu", centers=np.arange(5), route=route)
+        order, _, _ = _dense(ranks, 5)
+        assert np.array_equal(np.sort(order, axis=1), np.tile(np.arange(5), (5, 1)))
+        with np.errstate(over="ignore"):
+            D = np.abs(y[:, None] - y[None])
+        expected = naive_fccov(U, D)
+        assert expected == pytest.approx(fccov(U, y / 1e300, device="cpu"), rel=1e-12)
+        for method in ("auto", "cumsum", "kernel"):
+            assert fccov(U, y, method=method, device="cpu") == pytest.approx(expected,
+                                                                              rel=1e-12)
+        K = ball_kernel(y, device="cpu")
+        assert np.all((K > 0) & (K <= 1))
+
+
+@pytest.mark.parametrize("route", ["sort", "interval"])
 def test_chunked_ranks_equal_one_block(monkeypatch, route):
     rng = np.random.default_rng(1)
     y = np.round(rng.standard_normal(90), 1)

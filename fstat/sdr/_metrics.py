@@ -298,15 +298,43 @@ def _cdist(F, p=2.0):
 
     The rows are scaled by a power of two near ``max |F|`` first (exact), so the p-th
     powers inside the norm neither overflow (|F| above about 1e154 for p = 2) nor
-    underflow to zero (below about 1e-162).
+    underflow to zero (below about 1e-162). Where some entries are still tiny next to the
+    largest (a span of more than about 1e120 within the data), gaps among them could
+    underflow once raised to the p-th power, and every pair is then scaled by its own
+    largest gap (:func:`_minkowski_by_pairs`).
     """
     scale = unit_scale(F)
     G = F / scale
+    if not math.isinf(p):
+        magnitudes = G.abs()
+        if bool(((magnitudes > 0) & (magnitudes < _TINY_RELATIVE)).any()):
+            return _minkowski_by_pairs(G, p) * scale
     return torch.cdist(G, G, p=p, compute_mode="donot_use_mm_for_euclid_dist") * scale
 
 
+#: entries below this fraction of the largest (after scaling) may have gaps whose p-th
+#: powers underflow: their pairs are scaled one by one
+_TINY_RELATIVE = 2.0**-400
+
 #: above this p the Wasserstein p-th powers are taken relative to each pair's largest gap
 _DIRECT_P = 8.0
+
+
+def _minkowski_by_pairs(G, p, *, mean=False):
+    """``(sum_j |g_ij - g_kj|^p)^(1/p)`` (or the mean over j) for every pair of rows, each
+    pair's gaps divided by its largest gap before the p-th power (no underflow to 0 for
+    close pairs, no overflow); in row blocks of about 2^24 gaps."""
+    n, m = G.shape
+    D = torch.empty(n, n, dtype=G.dtype, device=G.device)
+    rows = max(1, 2**24 // max(n * m, 1))
+    for start in range(0, n, rows):
+        gaps = (G[start:start + rows, None, :] - G[None, :, :]).abs_()
+        largest = gaps.amax(dim=-1)
+        gaps /= torch.where(largest > 0, largest, 1.0).unsqueeze(-1)
+        powers = gaps.pow_(p)
+        total = powers.mean(dim=-1) if mean else powers.sum(dim=-1)
+        D[start:start + rows] = largest * total.pow_(1.0 / p)
+    return D
 
 
 def _wasserstein(Q, p):
@@ -320,17 +348,8 @@ def _wasserstein(Q, p):
     m = Q.shape[1]
     if p <= _DIRECT_P or math.isinf(p):
         return _cdist(Q, p=p) / m ** (1.0 / p)
-    n = Q.shape[0]
     scale = unit_scale(Q)
-    G = Q / scale
-    D = torch.empty(n, n, dtype=Q.dtype, device=Q.device)
-    rows = max(1, 2**24 // max(n * m, 1))
-    for start in range(0, n, rows):
-        gaps = (G[start:start + rows, None, :] - G[None, :, :]).abs_()
-        largest = gaps.amax(dim=-1)
-        gaps /= torch.where(largest > 0, largest, 1.0).unsqueeze(-1)
-        D[start:start + rows] = largest * gaps.pow_(p).mean(dim=-1).pow_(1.0 / p)
-    return D * scale
+    return _minkowski_by_pairs(Q / scale, p, mean=True) * scale
 
 
 def _spd_function(A, fn):

@@ -61,6 +61,7 @@ class BallRanks:
         return BallRanks(self.n, self.centers.to(device), chunks)
 
 
+@np.errstate(over="ignore")  # distances beyond the float64 range are inf, as in R1
 def _interval_sort(y, centers):
     """R2: per-centre distance orders of scalar data by two pointers (numpy, CPU).
 
@@ -78,7 +79,10 @@ def _interval_sort(y, centers):
     """
     n, c = len(y), len(centers)
     g = np.argsort(y, kind="stable")
-    padded = np.concatenate([[-np.inf], y[g], [np.inf]])  # index shift of one
+    # sentinels (index shift of one): NaN on the left is never taken (NaN <= x is False),
+    # +inf on the right loses ties to the left, so even a real distance that overflows to
+    # inf is taken before a sentinel
+    padded = np.concatenate([[np.nan], y[g], [np.inf]])
     pos = np.empty(n, dtype=np.int64)
     pos[g] = np.arange(n)
     g_padded = np.concatenate([[0], g, [0]])
@@ -101,7 +105,7 @@ def _interval_sort(y, centers):
         np.subtract(yk, padded[left], out=dl)
         np.subtract(padded[t + 1:][left], yk, out=dr)
         np.less_equal(dl, dr, out=take_left)
-        np.minimum(dl, dr, out=current)
+        np.fmin(dl, dr, out=current)  # the taken distance (a NaN sentinel is ignored)
         np.equal(current, previous, out=tied[t])
         previous, current = current, previous
         np.add(left, t + 1, out=idx)
