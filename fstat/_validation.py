@@ -116,9 +116,10 @@ def check_treatment(treatment, name="treatment", *, n_samples=None):
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise ValueError(f"{name} contains missing or non-finite values.")
     levels = np.unique(values)
-    if not np.all(np.isin(levels, [0, 1])):
+    offending = levels[~np.isin(levels, [0, 1])]
+    if offending.size:
         raise ValueError(
-            f"{name} must be binary with values in {{0, 1}}; found {levels[:5].tolist()}."
+            f"{name} must be binary with values in {{0, 1}}; found {offending[:5].tolist()}."
         )
     return values.astype(np.int64)
 

@@ -35,6 +35,11 @@ def test_check_treatment():
     np.testing.assert_array_equal(check_treatment(np.array([0.0, 1.0])), [0, 1])
     with pytest.raises(ValueError, match=r"treatment must be binary .*2"):
         check_treatment([0, 1, 2])
+    # up to five offending values, not the valid levels (spec 4)
+    with pytest.raises(ValueError, match=r"found \[2, 3, 4, 5, 6\]\.$"):
+        check_treatment(np.arange(8) % 8)
+    with pytest.raises(ValueError, match=r"found \[-1\]\.$"):
+        check_treatment([0, 1, -1, 1])
     with pytest.raises(ValueError, match="missing"):
         check_treatment([0, np.nan])
     with pytest.raises(ValueError, match="binary"):

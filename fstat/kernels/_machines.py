@@ -478,7 +478,9 @@ _COMMON_DOC = """
     max_iter : int, optional
         Solver iteration cap (subgradient: the exact number of steps, default 1000).
     lr : float, optional
-        Subgradient step; default ``1 / (c_l max(w) mu_max(K) + lam)``.
+        Subgradient step; default ``1 / (c_l mu_max(W^1/2 K W^1/2) + lam)`` (x1.05 on
+        ``mu_max``), the specification's ``1 / (c_l max(w) mu_max(K) + lam)`` for equal
+        weights (see the user guide's departures).
     record_steps : int or sequence of int, optional
         Subgradient steps whose coefficients are recorded in ``trajectory_``.
     dtype : {"float64", "float32"}, default="float64"
