@@ -155,6 +155,16 @@ def test_small_gaps_survive_a_huge_span_within_the_data(metric):
         U = np.array([0.3, -1.2, 0.5, 2.0, -0.4])
         assert fccov(U, Y, **CPU) == pytest.approx(fccov(U, Y[:, 0], **CPU), rel=1e-12)
         assert fccov(U, Y, **CPU) == pytest.approx(0.02753856, rel=1e-9)
+    if metric == "wasserstein":  # higher p: fourth powers of 1e-90 gaps underflow too
+        Q = np.array([[0.0, 1.0], [1e-90, 3e-90], [2e-90, 3e-90], [0.0, 0.5]])
+
+        def w4(a, b):
+            gaps = np.abs(a - b)
+            top = gaps.max()
+            return top * np.mean((gaps / top) ** 4) ** 0.25 if top > 0 else 0.0
+
+        D4 = pairwise_response_distances(Q, metric, metric_params={"p": 4.0}, **CPU)
+        np.testing.assert_allclose(D4, _naive(Q, w4), rtol=1e-14, atol=0)
 
 
 def test_wasserstein_gaussian_quantiles():

@@ -132,8 +132,9 @@ def sq_dists(X, Y=None, *, chunk_size=None, refine_near=None):
 def _sq_dists_from_gram(Xc):
     """Squared distances among the rows of the centred ``Xc`` from its Gram matrix
     ``G = Xc Xc^T``: ``G_ii + G_jj - 2 G_ij``, clamped at 0 (no autograd use). The norms
-    are the product's own diagonal, so the diagonal is exactly 0 and the symmetry is that
-    of the product; one product and three passes (the training terms' fast path)."""
+    are the product's own diagonal, so the diagonal is exactly 0 (where the squared norms
+    are finite) and the symmetry is that of the product; one product and three passes (the
+    training terms' fast path)."""
     G = Xc @ Xc.T
     norms = G.diagonal()
     return torch.add(norms[:, None], norms).sub_(G, alpha=2.0).clamp_min_(0.0)
@@ -174,12 +175,13 @@ def batch_sq_dists(X):
         Xc = X - X.mean(dim=1, keepdim=True)
         G = torch.bmm(Xc, Xc.transpose(1, 2))
         norms = G.diagonal(dim1=1, dim2=2)
-        D = (norms[:, :, None] + norms[:, None, :]).sub_(G, alpha=2.0).clamp_min_(0.0)
-        # near-coincident pairs (the diagonal among them) from differences, as sq_dists
-        # refines them: the expansion leaves duplicate rows rounding noise apart, which
-        # would hide a zero median (mostly duplicate rows) from the degenerate-width test
-        limit = (2.0 * _NEAR_FRACTION) * norms.amax(dim=1)
-        b, i, j = (D <= limit[:, None, None]).nonzero(as_tuple=True)
+        pair_norms = norms[:, :, None] + norms[:, None, :]
+        D = torch.sub(pair_norms, G, alpha=2.0).clamp_min_(0.0)
+        # near-coincident pairs (the diagonal among them) from differences, each pair
+        # against its own norms: the expansion leaves duplicate rows rounding noise apart,
+        # which would hide a zero median (mostly duplicate rows) from the degenerate-width
+        # test
+        b, i, j = (D <= pair_norms.mul_(_NEAR_FRACTION)).nonzero(as_tuple=True)
         D[b, i, j] = (X[b, i] - X[b, j]).square().sum(dim=1)
         return D
 

@@ -299,22 +299,22 @@ def _cdist(F, p=2.0):
     The rows are scaled by a power of two near ``max |F|`` first (exact), so the p-th
     powers inside the norm neither overflow (|F| above about 1e154 for p = 2) nor
     underflow to zero (below about 1e-162). Where some entries are still tiny next to the
-    largest (a span of more than about 1e120 within the data), gaps among them could
-    underflow once raised to the p-th power, and every pair is then scaled by its own
+    largest (below ``2^(52 - 1022/p)`` of it: a span of more than about 1e138 within the
+    data for p = 2, 1e61 for p = 4), the smallest gaps among them could fall below the
+    normal range once raised to the p-th power, and every pair is then scaled by its own
     largest gap (:func:`_minkowski_by_pairs`).
     """
     scale = unit_scale(F)
     G = F / scale
     if not math.isinf(p):
+        # a nonzero gap between entries of magnitude >= m is at least m 2^-52 (one unit
+        # in the last place), whose p-th power is normal for m >= 2^(52 - 1022/p)
+        smallest_safe = 2.0 ** (52.0 - 1022.0 / p)
         magnitudes = G.abs()
-        if bool(((magnitudes > 0) & (magnitudes < _TINY_RELATIVE)).any()):
+        if bool(((magnitudes > 0) & (magnitudes < smallest_safe)).any()):
             return _minkowski_by_pairs(G, p) * scale
     return torch.cdist(G, G, p=p, compute_mode="donot_use_mm_for_euclid_dist") * scale
 
-
-#: entries below this fraction of the largest (after scaling) may have gaps whose p-th
-#: powers underflow: their pairs are scaled one by one
-_TINY_RELATIVE = 2.0**-400
 
 #: above this p the Wasserstein p-th powers are taken relative to each pair's largest gap
 _DIRECT_P = 8.0
