@@ -167,6 +167,19 @@ def check_weighted_classes(y, weights):
         )
 
 
+def check_integer(value, name, minimum=1):
+    """Return ``int(value)`` after checking it is an integer (not a bool) >= ``minimum``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the bound and the value given.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {name}={value!r}.")
+    return int(value)
+
+
 def _check_real(value, name):
     if isinstance(value, bool) or not isinstance(value, Real | np.floating | Integral):
         raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__}).")

@@ -100,6 +100,13 @@ def test_per_fold_batching_equals_all(data, n_jobs):
                                both.predict_outcome_bounds(X, 1, divergence="all"), atol=1e-6)
 
 
+def test_per_fold_batching_shows_one_progress_bar_per_fold(data, capfd):
+    # verbose=1 showed no progress at all with dual_batching="per_fold"
+    _fit(data, cv=3, dual_batching="per_fold", verbose=1)
+    err = capfd.readouterr().err
+    assert all(f"dual networks, fold {k}/3" in err for k in (1, 2, 3))
+
+
 def test_minibatches_of_large_folds(data, monkeypatch):
     X = np.eye(4)
     full = _fit(data)

@@ -182,6 +182,11 @@ def test_sampling_and_callback(X):
     assert S2.shape == (50, 2)
     with pytest.raises(ValueError, match="n_samples"):
         est.sample(0)
+    for kwargs, name in (({"n_proposals": -5}, "n_proposals"), ({"n_proposals": 0}, "n_proposals"),
+                         ({"n_mcmc_steps": -3}, "n_mcmc_steps"),
+                         ({"n_mcmc_steps": 1.5}, "n_mcmc_steps")):
+        with pytest.raises(ValueError, match=name):
+            est.sample(2, **kwargs)
     with pytest.warns(UserWarning, match="duplicates"):
         est.sample(5000, n_proposals=5000, random_state=0)
 

@@ -277,6 +277,18 @@ def test_grid_and_exact_log_partition_of_quadratic_energy():
     assert abs(exact.log_z - (-mvn.logpdf(x[0]) - E)) < 1e-10
     with pytest.raises(ValueError, match="n_samples must be None"):
         estimate_log_partition(core, "grid", 10, noise=noise)
+    # counts and step settings are validated, never replaced or truncated (n_samples=0 used
+    # the default, -5 gave log Z = -inf, 2.5 became 2, n_temperatures=0 divided by zero)
+    for method, kwargs, name in (
+            ("is", {"n_samples": 0}, "n_samples"), ("is", {"n_samples": -5}, "n_samples"),
+            ("is", {"n_samples": 2.5}, "n_samples"), ("is", {"chunk_size": 0}, "chunk_size"),
+            ("ais", {"n_temperatures": 0}, "n_temperatures"),
+            ("ais", {"n_mcmc_steps": -1}, "n_mcmc_steps"),
+            ("ais", {"step_size": 0.0}, "step_size"),
+            ("ais", {"target_accept": 1.0}, "target_accept"),
+            ("grid", {"grid_size": 0}, "grid_size")):
+        with pytest.raises(ValueError, match=name):
+            estimate_log_partition(core, method, noise=noise, **kwargs)
 
 
 def test_tilted_zero_energy_has_log_z_zero_and_full_ess():

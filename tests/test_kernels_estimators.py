@@ -112,8 +112,11 @@ def test_precomputed_and_callable_equal_ntk(data):
     Kt = ntk_kernel(X[:5], X, depth=2, device="cpu")
     np.testing.assert_allclose(a.decision_function(X[:5]), b.decision_function(Kt), atol=1e-12)
     assert b.__sklearn_tags__().input_tags.pairwise
-    with pytest.raises(ValueError, match="features"):
-        b.decision_function(Kt[:, :10])
+    # the message gives the expected test-Gram shape (spec 4), not a generic feature count
+    n_train = len(X)
+    for bad in (Kt[:, :10], Kt[:, :1].ravel(), np.hstack([Kt, Kt[:, :1]])):
+        with pytest.raises(ValueError, match=rf"\(n_test, n_train={n_train}\)"):
+            b.decision_function(bad)
     with pytest.raises(ValueError, match="square"):
         NTKSVC(kernel="precomputed", device="cpu").fit(K[:, :10], y)
     with pytest.warns(UserWarning, match="not symmetric"):

@@ -200,6 +200,15 @@ def test_certify_errors(teacher):
                 certify(Xt[:5], labels)
     with pytest.raises(ValueError, match="n_bisect"):
         attack_radius(m, Xt[:5], n_bisect=0)
+    # meaningless attack settings are errors (they returned X unchanged, "not flipped",
+    # and attack radii of inf)
+    for kwargs, name in (({"n_steps": 0}, "n_steps"), ({"n_steps": -2}, "n_steps"),
+                         ({"n_steps": 2.5}, "n_steps"), ({"step_size": 0.0}, "step_size"),
+                         ({"step_size": -0.1}, "step_size")):
+        with pytest.raises(ValueError, match=name):
+            pgd_attack(m, Xt[:5], 0.5, **kwargs)
+    with pytest.raises(ValueError, match="n_steps"):
+        attack_radius(m, Xt[:5], n_steps=0)
 
 
 def test_ibp_sound_and_shrinks_with_width(teacher):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._torch import make_generator
+from .._validation import check_integer
 
 __all__ = ["adversarial_rmse"]
 
@@ -168,8 +168,7 @@ def adversarial_rmse(estimator, X, y, *, attack="fgsm", eps=None, n_steps=5, ste
     eps = _DEFAULT_EPS.copy() if eps is None else np.atleast_1d(np.asarray(eps, np.float64))
     if eps.ndim != 1 or not np.all(np.isfinite(eps)) or np.any(eps < 0):
         raise ValueError(f"eps must be finite and >= 0; got eps={eps.tolist()!r}.")
-    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral) or n_steps < 1:
-        raise ValueError(f"n_steps must be an int >= 1; got n_steps={n_steps!r}.")
+    check_integer(n_steps, "n_steps")
     attacker = surrogate if surrogate is not None else estimator
     f = _torch_function(attacker)
     if f is None:

@@ -27,6 +27,7 @@ import torch
 from sklearn.utils.validation import check_array
 
 from .._torch import make_generator, parse_dtype, resolve_device
+from .._validation import check_integer
 from .._warnings import warn_user
 from ..kernels._gram import gram_from_sq_dists, log_gaussian_gram, sq_dists
 from ._bandwidth import check_width, resolve_width
@@ -280,10 +281,7 @@ def _check_common(approximation, n_components, device, dtype):
             "approximation must be None, 'rff' or 'nystroem'; "
             f"got approximation={approximation!r}."
         )
-    if isinstance(n_components, bool) or not isinstance(n_components, numbers.Integral) or (
-        n_components < 1
-    ):
-        raise ValueError(f"n_components must be an int >= 1; got n_components={n_components!r}.")
+    check_integer(n_components, "n_components")
     return resolve_device(device), parse_dtype(dtype)
 
 

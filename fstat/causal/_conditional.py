@@ -495,13 +495,15 @@ class ConditionalDivergenceBounds(BaseEstimator):
                                        verbose=self.verbose, **options)]
         else:
             parts = [np.flatnonzero(fold == k) for k in range(n_folds)]
+            bars = [dict(verbose=self.verbose, desc=f"dual networks, fold {k + 1}/{n_folds}")
+                    for k in range(n_folds)]
             if device.type == "cuda":  # one device: the folds run here one after another
-                results = [fit_dual_groups(**task(p), device=str(device), **options)
-                           for p in parts]
+                results = [fit_dual_groups(**task(p), device=str(device), **bar, **options)
+                           for p, bar in zip(parts, bars)]
             else:
                 results = Parallel(n_jobs=self.n_jobs)(
-                    delayed(fit_dual_groups)(**task(p), device="cpu", **options)
-                    for p in parts)
+                    delayed(fit_dual_groups)(**task(p), device="cpu", **bar, **options)
+                    for p, bar in zip(parts, bars))
         self._store_dual(results, parts, layout, names, declared, hidden)
 
     def _store_dual(self, results, parts, layout, names, declared, hidden):

@@ -6,6 +6,8 @@ from numbers import Integral
 
 import numpy as np
 
+from .._validation import check_integer
+
 __all__ = ["BoundsDisplay"]
 
 
@@ -98,8 +100,7 @@ class BoundsDisplay:
         self.truth = None if truth is None else _vector(truth, "truth", n)
         if kind not in ("band", "individual"):
             raise ValueError(f"kind must be 'band' or 'individual'; got kind={kind!r}.")
-        if isinstance(n_bins, bool) or not isinstance(n_bins, Integral) or n_bins < 1:
-            raise ValueError(f"n_bins must be an integer >= 1; got n_bins={n_bins!r}.")
+        check_integer(n_bins, "n_bins")
         self.xlabel = xlabel
         self.ylabel = ylabel
         self.kind = kind

@@ -159,7 +159,7 @@ def _risk_terms(e1, a, names, dtype):
 
 def fit_dual_groups(data, names, keys, *, seed, declared, hidden, activation, dtype, device,
                     max_iter, learning_rate, weight_decay, debiased, margin, penalty,
-                    validation=None, n_iter_no_change=10, verbose=0):
+                    validation=None, n_iter_no_change=10, verbose=0, desc="dual networks"):
     """Train the batched dual networks of a set of groups; a picklable joblib task.
 
     Parameters
@@ -174,6 +174,10 @@ def fit_dual_groups(data, names, keys, *, seed, declared, hidden, activation, dt
         Initialisation keys of each group (fold, divergence name).
     validation : ndarray of bool (G, L), optional
         Early-stopping rows (excluded from training); None trains on every row.
+    verbose : int, default=0
+        A progress bar over the training steps when >= 1.
+    desc : str, default="dual networks"
+        The progress bar's label.
 
     Returns
     -------
@@ -250,8 +254,7 @@ def fit_dual_groups(data, names, keys, *, seed, declared, hidden, activation, dt
 
     result = train_groups(net, loss_fn, max_iter=max_iter, learning_rate=learning_rate,
                           weight_decay=weight_decay, validate=validate,
-                          n_iter_no_change=n_iter_no_change, verbose=verbose,
-                          desc="dual networks")
+                          n_iter_no_change=n_iter_no_change, verbose=verbose, desc=desc)
     result["state"] = {k: v.detach().to("cpu", torch.float64)
                        for k, v in net.state_dict().items()}
     return result

@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._validation import check_integer
+
 __all__ = ["make_bimodal_regression", "make_heavy_tailed_friedman", "make_rotated_digits"]
-
-
-def _check_count(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {name}={value!r}.")
-    return int(value)
 
 
 def _check_positive(value, name):
@@ -56,8 +52,8 @@ def make_heavy_tailed_friedman(n_samples=4000, n_features=10, *, noise_df=2.0, n
     >>> X.shape, y.shape, f.shape
     ((100, 10), (100,), (100,))
     """
-    n = _check_count(n_samples, "n_samples", 1)
-    p = _check_count(n_features, "n_features", 5)
+    n = check_integer(n_samples, "n_samples", 1)
+    p = check_integer(n_features, "n_features", 5)
     noise_df = _check_positive(noise_df, "noise_df")
     noise_scale = float(noise_scale)
     if not (np.isfinite(noise_scale) and noise_scale >= 0):
@@ -103,8 +99,8 @@ def make_bimodal_regression(n_samples=4000, n_features=5, *, separation=2.0, noi
     >>> X.shape
     (50, 5)
     """
-    n = _check_count(n_samples, "n_samples", 1)
-    p = _check_count(n_features, "n_features", 2)
+    n = check_integer(n_samples, "n_samples", 1)
+    p = check_integer(n_features, "n_features", 2)
     separation, noise = float(separation), float(noise)
     if not (np.isfinite(separation) and np.isfinite(noise) and noise >= 0):
         raise ValueError(

@@ -11,6 +11,8 @@ import numpy as np
 from scipy.special import expit, ndtr
 from sklearn.utils import Bunch, check_random_state
 
+from .._validation import check_integer
+
 __all__ = [
     "make_confounded_discrete",
     "make_confounded_paper",
@@ -29,12 +31,7 @@ def _check_n(n_samples, name="n_samples"):
 
 
 def _check_n_features(n_features, *, minimum):
-    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or (
-        n_features < minimum
-    ):
-        raise ValueError(
-            f"n_features must be an integer >= {minimum}; got n_features={n_features!r}."
-        )
+    check_integer(n_features, "n_features", minimum=minimum)
 
 
 def _noise(noise, n, rng):

@@ -8,6 +8,8 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._validation import check_integer
+
 __all__ = ["make_ntk_teacher", "load_digits_pair"]
 
 
@@ -55,8 +57,7 @@ def make_ntk_teacher(n_samples=500, n_features=10, *, task="classification", dep
         raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
     for name, value, low in (("n_samples", n_samples, 1), ("n_features", n_features, 1),
                              ("depth", depth, 0), ("width", width, 1)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {name}={value!r}.")
+        check_integer(value, name, minimum=low)
     if not isinstance(w_std, Real) or not 0 < w_std < math.inf:
         raise ValueError(f"w_std must be a finite real number > 0; got w_std={w_std!r}.")
     for name, value in (("b_std", b_std), ("noise", noise)):

@@ -30,7 +30,7 @@ from .._sklearn_compat import (
 )
 from .._torch import fitted_device, parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
-from .._validation import check_layer_sizes
+from .._validation import check_integer, check_layer_sizes
 from .._warnings import warn_user
 from ._energies import (
     EnergyModel,
@@ -548,9 +548,10 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ValueError(f"n_samples must be an integer >= 1; got n_samples={n_samples!r}.")
-        n_prop = int(n_proposals or max(20 * n_samples, 10_000))
+        n_samples = check_integer(n_samples, "n_samples")
+        n_prop = max(20 * n_samples, 10_000) if n_proposals is None else check_integer(
+            n_proposals, "n_proposals")
+        n_mcmc_steps = check_integer(n_mcmc_steps, "n_mcmc_steps", minimum=0)
         energy = self._energy64()
         dev = next(energy.buffers()).device
         gen = torch.Generator(device=dev)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .._torch import make_generator, resolve_device
+from .._validation import check_integer, check_positive, check_unit_interval
 from .._warnings import warn_user
 from ._energies import evaluate_no_grad, use_inplace_activations
 from ._sampling import mala_step, value_and_grad
@@ -294,6 +295,15 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
         raise ValueError(f"method must be 'is', 'ais', 'grid' or 'exact'; got method={method!r}.")
     if method in ("grid", "exact") and n_samples is not None:
         raise ValueError(f"n_samples must be None for method={method!r}; got {n_samples!r}.")
+    if n_samples is not None:
+        n_samples = check_integer(n_samples, "n_samples")
+    n_temperatures = check_integer(n_temperatures, "n_temperatures")
+    n_mcmc_steps = check_integer(n_mcmc_steps, "n_mcmc_steps", minimum=0)
+    step_size = check_positive(step_size, "step_size")
+    target_accept = check_unit_interval(target_accept, "target_accept", closed_right=False)
+    chunk_size = check_integer(chunk_size, "chunk_size")
+    if grid_size is not None:
+        grid_size = check_integer(grid_size, "grid_size")
     energy, noise_obj, shift, data_range, dev = _working_model(model, noise, device)
     dev = resolve_device(str(dev))
     energy = energy.to(dev, torch.float64).eval()

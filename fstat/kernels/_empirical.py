@@ -12,11 +12,11 @@ spec §2.3) and a :mod:`torch.func` Jacobian reference.
 from __future__ import annotations
 
 import math
-from numbers import Integral
 
 import torch
 
 from .._torch import as_tensor, make_generator, parse_dtype, randn, resolve_device, to_numpy
+from .._validation import check_integer
 from ._ntk import _check_hyper, _validate_input
 
 __all__ = ["init_params", "mlp_forward", "mlp_forward_cache", "empirical_ntk_torch",
@@ -165,8 +165,7 @@ def empirical_ntk(X, Y=None, *, width=1024, depth=1, w_std=1.0, b_std=0.0, kind=
     True
     """
     _check_hyper(depth, w_std, b_std, kind, block_size)
-    if isinstance(width, bool) or not isinstance(width, Integral) or width < 1:
-        raise ValueError(f"width must be an integer >= 1; got width={width!r}.")
+    check_integer(width, "width")
     if method not in ("structured", "jacobian"):
         raise ValueError(f"method must be 'structured' or 'jacobian'; got method={method!r}.")
     if method == "jacobian" and kind != "ntk":

@@ -330,13 +330,15 @@ class _NTKMachineBase(BaseEstimator):
     # ------------------------------------------------------------------ predict
     def _decision(self, X):
         check_is_fitted(self)
+        n_train = self.dual_coef_.shape[0]
+        if self.kernel == "precomputed":  # before validate_data's generic feature count
+            shape = np.shape(X)
+            if len(shape) != 2 or shape[1] != n_train:
+                raise ValueError(f"kernel='precomputed': the test Gram must have shape "
+                                 f"(n_test, n_train={n_train}); got {shape}.")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         device = fitted_device(self.device_)
-        n_train = self.dual_coef_.shape[0]
         if self.kernel == "precomputed":
-            if X.shape[1] != n_train:
-                raise ValueError(f"kernel='precomputed': the test Gram must have shape "
-                                 f"(n_test, n_train={n_train}); got {X.shape}.")
             Kt = torch.as_tensor(X).to(device)
         else:
             Kt = self._gram(X, self.X_fit_, device)

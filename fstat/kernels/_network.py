@@ -28,7 +28,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from .._sklearn_compat import Interval, StrOptions, _fit_context, check_is_fitted, validate_data
 from .._torch import as_tensor, fitted_device, make_generator, parse_dtype, resolve_device, to_numpy
 from .._training import progress_bar
-from .._validation import check_sample_weight, check_weighted_classes
+from .._validation import check_integer, check_sample_weight, check_weighted_classes
 from ._empirical import empirical_ntk_torch, init_params, mlp_forward
 from ._losses import LOSSES
 from ._ntk import ntk_kernel_torch
@@ -357,11 +357,11 @@ class NTKNetwork(BaseEstimator):
     @available_if(_is_clf)
     def certify(self, X, y=None, *, norm="linf", max_radius=None, n_bisect=40):
         """Certified radii by interval bound propagation (IBP) and bisection."""
-        from ._robust import _pnorm, check_labels, check_n_bisect, ibp_bounds, radius_caps
+        from ._robust import _pnorm, check_labels, ibp_bounds, radius_caps
 
         if norm not in ("linf", "l2"):
             raise ValueError(f"norm must be 'linf' or 'l2'; got norm={norm!r}.")
-        check_n_bisect(n_bisect)
+        check_integer(n_bisect, "n_bisect")
         X = self._check_X(X)
         g = self._values(self.params_, X)
         m = X.shape[0]

@@ -20,6 +20,7 @@ from sklearn.gaussian_process.kernels import Kernel
 from sklearn.utils.validation import check_array
 
 from .._torch import as_tensor, parse_dtype, resolve_device, to_numpy
+from .._validation import check_integer
 from .._warnings import warn_user
 
 __all__ = [
@@ -60,8 +61,7 @@ def k_closed(u):
 
 
 def _check_hyper(depth, w_std, b_std, kind, block_size=None):
-    if isinstance(depth, bool) or not isinstance(depth, Integral) or depth < 0:
-        raise ValueError(f"depth must be an integer >= 0; got depth={depth!r}.")
+    check_integer(depth, "depth", minimum=0)
     if isinstance(w_std, bool) or not isinstance(w_std, Real) or not w_std > 0:
         raise ValueError(f"w_std must be a real number > 0; got w_std={w_std!r}.")
     if isinstance(b_std, bool) or not isinstance(b_std, Real) or not b_std >= 0:

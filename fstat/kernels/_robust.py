@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_array
 
 from .._sklearn_compat import check_is_fitted
 from .._torch import fitted_device, to_numpy
+from .._validation import check_integer, check_positive
 from ._ntk import U_STAR
 
 __all__ = ["certify_machine", "pgd_attack", "attack_radius", "ibp_bounds"]
@@ -202,12 +203,6 @@ def _kernel_info(model):
     return kind
 
 
-def check_n_bisect(n_bisect):
-    """Validate the number of bisection halvings (an integer >= 1)."""
-    if isinstance(n_bisect, bool) or not isinstance(n_bisect, (int, np.integer)) or n_bisect < 1:
-        raise ValueError(f"n_bisect must be an integer >= 1; got n_bisect={n_bisect!r}.")
-
-
 def radius_caps(max_radius, default, m):
     """Per-row search caps: ``default`` (data norms; 0 for a zero row) when ``max_radius``
     is None, else ``max_radius`` broadcast to ``m`` rows, each of which must be > 0."""
@@ -232,7 +227,7 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
     """Certified radii of a binary depth-1 bias-free NTK/NNGP machine (see module doc)."""
     _check_norm_interval(norm, interval)
     kind = _kernel_info(model)
-    check_n_bisect(n_bisect)
+    check_integer(n_bisect, "n_bisect")
     g = model.decision_function(X)
     X = check_array(X, dtype=np.float64)
     m, d = X.shape
@@ -356,6 +351,9 @@ def pgd_attack(model, X, radius, *, norm="linf", n_steps=100, step_size=None,
     """
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm must be 'linf' or 'l2'; got norm={norm!r}.")
+    n_steps = check_integer(n_steps, "n_steps")
+    if step_size is not None:
+        step_size = check_positive(step_size, "step_size")
     smooth, exact = _decision_fns(model)
     X = check_array(X, dtype=np.float64)
     m = X.shape[0]
@@ -415,7 +413,8 @@ def attack_radius(model, X, *, norm="linf", max_radius=None, n_bisect=20, n_step
     ``2 ||x||_p``, so a zero row can only get 0 or ``inf``) and 0 for points on the decision
     boundary (decision value exactly 0).
     """
-    check_n_bisect(n_bisect)
+    check_integer(n_bisect, "n_bisect")
+    check_integer(n_steps, "n_steps")
     X = check_array(X, dtype=np.float64)
     m = X.shape[0]
     # a zero row's default ball has radius 0: PGD needs a positive one
