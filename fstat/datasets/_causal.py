@@ -24,12 +24,6 @@ _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(40)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()  # E[h(U)], U ~ N(0, 1)
 
 
-def _check_n(n_samples, name="n_samples"):
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
-        raise ValueError(f"{name} must be a positive integer; got {name}={n_samples!r}.")
-    return int(n_samples)
-
-
 def _check_n_features(n_features, *, minimum):
     check_integer(n_features, "n_features", minimum=minimum)
 
@@ -107,7 +101,7 @@ def make_confounded_discrete(n_samples=4000, *, random_state=None, return_truth=
     >>> X.shape, truth.cell_pmf.shape
     ((100, 4), (2, 4, 5))
     """
-    n = _check_n(n_samples)
+    n = check_integer(n_samples, "n_samples")
     rng = check_random_state(random_state)
     x = rng.randint(0, 4, n)
     u = rng.randint(0, 2, n)
@@ -172,7 +166,7 @@ def make_confounded_paper(n_samples=4000, n_features=5, *, noise="t3", coef_rand
     -------
     X, y, treatment[, truth]
     """
-    n = _check_n(n_samples)
+    n = check_integer(n_samples, "n_samples")
     _check_n_features(n_features, minimum=3)
     coef = check_random_state(coef_random_state).normal(0.0, 0.6, n_features)
     rng = check_random_state(random_state)
@@ -233,7 +227,7 @@ def make_probit_sine(n_samples=4000, n_features=5, *, noise="gaussian", random_s
     -------
     X, y, treatment[, truth]
     """
-    n = _check_n(n_samples)
+    n = check_integer(n_samples, "n_samples")
     _check_n_features(n_features, minimum=1)
     c, alpha, beta = 0.05, 2.0, 1.0
     rng = check_random_state(random_state)
@@ -284,7 +278,7 @@ def make_cyclic(n_samples=4000, n_features=5, *, noise="gaussian", random_state=
     -------
     X, y, treatment[, truth]
     """
-    n = _check_n(n_samples)
+    n = check_integer(n_samples, "n_samples")
     _check_n_features(n_features, minimum=1)
     rng = check_random_state(random_state)
     beta = np.linspace(1.5, 0.5, n_features)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -70,10 +70,8 @@ def _check_hyper(depth, w_std, b_std, kind, block_size=None):
         raise ValueError("w_std and b_std must be finite.")
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}; got kind={kind!r}.")
-    if block_size is not None and (
-        isinstance(block_size, bool) or not isinstance(block_size, Integral) or block_size < 1
-    ):
-        raise ValueError(f"block_size must be None or an integer >= 1; got {block_size!r}.")
+    if block_size is not None:
+        check_integer(block_size, "block_size")
 
 
 def ntk_diag_torch(X, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk"):
