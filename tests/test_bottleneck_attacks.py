@@ -115,6 +115,18 @@ def test_attack_bad_input(linear):
         y_bad[0] = bad
         with pytest.raises(ValueError, match="Input y contains"):
             adversarial_rmse(model, X, y_bad, eps=[0.0, 0.1])
+        X_bad = X.copy()
+        X_bad[0, 0] = bad
+        with pytest.raises(ValueError, match="Input X contains"):
+            adversarial_rmse(model, X_bad, y, eps=[0.0, 0.1])
+    # a feature count other than the fit's (a torch shape error before), and meaningless
+    # PGD settings, are ValueErrors naming the argument
+    with pytest.raises(ValueError, match=f"X has 2 features, but .* with {X.shape[1]}"):
+        adversarial_rmse(model, X[:, :2], y, eps=[0.1])
+    for kwargs, name in (({"step_size": -1.0}, "step_size"), ({"step_size": 0.0}, "step_size"),
+                         ({"batch_size": 0}, "batch_size")):
+        with pytest.raises(ValueError, match=name):
+            adversarial_rmse(model, X, y, attack="pgd", eps=[0.1], **kwargs)
 
 
 def test_information_plane_path():

@@ -345,6 +345,18 @@ def test_mostly_duplicate_rows_give_the_degenerate_width(dtype, n_dup, seed):
     assert any("degenerate kernel width for sigma_x" in str(w.message) for w in caught)
 
 
+def test_string_targets_and_missing_y_are_value_errors():
+    # a string y reached numpy's mean as a TypeError; information_plane(X, None) said
+    # "Input y contains NaN"
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    with pytest.raises(ValueError, match="could not convert"):
+        CSIBRegressor(**FAST).fit(X, np.array(["a"] * 40))
+    model = CSIBRegressor(**FAST, random_state=0).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="requires y"):
+        model.information_plane(X, None)
+
+
 def test_cpu_gram_memory_warning():
     model = CSIBRegressor(batch_size="full")
     with pytest.warns(UserWarning, match="GiB"):

@@ -163,6 +163,9 @@ def test_bad_input(data):
         _fit(data, divergences=("kl",)).predict_outcome_bounds(X, arm=2)
     with pytest.raises(ValueError, match="single arm"):  # not blamed on the folds
         ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=np.ones_like(a))
+    with pytest.raises(ValueError, match="single arm with positive weight"):  # not a Ridge error
+        ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=a,
+                                                         sample_weight=a.astype(float))
     with pytest.raises(ValueError, match=r"found values \['c', 't'\]"):  # plain values
         ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=np.where(a, "t", "c"))
     with pytest.raises(ValueError, match="min -1.0"):

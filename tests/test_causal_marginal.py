@@ -140,6 +140,14 @@ def test_treatment_col_dataframe_and_errors():
         MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a + 1)
     with pytest.raises(ValueError, match="both treatment arms"):
         MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=np.ones(200))
+    # a constant outcome: score refuses other held-out values, as the conditional estimator
+    # does (it returned about -8.8e14 with no error)
+    with pytest.warns(UserWarning):
+        flat = MarginalDivergenceBounds().fit(None, np.full(200, 2.0), treatment=a)
+    assert flat.constant_outcome_
+    with pytest.raises(ValueError, match="constant outcome"):
+        flat.score(None, y, treatment=a)
+    assert not by_arg.constant_outcome_
     with pytest.raises(ValueError, match="outside outcome_bounds"):
         MarginalDivergenceBounds(outcome_bounds=(0, 3)).fit(None, y, treatment=a)
     with pytest.raises(ValueError, match="lo < hi"):

@@ -233,6 +233,22 @@ def test_bad_input():
         pointwise_bounds([1.0, 2.0], 0.5, support=(0.0, 1.5))
     with pytest.raises(ValueError, match="non-finite"):
         pointwise_bounds([1.0, np.nan], 0.5)
+    # complex input is refused (numpy dropped the imaginary part with only a warning)
+    from fstat.causal import manski_bounds
+
+    for call in (lambda v, w: pointwise_bounds(v, 0.5, weights=w),
+                 lambda v, w: manski_bounds(v, 0.5, weights=w)):
+        with pytest.raises(ValueError, match="values must be real"):
+            call(np.array([1.0, 2.0]) + 1j, None)
+        with pytest.raises(ValueError, match="weights must be real"):
+            call([1.0, 2.0], np.array([1.0, 1.0]) + 0j)
+    # dual_risk: NaN in y or the dual variables is an error (it returned nan)
+    lam, u = np.ones((3, 2)), np.zeros((3, 2))
+    with pytest.raises(ValueError, match="y contains non-finite"):
+        dual_risk([np.nan, 0.0, 1.0], [0, 1, 1], [0.5] * 3, lam, u, divergence="kl")
+    with pytest.raises(ValueError, match="finite"):
+        dual_risk([0.5, 0.0, 1.0], [0, 1, 1], [0.5] * 3, lam, np.full((3, 2), np.nan),
+                  divergence="kl")
     with pytest.raises(ValueError, match="method"):
         pointwise_bounds([1.0, 2.0], 0.5, method="adam")
     with pytest.raises(ValueError, match="closed_form"):

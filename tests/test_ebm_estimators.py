@@ -143,6 +143,37 @@ def test_grid_and_ais_log_partition_methods(X):
     assert abs(ais.log_z - est.log_partition_) < max(0.05, 5 * ais.se)
 
 
+def test_noise_objects_validate_their_data(X):
+    # the public noise classes took NaN at fit (score_samples then NaN), failed in torch on a
+    # wrong feature count, and MixtureNoise could not draw 0 points
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    for cls in (GaussianNoise, DiagonalGaussianNoise, StudentTNoise, MixtureNoise, UniformNoise):
+        with pytest.raises(ValueError, match="Z contains non-finite"):
+            cls().fit(bad)
+        q = cls().fit(X)
+        with pytest.raises(ValueError, match="Z contains non-finite"):
+            q.score_samples(bad)
+        with pytest.raises(ValueError, match="Z has 1 features"):
+            q.score_samples(X[:, :1])
+        assert q.sample(0).shape == (0, 2)
+        with pytest.raises(ValueError, match="n_samples"):
+            q.sample(-1)
+        with pytest.raises(ValueError, match="sample_weight"):
+            cls().fit(X, sample_weight=-np.ones(len(X)))
+
+
+def test_log_partition_arguments_are_checked(X, fitted):
+    from fstat.ebm import estimate_log_partition
+
+    est = fitted["CompositionalEBM"]
+    with pytest.raises(ValueError, match="device"):  # a torch RuntimeError before
+        estimate_log_partition(est, "is", 100, device="zz")
+    for bounds in ([(np.nan, 0.0), (0.0, 1.0)], [(1.0, 0.0), (0.0, 1.0)], [(0.0, 1.0)]):
+        with pytest.raises(ValueError, match="bounds must be 2 finite"):
+            estimate_log_partition(est, "grid", bounds=bounds)
+
+
 def test_log_partition_does_not_depend_on_the_proposal(X):
     # a tilted energy E = f - log q_model keeps its own q_model when another proposal is
     # given: the grid (which uses no proposal) is unchanged, and IS and AIS against the
@@ -238,6 +269,10 @@ def test_bad_input_rows(X):
         est.fit(X[:1])
     with pytest.raises(NotFittedError):
         est.score_samples(X)
+    from fstat.ebm import estimate_log_partition
+
+    with pytest.raises(NotFittedError):  # was a TypeError "must be a fitted fstat EBM"
+        estimate_log_partition(CompositionalEBM())
     with pytest.raises(InvalidParameterError, match="gamma"):
         CompositionalEBM(gamma=0.0).fit(X)
     with pytest.raises(InvalidParameterError, match="learning_rate"):
@@ -327,6 +362,13 @@ class _WideEnergy(torch.nn.Module):
 
 def test_error_rows(X):
     p = {**FAST, "max_iter": 5}
+    # unknown option keys name their parameter before any training (they reached the noise
+    # class or estimate_log_partition as a bare TypeError, logz_params only after the fit)
+    for cls in CLASSES:
+        for params in ({"noise_params": {"zz": 1}}, {"logz_params": {"zz": 1}},
+                       {"logz_params": {"n_samples": 10}}):
+            with pytest.raises(InvalidParameterError, match=next(iter(params))):
+                cls(**{**p, **params}).fit(X)
     with pytest.raises(TypeError, match="sample"):
         CompositionalEBM(**{**p, "noise": _NoSample()}).fit(X)
     with pytest.raises(TypeError, match="torch.nn.Module"):

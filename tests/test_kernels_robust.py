@@ -200,6 +200,11 @@ def test_certify_errors(teacher):
                 certify(Xt[:5], labels)
     with pytest.raises(ValueError, match="n_bisect"):
         attack_radius(m, Xt[:5], n_bisect=0)
+    # labels not seen in fit (NaN included) are errors, not 'misclassified' points of radius 0
+    for certify in (m.certify, net.certify):
+        for labels in ([np.nan, y[0], y[1]], [5, y[0], y[1]]):
+            with pytest.raises(ValueError, match="not seen in fit"):
+                certify(Xt[:3], np.asarray(labels))
     # meaningless attack settings are errors (they returned X unchanged, "not flipped",
     # and attack radii of inf)
     for kwargs, name in (({"n_steps": 0}, "n_steps"), ({"n_steps": -2}, "n_steps"),

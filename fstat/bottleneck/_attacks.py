@@ -9,7 +9,7 @@ import torch
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._torch import make_generator
-from .._validation import check_integer
+from .._validation import check_integer, check_positive
 
 __all__ = ["adversarial_rmse"]
 
@@ -158,7 +158,7 @@ def adversarial_rmse(estimator, X, y, *, attack="fgsm", eps=None, n_steps=5, ste
     """
     if attack not in ("fgsm", "pgd"):
         raise ValueError(f"attack must be 'fgsm' or 'pgd'; got attack={attack!r}.")
-    X = check_array(X, dtype=np.float64)
+    X = check_array(X, dtype=np.float64, input_name="X")
     y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
     Y = y.reshape(-1, 1) if y.ndim == 1 else y
     if Y.shape[0] != X.shape[0]:
@@ -169,6 +169,14 @@ def adversarial_rmse(estimator, X, y, *, attack="fgsm", eps=None, n_steps=5, ste
     if eps.ndim != 1 or not np.all(np.isfinite(eps)) or np.any(eps < 0):
         raise ValueError(f"eps must be finite and >= 0; got eps={eps.tolist()!r}.")
     check_integer(n_steps, "n_steps")
+    batch_size = check_integer(batch_size, "batch_size")
+    if step_size is not None:
+        step_size = check_positive(step_size, "step_size")
+    for model in (estimator, surrogate):
+        n_in = getattr(model, "n_features_in_", None)
+        if n_in is not None and X.shape[1] != n_in:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(model).__name__} was "
+                             f"fitted with {n_in}.")
     attacker = surrogate if surrogate is not None else estimator
     f = _torch_function(attacker)
     if f is None:

@@ -311,6 +311,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         """
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              ensure_min_samples=2, dtype=np.float64)
+        # y_numeric converts object arrays only: strings must fail here, naming y
+        y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
         hidden = check_layer_sizes(self.hidden_layer_sizes)
         dec_hidden = check_layer_sizes(self.decoder_hidden_sizes, "decoder_hidden_sizes")
         noise_mode = self._noise_mode()
@@ -578,6 +580,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         I_xt, I_yt : float
         """
         check_is_fitted(self, "module_")
+        if y is None:
+            raise ValueError("information_plane requires y (the targets of X); got None.")
         device = fitted_device(self.device_, "estimating")  # one warning for a missing GPU
         T = self._forward(X, "transform", device)
         X = validate_data(self, X, reset=False, dtype=np.float64)

@@ -178,6 +178,17 @@ def check_scored_y(estimator, y):
             )
 
 
+def arm_weights(treatment, weights):
+    """Total weight of arms 0 and 1; a ValueError when an arm has none (after weighting)."""
+    totals = np.array([weights[treatment == 0].sum(), weights[treatment == 1].sum()])
+    if np.any(totals <= 0):
+        raise ValueError(
+            "treatment has a single arm with positive weight: both treatment arms need "
+            f"samples with positive weight; found arm totals {totals.tolist()}."
+        )
+    return totals
+
+
 def outcome_name(y):
     """The name of a pandas Series outcome, else ``"y"`` (for summary headers)."""
     name = getattr(y, "name", None) if hasattr(y, "iloc") else None

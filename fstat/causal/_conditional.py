@@ -29,6 +29,7 @@ from .._warnings import warn_user
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import (
+    arm_weights,
     check_dense,
     check_divergences,
     check_outcome_bounds,
@@ -351,10 +352,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         cov, y, a = self._covariates(X, y, treatment, reset=True)
         n = y.size
         w = check_sample_weight(sample_weight, y)
-        if sample_weight is None:
-            w_or_none = None
-        else:
-            w_or_none = w
+        arm_weights(a, w)
+        w_or_none = None if sample_weight is None else w
         lo, hi, source = check_outcome_bounds(self.outcome_bounds, y, w)
         rng = np.random.RandomState(self.random_state) if not isinstance(
             self.random_state, np.random.RandomState) else self.random_state

@@ -17,6 +17,7 @@ from .._validation import check_sample_weight, check_treatment
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import (
+    arm_weights,
     check_dense,
     check_divergences,
     check_outcome_bounds,
@@ -114,6 +115,9 @@ class MarginalDivergenceBounds(BaseEstimator):
         the divergences, the aggregate and Manski.
     support_ : tuple
     support_source_ : {"declared", "observed", "sample"}
+    constant_outcome_ : bool
+        True when ``y`` is constant and no wider support is declared: every bound is that
+        constant (with a ``UserWarning``), and ``score`` refuses other held-out values.
     n_samples_ : float
         Sum of the sample weights.
     averaged_bounds_ : AveragedBounds
@@ -219,12 +223,7 @@ class MarginalDivergenceBounds(BaseEstimator):
         lo, hi, source = check_outcome_bounds(self.outcome_bounds, y, w)
         if not hi > lo:
             warn_constant_outcome(lo)
-        arm_weight = np.array([w[a == 0].sum(), w[a == 1].sum()])
-        if np.any(arm_weight <= 0):
-            raise ValueError(
-                "both treatment arms need samples with positive weight (the treatment has only "
-                f"one class); found arm totals {arm_weight.tolist()}."
-            )
+        arm_weight = arm_weights(a, w)
         e = arm_weight / arm_weight.sum()
         support = None if source == "sample" else (lo, hi)
         d_count = len(names)
@@ -256,6 +255,7 @@ class MarginalDivergenceBounds(BaseEstimator):
         self.converged_ = converged
         self.support_ = (lo, hi)
         self.support_source_ = source
+        self.constant_outcome_ = not hi > lo
         self.n_samples_ = float(w.sum())
         self.effect_bounds_all_ = np.column_stack(
             [bounds[:, 1, 0] - bounds[:, 0, 1], bounds[:, 1, 1] - bounds[:, 0, 0]]

@@ -42,8 +42,15 @@ _BRENT_OPTIONS = {"xatol": 1e-12, "maxiter": 500}
 # ----------------------------------------------------------------------------------------------
 
 
+def _real_array(values, name):
+    """``values`` as float64, refusing complex input (numpy would drop the imaginary part)."""
+    if np.iscomplexobj(values):
+        raise ValueError(f"{name} must be real; got complex values.")
+    return np.asarray(values, dtype=np.float64)
+
+
 def _check_values_weights(values, weights):
-    y = np.asarray(values, dtype=np.float64)
+    y = _real_array(values, "values")
     if y.ndim == 0:
         y = y.reshape(1)
     if y.ndim != 1:
@@ -55,7 +62,7 @@ def _check_values_weights(values, weights):
     if weights is None:
         w = np.ones_like(y)
     else:
-        w = np.asarray(weights, dtype=np.float64)
+        w = _real_array(weights, "weights")
         if w.shape != y.shape:
             raise ValueError(
                 f"weights must have the same shape as values {y.shape}; got {w.shape}."

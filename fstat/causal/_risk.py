@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import check_sample_weight, check_treatment
+from .._validation import check_array_finite, check_sample_weight, check_treatment
 from ..divergences import get_divergence
 
 __all__ = ["dual_risk", "surrogate_conjugate"]
@@ -80,7 +80,7 @@ def dual_risk(y, treatment, propensity, lam, u, *, divergence, debiased=True, sa
     1.039721
     """
     div = get_divergence(divergence)
-    y = np.asarray(y, dtype=np.float64).ravel()
+    y = check_array_finite(y, "y", ensure_2d=False)
     n = y.size
     a = check_treatment(treatment, n_samples=n)
     e1 = np.asarray(propensity, dtype=np.float64).ravel()
@@ -92,6 +92,8 @@ def dual_risk(y, treatment, propensity, lam, u, *, divergence, debiased=True, sa
         raise ValueError(f"lam and u must have shape ({n}, 2); got {lam.shape} and {u.shape}.")
     if np.any(~(lam > 0)):
         raise ValueError("lam must be positive.")
+    if not np.all(np.isfinite(lam)) or not np.all(np.isfinite(u)):
+        raise ValueError("lam and u must be finite.")
     if reduce not in ("mean", None):
         raise ValueError(f"reduce must be 'mean' or None; got reduce={reduce!r}.")
     e = np.column_stack([1.0 - e1, e1])

@@ -9,6 +9,7 @@ supply only the objective through :meth:`_make_objective`.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 
 import numpy as np
@@ -202,6 +203,22 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         return EnergyModel(core, noise_obj._module(), tilted=tilted, soft_bound=soft,
                            confinement=self.confinement)
 
+    def _check_option_keys(self):
+        """Keys of ``noise_params`` (for a named noise) and ``logz_params`` must be
+        arguments of what they configure; checked before training, naming the parameter."""
+        targets = [("logz_params", self.logz_params, estimate_log_partition,
+                    {"model", "method", "n_samples", "random_state"})]
+        if isinstance(self.noise, str):
+            targets.append(("noise_params", self.noise_params, _NOISES[self.noise], set()))
+        for name, params, target, reserved in targets:
+            allowed = set(inspect.signature(target).parameters) - reserved
+            unknown = sorted(set(params or {}) - allowed)
+            if unknown:
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} has unknown key(s) "
+                    f"{unknown}; allowed: {sorted(allowed)}."
+                )
+
     # ------------------------------------------------------------------- fit
     def _fit(self, X, y=None, sample_weight=None):
         X = _check_tensor_input(X)
@@ -213,6 +230,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                 f"The 'noise' parameter of {type(self).__name__} must be one of "
                 f"{sorted(_NOISES)}, a GaussianMixture or a noise object; got {self.noise!r}."
             )
+        self._check_option_keys()
         try:
             device = resolve_device(self.device)
         except ValueError as exc:  # an unknown device, or CUDA requested but not available

@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 
 from .._sklearn_compat import check_is_fitted
 from .._torch import make_generator
+from .._validation import check_array_finite, check_integer, check_sample_weight
 from .._warnings import warn_user
 
 __all__ = [
@@ -33,6 +34,12 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _fit_data(Z, sample_weight):
+    """Validated working-space data (2-D, finite, at least one row) and weights."""
+    Z = check_array_finite(Z, "Z")
+    return Z, None if sample_weight is None else check_sample_weight(sample_weight, Z)
 
 
 def _weights(Z, sample_weight):
@@ -94,15 +101,21 @@ class _NoiseBase(BaseEstimator):
     def score_samples(self, Z):
         """Log-density log q(Z) in nats, shape (n,)."""
         noise = self._ready()
-        Z = np.asarray(Z, dtype=np.float64)
+        Z = check_array_finite(Z, "Z")
+        if Z.shape[1] != noise.n_features_in_:
+            raise ValueError(f"Z has {Z.shape[1]} features, but {type(self).__name__} has "
+                             f"{noise.n_features_in_}.")
         with torch.no_grad():
             return noise._module()(torch.tensor(Z)).double().numpy()
 
     def sample(self, n_samples=1, random_state=None):
         """Draw ``n_samples`` points, shape (n_samples, d)."""
         noise = self._ready()
+        n_samples = check_integer(n_samples, "n_samples", minimum=0)
+        if n_samples == 0:
+            return np.empty((0, noise.n_features_in_))
         with torch.no_grad():
-            return noise._module().sample(int(n_samples), make_generator(random_state)).numpy()
+            return noise._module().sample(n_samples, make_generator(random_state)).numpy()
 
 
 
@@ -287,7 +300,7 @@ class GaussianNoise(_NoiseBase):
             self.mean_ = np.atleast_1d(np.asarray(self.mean, dtype=np.float64))
             self.covariance_ = np.atleast_2d(np.asarray(self.covariance, dtype=np.float64))
         else:
-            Z = np.asarray(Z, dtype=np.float64)
+            Z, sample_weight = _fit_data(Z, sample_weight)
             _warn_singular(Z)
             mean, cov = _weighted_moments(Z, sample_weight)
             self.mean_ = mean if self.mean is None else np.asarray(self.mean, np.float64)
@@ -328,7 +341,7 @@ class DiagonalGaussianNoise(_NoiseBase):
         """Fit to working-space data ``Z`` (unless all parameters are fixed)."""
         mean = var = None
         if not self._is_fixed():
-            mean, cov = _weighted_moments(np.asarray(Z, dtype=np.float64), sample_weight)
+            mean, cov = _weighted_moments(*_fit_data(Z, sample_weight))
             var = np.diag(cov)
             var = var + self.reg_covar * (1.0 + var.mean())
         self.mean_ = mean if self.mean is None else np.atleast_1d(np.asarray(self.mean, float))
@@ -423,7 +436,7 @@ class MixtureNoise(_NoiseBase):
         else:
             from sklearn.mixture import GaussianMixture
 
-            Z = np.asarray(Z, dtype=np.float64)
+            Z, sample_weight = _fit_data(Z, sample_weight)
             k = int(self.n_components)
             if k > Z.shape[0]:
                 warn_user(f"n_components={k} > n_samples={Z.shape[0]}; reduced to "
@@ -496,7 +509,7 @@ class UniformNoise(_NoiseBase):
             self.low_ = np.atleast_1d(np.asarray(self.low, np.float64))
             self.high_ = np.atleast_1d(np.asarray(self.high, np.float64))
         else:
-            Z = np.asarray(Z, dtype=np.float64)
+            Z, _ = _fit_data(Z, sample_weight)
             lo, hi = Z.min(0), Z.max(0)
             width = np.where(hi > lo, hi - lo, 1.0)
             self.low_, self.high_ = lo - self.margin * width, hi + self.margin * width

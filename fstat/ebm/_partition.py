@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .._sklearn_compat import check_is_fitted
 from .._torch import make_generator, resolve_device
 from .._validation import check_integer, check_positive, check_unit_interval
 from .._warnings import warn_user
@@ -166,6 +167,16 @@ def _grid(model, bounds, grid_size, chunk):
     return LogPartitionEstimate(log_z, 0.0, math.inf, len(mesh), "grid")
 
 
+def _check_bounds(bounds, d):
+    """``bounds`` as d finite ``(low, high)`` pairs with ``low < high``."""
+    array = np.asarray(bounds, dtype=np.float64)
+    if (array.shape != (d, 2) or not np.all(np.isfinite(array))
+            or np.any(array[:, 0] >= array[:, 1])):
+        raise ValueError(f"bounds must be {d} finite (low, high) pairs with low < high; got "
+                         f"bounds={np.asarray(bounds).tolist()!r}.")
+    return [tuple(pair) for pair in array]
+
+
 def _default_bounds(noise_obj, data_range):
     from ._noise import UniformNoise
 
@@ -214,7 +225,11 @@ def _working_model(model, noise, device):
         energy = copy.deepcopy(model)
         if not isinstance(energy, EnergyModel):
             energy = EnergyModel(energy, noise._module(), tilted=False)
-        return _against(energy, noise), noise, 0.0, None, torch.device(device or "cpu")
+        return _against(energy, noise), noise, 0.0, None, resolve_device(device or "cpu")
+    from ._base import _BaseEnergyDensity
+
+    if isinstance(model, _BaseEnergyDensity):
+        check_is_fitted(model)
     if not hasattr(model, "energy_module_"):
         raise TypeError(
             "model must be a fitted fstat EBM or a torch.nn.Module energy; got "
@@ -224,11 +239,10 @@ def _working_model(model, noise, device):
     energy.noise = model.noise_._module()
     if noise is not None:
         energy = _against(energy, noise)
-    if device is None:
-        device = model._eval_device()
+    device = model._eval_device() if device is None else resolve_device(device)
     shift = float(np.log(model.scale_).sum())
     noise_obj = noise if noise is not None else model.noise_
-    return energy, noise_obj, shift, model._data_range_, torch.device(device)
+    return energy, noise_obj, shift, model._data_range_, device
 
 
 def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
@@ -305,7 +319,6 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
     if grid_size is not None:
         grid_size = check_integer(grid_size, "grid_size")
     energy, noise_obj, shift, data_range, dev = _working_model(model, noise, device)
-    dev = resolve_device(str(dev))
     energy = energy.to(dev, torch.float64).eval()
     for p in energy.parameters():
         p.requires_grad_(False)
@@ -331,6 +344,7 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
                 c = noise_obj._center()
                 data_range = (c - 4.0, c + 4.0)
             bounds = _default_bounds(noise_obj, data_range)
+        bounds = _check_bounds(bounds, d)
         size = grid_size or (4001 if d == 1 else 512)
         est = _grid(energy, bounds, int(size), int(chunk_size))
     else:

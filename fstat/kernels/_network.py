@@ -392,7 +392,7 @@ class NTKNetwork(BaseEstimator):
         radii = to_numpy(torch.where(full, torch.as_tensor(hi_r), lo))
         valid = g != 0
         if y is not None:
-            valid &= self.predict(X) == check_labels(y, m)
+            valid &= self.predict(X) == check_labels(y, m, self.classes_)
         radii[~valid] = 0.0
         return radii
 

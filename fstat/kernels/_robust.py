@@ -214,11 +214,16 @@ def radius_caps(max_radius, default, m):
     return caps
 
 
-def check_labels(y, m):
-    """``y`` as an array of ``m`` labels (a wrong length is an error, never broadcast)."""
+def check_labels(y, m, classes):
+    """``y`` as an array of ``m`` labels among ``classes`` (a wrong length or an unseen
+    label, NaN included, is an error: never broadcast, never silently 'misclassified')."""
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != m:
         raise ValueError(f"y has {y.shape[0] if y.ndim else 0} entries but X has {m} rows.")
+    unseen = ~np.isin(y, classes)
+    if np.any(unseen):
+        raise ValueError(f"y contains labels not seen in fit: {y[unseen][:5].tolist()}; the "
+                         f"classes are {np.asarray(classes).tolist()}.")
     return y
 
 
@@ -234,7 +239,7 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
     hi_r = radius_caps(max_radius, _pnorm(X, norm), m)
     valid = g != 0
     if y is not None:
-        valid &= model.predict(X) == check_labels(y, m)
+        valid &= model.predict(X) == check_labels(y, m, model.classes_)
     device = fitted_device(model.device_, "certifying")
     Xfit = torch.as_tensor(model.X_fit_, dtype=torch.float64, device=device)
     beta = torch.as_tensor(np.asarray(model.dual_coef_, dtype=np.float64), device=device)
