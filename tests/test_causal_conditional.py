@@ -163,6 +163,8 @@ def test_bad_input(data):
         _fit(data, divergences=("kl",)).predict_outcome_bounds(X, arm=2)
     with pytest.raises(ValueError, match="single arm"):  # not blamed on the folds
         ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=np.ones_like(a))
+    with pytest.raises(ValueError, match="could not convert"):  # a numpy UFuncTypeError before
+        ConditionalDivergenceBounds(("kl",), **FAST).fit(X, np.array(["a"] * len(y)), treatment=a)
     with pytest.raises(ValueError, match="single arm with positive weight"):  # not a Ridge error
         ConditionalDivergenceBounds(("kl",), **FAST).fit(X, y, treatment=a,
                                                          sample_weight=a.astype(float))

@@ -140,6 +140,8 @@ def test_treatment_col_dataframe_and_errors():
         MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=a + 1)
     with pytest.raises(ValueError, match="both treatment arms"):
         MarginalDivergenceBounds(outcome_bounds=(0, 4)).fit(None, y, treatment=np.ones(200))
+    with pytest.raises(ValueError, match="could not convert"):  # a numpy UFuncTypeError before
+        MarginalDivergenceBounds().fit(df, np.array(["a"] * 200), treatment=a)
     # a constant outcome: score refuses other held-out values, as the conditional estimator
     # does (it returned about -8.8e14 with no error)
     with pytest.warns(UserWarning):

@@ -200,6 +200,8 @@ def test_certify_errors(teacher):
                 certify(Xt[:5], labels)
     with pytest.raises(ValueError, match="n_bisect"):
         attack_radius(m, Xt[:5], n_bisect=0)
+    with pytest.raises(ValueError, match="batch_size"):  # "range() arg 3 must not be zero"
+        m.certify(Xt[:3], batch_size=0)
     # labels not seen in fit (NaN included) are errors, not 'misclassified' points of radius 0
     for certify in (m.certify, net.certify):
         for labels in ([np.nan, y[0], y[1]], [5, y[0], y[1]]):

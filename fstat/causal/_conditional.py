@@ -33,6 +33,7 @@ from ._base import (
     check_dense,
     check_divergences,
     check_outcome_bounds,
+    check_outcome_y,
     check_scored_y,
     column_index,
     outcome_name,
@@ -260,6 +261,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         check_dense(X)
         if need_y:
             Xv, y = validate_data(self, X, y, reset=reset, y_numeric=True)
+            y = check_outcome_y(y)  # y_numeric converts object arrays only, not strings
         else:
             Xv = validate_data(self, X, reset=reset)
         if reset:

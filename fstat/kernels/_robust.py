@@ -253,7 +253,7 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
     # one GEMM x . x_i per block of rows; the margin is evaluated on chunks of a block
     block = max(1, _CHUNK_BYTES // (8 * 4 * n_train))
     if batch_size is not None:
-        chunk = int(batch_size)
+        chunk = check_integer(batch_size, "batch_size")
     elif device.type == "cuda":
         chunk = max(1, _CHUNK_BYTES // (8 * 16 * n_train))
     else:  # keep the pair temporaries in cache
