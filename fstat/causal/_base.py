@@ -183,8 +183,8 @@ def arm_weights(treatment, weights):
     totals = np.array([weights[treatment == 0].sum(), weights[treatment == 1].sum()])
     if np.any(totals <= 0):
         raise ValueError(
-            "treatment has a single arm with positive weight: both treatment arms need "
-            f"samples with positive weight; found arm totals {totals.tolist()}."
+            "treatment has a single arm with positive weight (one class): both treatment "
+            f"arms need samples with positive weight; found arm totals {totals.tolist()}."
         )
     return totals
 
