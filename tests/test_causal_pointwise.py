@@ -242,8 +242,12 @@ def test_bad_input():
             call(np.array([1.0, 2.0]) + 1j, None)
         with pytest.raises(ValueError, match="weights must be real"):
             call([1.0, 2.0], np.array([1.0, 1.0]) + 0j)
-    # dual_risk: NaN in y or the dual variables is an error (it returned nan)
+    # dual_risk: NaN in y or the dual variables is an error (it returned nan); a column y is
+    # flattened as before
     lam, u = np.ones((3, 2)), np.zeros((3, 2))
+    assert dual_risk(np.array([[0.5], [0.0], [1.0]]), [0, 1, 1], [0.5] * 3, lam, u,
+                     divergence="kl") == dual_risk([0.5, 0.0, 1.0], [0, 1, 1], [0.5] * 3, lam,
+                                                   u, divergence="kl")
     with pytest.raises(ValueError, match="y contains non-finite"):
         dual_risk([np.nan, 0.0, 1.0], [0, 1, 1], [0.5] * 3, lam, u, divergence="kl")
     with pytest.raises(ValueError, match="finite"):

@@ -169,7 +169,8 @@ def test_log_partition_arguments_are_checked(X, fitted):
     est = fitted["CompositionalEBM"]
     with pytest.raises(ValueError, match="device"):  # a torch RuntimeError before
         estimate_log_partition(est, "is", 100, device="zz")
-    for bounds in ([(np.nan, 0.0), (0.0, 1.0)], [(1.0, 0.0), (0.0, 1.0)], [(0.0, 1.0)]):
+    for bounds in ([(np.nan, 0.0), (0.0, 1.0)], [(1.0, 0.0), (0.0, 1.0)], [(0.0, 1.0)],
+                   [(0.0, 1.0), (0.0,)]):
         with pytest.raises(ValueError, match="bounds must be 2 finite"):
             estimate_log_partition(est, "grid", bounds=bounds)
 
@@ -366,7 +367,8 @@ def test_error_rows(X):
     # class or estimate_log_partition as a bare TypeError, logz_params only after the fit)
     for cls in CLASSES:
         for params in ({"noise_params": {"zz": 1}}, {"logz_params": {"zz": 1}},
-                       {"logz_params": {"n_samples": 10}}):
+                       {"logz_params": {"n_samples": 10}},
+                       {"logz_params": {"n_temperatures": 0}}):
             with pytest.raises(InvalidParameterError, match=next(iter(params))):
                 cls(**{**p, **params}).fit(X)
     with pytest.raises(TypeError, match="sample"):

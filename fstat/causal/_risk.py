@@ -80,7 +80,7 @@ def dual_risk(y, treatment, propensity, lam, u, *, divergence, debiased=True, sa
     1.039721
     """
     div = get_divergence(divergence)
-    y = check_array_finite(y, "y", ensure_2d=False)
+    y = check_array_finite(np.ravel(y), "y", ensure_2d=False)
     n = y.size
     a = check_treatment(treatment, n_samples=n)
     e1 = np.asarray(propensity, dtype=np.float64).ravel()

@@ -51,6 +51,7 @@ from ._noise import (
 )
 from ._partition import (
     _WeightAccumulator,
+    check_options,
     estimate_log_partition,
 )
 from ._sampling import mala_step, sir, value_and_grad
@@ -218,6 +219,11 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                     f"The {name!r} parameter of {type(self).__name__} has unknown key(s) "
                     f"{unknown}; allowed: {sorted(allowed)}."
                 )
+        try:  # the values too, before training rather than after it
+            check_options(**(self.logz_params or {}))
+        except ValueError as exc:
+            raise InvalidParameterError(f"The 'logz_params' parameter of "
+                                        f"{type(self).__name__}: {exc}") from None
 
     # ------------------------------------------------------------------- fit
     def _fit(self, X, y=None, sample_weight=None):

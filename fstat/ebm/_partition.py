@@ -167,13 +167,28 @@ def _grid(model, bounds, grid_size, chunk):
     return LogPartitionEstimate(log_z, 0.0, math.inf, len(mesh), "grid")
 
 
+def check_options(*, n_temperatures=1000, n_mcmc_steps=2, step_size=0.1, target_accept=0.6,
+                  chunk_size=65536, grid_size=None, **_):
+    """The numeric options of :func:`estimate_log_partition`, validated (a ValueError naming
+    the option); the others (``bounds``, ``device``, ``noise``...) are ignored here."""
+    return (check_integer(n_temperatures, "n_temperatures"),
+            check_integer(n_mcmc_steps, "n_mcmc_steps", minimum=0),
+            check_positive(step_size, "step_size"),
+            check_unit_interval(target_accept, "target_accept", closed_right=False),
+            check_integer(chunk_size, "chunk_size"),
+            None if grid_size is None else check_integer(grid_size, "grid_size"))
+
+
 def _check_bounds(bounds, d):
     """``bounds`` as d finite ``(low, high)`` pairs with ``low < high``."""
-    array = np.asarray(bounds, dtype=np.float64)
+    try:
+        array = np.asarray(bounds, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged or not numeric
+        array = np.full((0,), np.nan)
     if (array.shape != (d, 2) or not np.all(np.isfinite(array))
             or np.any(array[:, 0] >= array[:, 1])):
         raise ValueError(f"bounds must be {d} finite (low, high) pairs with low < high; got "
-                         f"bounds={np.asarray(bounds).tolist()!r}.")
+                         f"bounds={bounds!r}.")
     return [tuple(pair) for pair in array]
 
 
@@ -311,13 +326,10 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
         raise ValueError(f"n_samples must be None for method={method!r}; got {n_samples!r}.")
     if n_samples is not None:
         n_samples = check_integer(n_samples, "n_samples")
-    n_temperatures = check_integer(n_temperatures, "n_temperatures")
-    n_mcmc_steps = check_integer(n_mcmc_steps, "n_mcmc_steps", minimum=0)
-    step_size = check_positive(step_size, "step_size")
-    target_accept = check_unit_interval(target_accept, "target_accept", closed_right=False)
-    chunk_size = check_integer(chunk_size, "chunk_size")
-    if grid_size is not None:
-        grid_size = check_integer(grid_size, "grid_size")
+    n_temperatures, n_mcmc_steps, step_size, target_accept, chunk_size, grid_size = (
+        check_options(n_temperatures=n_temperatures, n_mcmc_steps=n_mcmc_steps,
+                      step_size=step_size, target_accept=target_accept,
+                      chunk_size=chunk_size, grid_size=grid_size))
     energy, noise_obj, shift, data_range, dev = _working_model(model, noise, device)
     energy = energy.to(dev, torch.float64).eval()
     for p in energy.parameters():

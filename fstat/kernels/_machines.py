@@ -332,8 +332,8 @@ class _NTKMachineBase(BaseEstimator):
         check_is_fitted(self)
         n_train = self.dual_coef_.shape[0]
         if self.kernel == "precomputed":  # before validate_data's generic feature count
-            shape = np.shape(X)
-            if len(shape) != 2 or shape[1] != n_train:
+            shape = np.shape(X)  # not 2-D: validate_data's standard message below
+            if len(shape) == 2 and shape[1] != n_train:
                 raise ValueError(f"kernel='precomputed': the test Gram must have shape "
                                  f"(n_test, n_train={n_train}); got {shape}.")
         X = validate_data(self, X, dtype=np.float64, reset=False)
