@@ -204,9 +204,10 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         return EnergyModel(core, noise_obj._module(), tilted=tilted, soft_bound=soft,
                            confinement=self.confinement)
 
-    def _check_option_keys(self):
-        """Keys of ``noise_params`` (for a named noise) and ``logz_params`` must be
-        arguments of what they configure; checked before training, naming the parameter."""
+    def _check_option_dicts(self):
+        """``noise_params`` (for a named noise) and ``logz_params``: keys must be arguments of
+        what they configure and the log-partition options valid; checked before training, an
+        InvalidParameterError naming the parameter."""
         targets = [("logz_params", self.logz_params, estimate_log_partition,
                     {"model", "method", "n_samples", "random_state"})]
         if isinstance(self.noise, str):
@@ -236,7 +237,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                 f"The 'noise' parameter of {type(self).__name__} must be one of "
                 f"{sorted(_NOISES)}, a GaussianMixture or a noise object; got {self.noise!r}."
             )
-        self._check_option_keys()
+        self._check_option_dicts()
         try:
             device = resolve_device(self.device)
         except ValueError as exc:  # an unknown device, or CUDA requested but not available
