@@ -81,6 +81,16 @@ def test_median_widths_match_brute_force():
                                cs_divergence_ref(X, X[:7] + 1, pooled), rtol=1e-10)
 
 
+def test_kernel_width_max_samples_is_an_integer_of_at_least_two():
+    from fstat.bottleneck import kernel_width
+
+    X = _problem(40, 3, 1, seed=5)[0]
+    assert kernel_width(X, max_samples=np.int64(40)) == pytest.approx(np.median(pdist(X)))
+    for bad in (1, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="max_samples must be an integer >= 2"):
+            kernel_width(X, max_samples=bad)
+
+
 def test_silverman_widths_match_formula():
     X, y, _ = _problem(50, 2, 1, seed=9)
     s = X.std(axis=0, ddof=1).mean()

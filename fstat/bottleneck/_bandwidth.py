@@ -17,6 +17,7 @@ import warnings
 
 import torch
 
+from .._validation import check_integer
 from .._warnings import warn_user
 from ..kernels._gram import (
     batch_medians_from_sq_dists,
@@ -166,9 +167,8 @@ def kernel_width(X, sigma="median", *, scale=1.0, max_samples=2000, random_state
     from ._estimators import as_column_tensor
 
     X = as_column_tensor(X, "X", min_samples=1)
-    if max_samples is not None and (not isinstance(max_samples, numbers.Integral)
-                                    or max_samples < 2):
-        raise ValueError(f"max_samples must be an int >= 2 or None; got {max_samples!r}.")
+    if max_samples is not None:  # None: every row
+        max_samples = check_integer(max_samples, "max_samples", minimum=2)
     generator = None
     if sigma == "median" and max_samples is not None and X.shape[0] > max_samples:
         from .._torch import make_generator
