@@ -35,6 +35,22 @@ def test_eigenvalues_are_fccov_of_projections():
     assert np.abs(Z.mean(0)).max() <= 1e-10
 
 
+def test_reg_zero_whitens_an_ill_conditioned_covariance_exactly():
+    # condition number ~3e10, positive definite: no jitter may be added when reg = 0
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((120, 6)) * 10.0 ** rng.uniform(-3, 3, 6)
+    y = rng.standard_normal(120) + X[:, 0] / X[:, 0].std()
+    Z = LinearFCCov(n_components=6, reg=0.0, device="cpu").fit(X, y).transform(X)
+    np.testing.assert_allclose(np.cov(Z.T, bias=True), np.eye(6), atol=1e-10)
+
+
+def test_reg_zero_with_a_singular_covariance_still_solves():
+    X, y = _data(n=100, p=4, seed=5)
+    X = np.c_[X, X[:, 0] + X[:, 1]]  # rank 4 of 5
+    est = LinearFCCov(n_components=2, reg=0.0, device="cpu").fit(X, y)
+    assert np.all(np.isfinite(est.directions_)) and np.all(np.isfinite(est.eigenvalues_))
+
+
 def test_directions_are_equivariant():
     X, y = _data(n=200, p=4, seed=2)
     A = np.random.default_rng(3).standard_normal((4, 4)) + 2 * np.eye(4)

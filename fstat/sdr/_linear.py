@@ -115,9 +115,7 @@ class LinearFCCov(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEsti
         self.fccov_matrix_ = M.cpu().numpy().astype(np.float64)
         eps = self.reg * np.trace(self.covariance_) / p
         B = self.covariance_ + eps * np.eye(p)
-        if eps == 0 or np.linalg.eigvalsh(B)[0] <= 0:
-            B = B + (np.finfo(float).eps * max(np.trace(self.covariance_), 1e-300)) * np.eye(p)
-        values, vectors = scipy.linalg.eigh(self.fccov_matrix_, B)
+        values, vectors = _generalised_eigh(self.fccov_matrix_, B)
         order = np.argsort(values)[::-1]
         self.eigenvalues_ = values[order]
         self.directions_ = sign_rule(vectors[:, order[: self.n_components]])
@@ -125,3 +123,17 @@ class LinearFCCov(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEsti
 
     def _transform_array(self, X):
         return (X - self.x_mean_) @ self.directions_
+
+
+def _generalised_eigh(M, B):
+    """``scipy.linalg.eigh(M, B)``; a B that is not positive definite (singular
+    covariance, ``reg = 0``) first gets the smallest jitter, machine epsilon times its
+    trace, on the diagonal. A positive definite B is used as it is, so ``reg = 0``
+    whitens exactly."""
+    if np.linalg.eigvalsh(B)[0] > 0:
+        try:
+            return scipy.linalg.eigh(M, B)
+        except np.linalg.LinAlgError:  # positive by eigvalsh, yet Cholesky fails
+            pass
+    jitter = np.finfo(float).eps * max(np.trace(B), 1e-300)
+    return scipy.linalg.eigh(M, B + jitter * np.eye(len(B)))
