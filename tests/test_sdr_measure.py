@@ -171,6 +171,15 @@ def test_invariances():
         assert fccov(U, T, metric="precomputed", **CPU) == pytest.approx(base, abs=1e-12)
     assert fccov(U, Y, metric="sphere", **CPU) == pytest.approx(
         fccov(U, Y, metric="chordal", **CPU), abs=1e-12)
+    # nearly antipodal rows: chords round to 2 + a few ulps; geodesic must keep their order
+    for seed in range(40):
+        r = np.random.default_rng(seed)
+        a = r.standard_normal(3)
+        a /= np.linalg.norm(a)
+        b = -a + 1e-9 * r.standard_normal(3)
+        Ya = np.vstack([a, -a, b / np.linalg.norm(b), np.eye(3)])
+        Ua = np.arange(6.0) ** 2
+        assert fccov(Ua, Ya, metric="sphere", **CPU) == fccov(Ua, Ya, metric="chordal", **CPU)
     Q, _ = np.linalg.qr(rng.standard_normal((2, 2)))
     assert fccov(U @ Q + 3.0, D, metric="precomputed", **CPU) == pytest.approx(base, abs=1e-12)
     perm = rng.permutation(n)

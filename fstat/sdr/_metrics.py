@@ -394,6 +394,14 @@ def _callable(metric, objects, params):
     return D + D.T
 
 
+def _geodesic_from_chords(chords):
+    """``2 asin(min(c / 2, 1))``, plus the rounding excess ``max(c - 2, 0)``: chords of
+    nearly antipodal rows round to 2 + a few ulps, and clamping them all to pi would tie
+    pairs whose chords differ. Kept, the map is strictly increasing, so the geodesic and
+    chordal metrics rank every pair alike (identical FCCov)."""
+    return 2.0 * torch.asin(chords.clamp(max=2.0) / 2.0) + (chords - 2.0).clamp_min(0.0)
+
+
 def _pairwise(response, device):
     metric, data = response.metric, response.data
     if callable(metric):
@@ -409,7 +417,7 @@ def _pairwise(response, device):
     if metric in ("euclidean", "chordal"):
         return _cdist(Y)
     if metric == "sphere":
-        return 2.0 * torch.asin(torch.clamp(_cdist(Y) / 2.0, max=1.0))
+        return _geodesic_from_chords(_cdist(Y))
     if metric == "wasserstein":
         return _wasserstein(Y, float(response.params["p"]))
     n = Y.shape[0]
