@@ -354,6 +354,36 @@ def test_alpha_family_special_members():
     assert get_divergence("alpha:-1").f0 == INF
 
 
+@pytest.mark.parametrize("alpha", [1 - 1e-12, 1 + 1e-10, 1 - 1e-7, 1e-12, -1e-12, 3e-9,
+                                   0.3, 0.7, 2.5, -2.0])
+def test_alpha_family_is_accurate_next_to_kl_and_reverse_kl(alpha):
+    # f = (t^a - 1 - a (t - 1)) / (a (a - 1)), g = s f(1/s), g*(t) = (1 - (1 - a t)^((a-1)/a))
+    # / (a - 1), evaluated in 50 digits: the terms cancel to O(a - 1) or O(a) in float64
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(50):
+        _check_alpha_against_mpmath(mp, alpha)
+
+
+def _check_alpha_against_mpmath(mp, alpha):
+    a = mp.mpf(alpha)
+    div = get_divergence("alpha", alpha=alpha)
+
+    def f_ref(t):
+        t = mp.mpf(t)
+        return (t**a - 1 - a * (t - 1)) / (a * (a - 1))
+
+    for t in (1e-300, 0.01, 0.5, 3.0, 10.0, 1e6):
+        assert float(div.f(t)) == pytest.approx(float(f_ref(t)), rel=1e-13)
+        assert float(div.g(t)) == pytest.approx(float(mp.mpf(t) * f_ref(1 / mp.mpf(t))),
+                                                rel=1e-13)
+    for t in (-5.0, -1.0, -1e-3, 0.5):
+        if 1 - alpha * t <= 0:  # a > 0: outside the domain; a < 0: the limit s -> 0
+            assert float(div.conjugate(t)) == (np.inf if alpha > 0 else 1 / (alpha - 1))
+            continue
+        ref = (1 - (1 - a * t) ** ((a - 1) / a)) / (a - 1)
+        assert float(div.conjugate(t)) == pytest.approx(float(ref), rel=1e-13)
+
+
 # ------------------------------------------------------------------------------------------
 # numerical care (spec §5)
 # ------------------------------------------------------------------------------------------
@@ -547,6 +577,14 @@ def test_register_numeric_fallbacks_against_scaled_kl(registry_cleanup):
             getattr(div, method)(torch.tensor([0.5], dtype=torch.float64))
     # the radius from its definition works for torch because f does
     assert_allclose(div.radius(torch.tensor(e)).numpy(), div.radius(e), rtol=1e-14)
+
+
+def test_register_numeric_second_derivative_is_zero_where_the_conjugate_is_flat(
+        registry_cleanup):
+    # a TV copy: g*(t) = -1/2 for t <= -1/2, attained as s -> 0 (f'' of huge r is 0/0 noise)
+    div = register_divergence("tv_copy", lambda t: 0.5 * np.abs(t - 1.0), 0.5)
+    assert_allclose(div.conjugate_second_derivative(np.array([-3.0, -1.0])), 0.0)
+    assert_allclose(div.conjugate(np.array([-3.0, -1.0])), -0.5, rtol=1e-12)
 
 
 def test_register_duplicates_and_validation(registry_cleanup):
