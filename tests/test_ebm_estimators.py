@@ -192,6 +192,13 @@ def test_log_partition_does_not_depend_on_the_proposal(X):
     assert abs(is_est.log_z - grid) < max(0.01, 5 * is_est.se)
     ais = est.log_partition("ais", 200, n_temperatures=50, noise=other, random_state=2)
     assert abs(ais.log_z - grid) < max(0.05, 5 * ais.se)
+    # a uniform proposal changes neither the default grid nor, silently, IS: its box does
+    # not cover the model, which a warning says
+    box = UniformNoise(low=[-1.0, -1.0], high=[1.0, 1.0]).fit(None)
+    assert estimate_log_partition(est, "grid", noise=box).log_z == pytest.approx(
+        est.log_partition("grid").log_z, abs=1e-12)
+    with pytest.warns(UserWarning, match="does not cover the model's support"):
+        estimate_log_partition(est, "is", 1000, noise=box, random_state=0)
     # the model's own noise passed explicitly gives the default estimate
     default = est.log_partition("is", 20_000, random_state=3)
     explicit = est.log_partition("is", 20_000, noise=est.noise_, random_state=3)

@@ -192,6 +192,22 @@ def _check_bounds(bounds, d):
     return [tuple(pair) for pair in array]
 
 
+def _warn_if_proposal_truncates(proposal, support):
+    """Warn when a uniform proposal's box does not contain the model's support (the box
+    of the model's own uniform noise, or all of R^d): IS and AIS then integrate only
+    inside the box and underestimate log Z."""
+    from ._noise import UniformNoise
+
+    if proposal is support or not isinstance(proposal, UniformNoise):
+        return
+    covered = isinstance(support, UniformNoise) and bool(
+        np.all(proposal.low_ <= support.low_) and np.all(proposal.high_ >= support.high_))
+    if not covered:
+        warn_user("the uniform proposal's box does not cover the model's support: "
+                  "importance sampling integrates the model inside the box only, so log Z "
+                  "is underestimated by the mass outside it.", UserWarning)
+
+
 def _default_bounds(noise_obj, data_range):
     from ._noise import UniformNoise
 
@@ -231,7 +247,9 @@ def _against(energy, noise_obj):
 
 def _working_model(model, noise, device):
     """(float64-ready energy with weights against the proposal, proposal noise object,
-    user-space shift, data range, device)."""
+    the noise whose box (if uniform) bounds the default grid, user-space shift, data
+    range, device). The grid integrates the model, so a fitted model's own noise, not a
+    user proposal, sets its box."""
     from ._energies import EnergyModel
 
     if isinstance(model, torch.nn.Module):
@@ -240,7 +258,8 @@ def _working_model(model, noise, device):
         energy = copy.deepcopy(model)
         if not isinstance(energy, EnergyModel):
             energy = EnergyModel(energy, noise._module(), tilted=False)
-        return _against(energy, noise), noise, 0.0, None, resolve_device(device or "cpu")
+        return (_against(energy, noise), noise, noise, 0.0, None,
+                resolve_device(device or "cpu"))
     from ._base import _BaseEnergyDensity
 
     if isinstance(model, _BaseEnergyDensity):
@@ -257,7 +276,7 @@ def _working_model(model, noise, device):
     device = model._eval_device() if device is None else resolve_device(device)
     shift = float(np.log(model.scale_).sum())
     noise_obj = noise if noise is not None else model.noise_
-    return energy, noise_obj, shift, model._data_range_, device
+    return energy, noise_obj, model.noise_, shift, model._data_range_, device
 
 
 def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
@@ -289,7 +308,8 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
     grid_size : int, default=None
         Grid points per axis (4001 for d = 1, 512 for d = 2).
     bounds : sequence of (low, high), default=None
-        Grid bounds in working space (default: data range ± 4, or the uniform box).
+        Grid bounds in working space (default: data range ± 4, or the box of the model's
+        own uniform noise; a user ``noise`` does not change the grid).
     chunk_size : int, default=65536
     device : str, default=None
         Defaults to the model's device when available, else CPU.
@@ -330,7 +350,9 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
         check_options(n_temperatures=n_temperatures, n_mcmc_steps=n_mcmc_steps,
                       step_size=step_size, target_accept=target_accept,
                       chunk_size=chunk_size, grid_size=grid_size))
-    energy, noise_obj, shift, data_range, dev = _working_model(model, noise, device)
+    energy, noise_obj, support, shift, data_range, dev = _working_model(model, noise, device)
+    if method in ("is", "ais"):
+        _warn_if_proposal_truncates(noise_obj, support)
     energy = energy.to(dev, torch.float64).eval()
     for p in energy.parameters():
         p.requires_grad_(False)
@@ -352,10 +374,10 @@ def estimate_log_partition(model, method="is", n_samples=None, *, noise=None,
         if d > 2:
             raise ValueError(f"method='grid' needs d <= 2; got d={d}.")
         if bounds is None:
-            if data_range is None and not hasattr(noise_obj, "low_"):
-                c = noise_obj._center()
+            if data_range is None and not hasattr(support, "low_"):
+                c = support._center()
                 data_range = (c - 4.0, c + 4.0)
-            bounds = _default_bounds(noise_obj, data_range)
+            bounds = _default_bounds(support, data_range)
         bounds = _check_bounds(bounds, d)
         size = grid_size or (4001 if d == 1 else 512)
         est = _grid(energy, bounds, int(size), int(chunk_size))
