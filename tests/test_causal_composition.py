@@ -93,3 +93,28 @@ def test_dual_networks_agree_across_dtypes_with_default_mlp(data):
     (lam32, u32, *_), (lam64, u64, *_) = (f._fold_predictions(X) for f in fits)
     np.testing.assert_allclose(lam32, lam64, rtol=1e-5)
     np.testing.assert_allclose(u32, u64, rtol=0, atol=1e-5)
+
+
+def test_a_stochastic_pseudo_outcome_model_is_seeded(data):
+    # a user regressor with random_state=None gets a seed drawn from the estimator's
+    from sklearn.ensemble import RandomForestRegressor
+
+    X, y, a = data
+    params = {**TINY, "pseudo_outcome_model": RandomForestRegressor(n_estimators=5)}
+    first = ConditionalDivergenceBounds(**params).fit(X, y, treatment=a).predict(X)
+    second = ConditionalDivergenceBounds(**params).fit(X, y, treatment=a).predict(X)
+    np.testing.assert_array_equal(first, second)
+    other = ConditionalDivergenceBounds(**{**params, "random_state": 1})
+    assert not np.array_equal(other.fit(X, y, treatment=a).predict(X), first)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_list_input_with_treatment_col(data, conditional):
+    from fstat.causal import MarginalDivergenceBounds
+
+    X, y, a = data
+    Xa = np.column_stack([a, X])
+    est = (ConditionalDivergenceBounds(**TINY, treatment_col=0) if conditional
+           else MarginalDivergenceBounds(divergences=("kl",), treatment_col=0))
+    expected = est.fit(Xa, y).predict(Xa)
+    np.testing.assert_array_equal(est.fit(Xa.tolist(), y.tolist()).predict(Xa), expected)

@@ -10,7 +10,7 @@ import scipy.sparse
 from sklearn.exceptions import DataConversionWarning
 
 from .._sklearn_compat import InvalidParameterError
-from .._validation import check_array_finite, check_treatment
+from .._validation import check_array_finite
 from .._warnings import warn_user
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS
@@ -19,7 +19,6 @@ from ._exceptions import UnboundedOutcomeWarning
 __all__ = [
     "check_divergences",
     "check_outcome_bounds",
-    "resolve_treatment",
     "split_treatment",
 ]
 
@@ -80,30 +79,12 @@ def check_divergences(divergences, aggregation, k):
     return names
 
 
-def resolve_treatment(X, treatment, treatment_col, *, n_samples):
-    """Return ``(treatment (n,) int64, treatment column index or None)``.
-
-    ``treatment`` given: X holds only covariates. Otherwise ``treatment_col`` (an int index or
-    a DataFrame column name) selects the treatment column of X.
-    """
-    if (treatment is None) == (treatment_col is None):
-        raise ValueError(
-            "pass treatment= to fit or set treatment_col, not both/neither "
-            f"(got treatment={'given' if treatment is not None else None}, "
-            f"treatment_col={treatment_col!r}). With metadata routing, request it with "
-            "set_fit_request(treatment=True) / set_score_request(treatment=True)."
-        )
-    if treatment is not None:
-        return check_treatment(treatment, n_samples=n_samples), None
-    col = column_index(X, treatment_col)
-    return check_treatment(_column(X, col), "treatment column", n_samples=n_samples), col
-
-
-def column_index(X, treatment_col):
+def column_index(X, treatment_col, n_features):
+    """The index of ``treatment_col`` (an int index, or a column name of a DataFrame
+    ``X``) among the ``n_features`` columns of the validated X."""
     columns = getattr(X, "columns", None)
-    n_features = X.shape[1] if hasattr(X, "shape") and len(X.shape) == 2 else None
     if isinstance(treatment_col, numbers.Integral) and not isinstance(treatment_col, bool):
-        if n_features is None or not -n_features <= treatment_col < n_features:
+        if not -n_features <= treatment_col < n_features:
             raise ValueError(
                 f"treatment_col={treatment_col!r} is not a column index of X with "
                 f"n_features={n_features}."
@@ -121,12 +102,6 @@ def column_index(X, treatment_col):
             f"{names[:20]}."
         )
     return names.index(str(treatment_col))
-
-
-def _column(X, col):
-    if hasattr(X, "iloc"):
-        return np.asarray(X.iloc[:, col])
-    return np.asarray(X)[:, col]
 
 
 def split_treatment(X_array, col):

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import StratifiedKFold, check_cv
 
 from .._sklearn_compat import (
@@ -50,6 +50,7 @@ from ._nuisance import (
     fit_propensities,
     positive_class_proba,
     predict_batched_regression,
+    seeded_clone,
     select_groups,
 )
 from ._risk import dual_risk
@@ -265,7 +266,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         else:
             Xv = validate_data(self, X, reset=reset)
         if reset:
-            col = None if treatment is not None else column_index(X, self.treatment_col)
+            col = (None if treatment is not None
+                   else column_index(X, self.treatment_col, Xv.shape[1]))
         else:
             col = self.treatment_col_
             if col is not None and treatment is not None:
@@ -600,10 +602,12 @@ class ConditionalDivergenceBounds(BaseEstimator):
         x_np, t_np = inputs.cpu().numpy(), targets.cpu().numpy()
         a_np, w_np = arms.cpu().numpy(), weights.cpu().numpy()
         pseudo, outcome = {}, {}
+        seeds = np.random.RandomState(self._seeds[2]).randint(0, 2**31 - 1,
+                                                              size=(inputs.shape[0], 2))
         for gi in range(inputs.shape[0]):
             for arm in (0, 1):
                 rows = (w_np[gi] > 0) & (a_np[gi] == arm)
-                model = clone(self.pseudo_outcome_model)
+                model = seeded_clone(self.pseudo_outcome_model, int(seeds[gi, arm]))
                 _fit_with_weight(model, x_np[gi][rows], t_np[gi][rows],
                                  None if w is None else w_np[gi][rows])
                 if gi < n_groups:

@@ -192,7 +192,8 @@ class MarginalDivergenceBounds(BaseEstimator):
         X, y = validate_data(self, X, y, reset=reset, y_numeric=True)
         y = check_outcome_y(y)  # y_numeric converts object arrays only, not strings
         if treatment is None:
-            col = column_index(X_in, self.treatment_col) if reset else self.treatment_col_
+            col = (column_index(X_in, self.treatment_col, X.shape[1]) if reset
+                   else self.treatment_col_)
             treatment = X[:, col]
             self.treatment_col_ = col
         elif reset:

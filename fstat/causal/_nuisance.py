@@ -31,12 +31,18 @@ def _fit_with_weight(model, X, y, sample_weight):
     return model.fit(X, y, sample_weight=sample_weight)
 
 
-def _fit_one_propensity(template, seed, X, a, w):
+def seeded_clone(template, seed):
+    """A clone of ``template`` with ``random_state=seed`` where it has one left at None
+    (seeds are drawn up front, so fits are reproducible and n_jobs-independent)."""
     model = clone(template)
     params = model.get_params()
     if "random_state" in params and params["random_state"] is None:
-        model.set_params(random_state=seed)  # seeds drawn up front: n_jobs-independent
-    return _fit_with_weight(model, X, a, w)
+        model.set_params(random_state=seed)
+    return model
+
+
+def _fit_one_propensity(template, seed, X, a, w):
+    return _fit_with_weight(seeded_clone(template, seed), X, a, w)
 
 
 def fit_propensities(propensity_model, X, a, w, folds, seeds, clip, n_jobs):
