@@ -421,6 +421,13 @@ def test_infinite_and_nan_energy_at_evaluation(X):
         broken.energy(far)
 
 
+def test_a_refit_with_another_energy_drops_the_quadratic_moments(X):
+    est = CompositionalEBM(**{**FAST, "energy_model": "quadratic", "max_iter": 5}).fit(X)
+    assert hasattr(est, "quadratic_mean_")
+    est.set_params(energy_model="mlp", hidden_layer_sizes=(4,)).fit(X)
+    assert not hasattr(est, "quadratic_mean_") and not hasattr(est, "quadratic_covariance_")
+
+
 def test_fixed_noise_is_not_refitted(X):
     q = GaussianNoise(mean=[0.0, 0.0], covariance=[[1.0, 0.0], [0.0, 1.0]])
     est = CompositionalEBM(**{**FAST, "noise": q, "max_iter": 5}).fit(X)

@@ -349,3 +349,14 @@ def test_models_fitted_on_a_missing_gpu_predict_and_certify_on_cpu(data, monkeyp
     with pytest.warns(UserWarning) as record:  # certify also predicts the labels
         np.testing.assert_array_equal(gone[0].certify(X[:5], y[:5]), expected[2])
     assert any("not available here; certifying" in str(w.message) for w in record)
+
+
+def test_a_refit_as_a_regressor_drops_the_classes():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    labels, values = (X[:, 0] > 0).astype(int), X[:, 0]
+    machine = NTKKernelMachine(loss="hinge", device="cpu").fit(X, labels)
+    assert not hasattr(machine.set_params(loss="squared").fit(X, values), "classes_")
+    net = NTKNetwork(loss="hinge", width=8, max_iter=3, device="cpu", random_state=0)
+    assert not hasattr(net.fit(X, labels).set_params(loss="squared").fit(X, values),
+                       "classes_")

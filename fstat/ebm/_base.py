@@ -435,6 +435,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             mu, cov = energy.quadratic_moments()
             self.quadratic_mean_ = self.mean_ + self.scale_ * mu
             self.quadratic_covariance_ = cov * np.outer(self.scale_, self.scale_)
+        else:  # a refit with another energy: no stale moments of an earlier fit
+            self.__dict__.pop("quadratic_mean_", None)
+            self.__dict__.pop("quadratic_covariance_", None)
         return self
 
     def _logz_method(self):

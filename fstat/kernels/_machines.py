@@ -184,6 +184,7 @@ class _NTKMachineBase(BaseEstimator):
             else:
                 Y = np.where(y[:, None] == classes[None, :], 1.0, -1.0)
             return Y
+        self.__dict__.pop("classes_", None)  # a refit as a regressor: no stale classes
         y = np.asarray(y, dtype=np.float64)
         return y[:, None] if y.ndim == 1 else y
 

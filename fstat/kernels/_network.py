@@ -195,6 +195,7 @@ class NTKNetwork(BaseEstimator):
             self.classes_ = classes
             yy = np.where(y == classes[1], 1.0, -1.0)
         else:
+            self.__dict__.pop("classes_", None)  # a refit as a regressor: no stale classes
             yy = np.asarray(y, dtype=np.float64)
         w = check_sample_weight(sample_weight, X)
         if self._is_classifier():
