@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -360,3 +361,28 @@ def test_a_refit_as_a_regressor_drops_the_classes():
     net = NTKNetwork(loss="hinge", width=8, max_iter=3, device="cpu", random_state=0)
     assert not hasattr(net.fit(X, labels).set_params(loss="squared").fit(X, values),
                        "classes_")
+
+
+def test_multiclass_probabilities_stay_finite_far_from_the_data():
+    # every one-vs-rest sigmoid underflows far out along some directions: the normalised
+    # probabilities must still be the limit [1, 0, 0] (they were 0/0 = NaN)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 4))
+    y = np.repeat(["a", "b", "c"], 30)
+    X[y == "b"] += 2
+    X[y == "c"] -= 2
+    clf = NTKLogisticRegression(lam=0.1, device="cpu").fit(X, y)
+    D = rng.standard_normal((2000, 4))
+    u = D[np.argmax(clf.decision_function(D).max(axis=1) < 0)]
+    Xt = u[None, :] * np.array([[1.0], [1e2], [1e5]])
+    g = clf.decision_function(Xt)
+    assert g.max(axis=1)[-1] < -800  # every sigmoid underflows in float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proba, log_proba = clf.predict_proba(Xt), clf.predict_log_proba(Xt)
+    log_sigmoid = -np.logaddexp(0.0, -g)
+    expected = log_sigmoid - np.logaddexp.reduce(log_sigmoid, axis=1, keepdims=True)
+    np.testing.assert_allclose(log_proba, expected, rtol=1e-12)
+    np.testing.assert_allclose(proba, np.exp(expected), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-14)
+    assert clf.classes_[np.argmax(proba[-1])] == clf.predict(Xt)[-1]

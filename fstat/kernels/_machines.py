@@ -15,6 +15,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy.special import expit, logsumexp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -22,7 +23,7 @@ from sklearn.base import (
     RegressorMixin,
 )
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.utils._tags import ClassifierTags, RegressorTags
+from sklearn.utils import ClassifierTags, RegressorTags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
@@ -630,11 +631,21 @@ class NTKKernelMachine(_NTKMachineBase):
         return r2_score(y, self.predict(X), sample_weight=sample_weight)
 
 
-def _proba(g):
-    p = 1.0 / (1.0 + np.exp(-g))
+def _log_proba(g):
+    """Log of :func:`_proba`, in the log domain (finite however large ``|g|``)."""
     if g.ndim == 1:
+        return np.column_stack([-np.logaddexp(0.0, g), -np.logaddexp(0.0, -g)])
+    log_sigmoid = -np.logaddexp(0.0, -g)
+    return log_sigmoid - logsumexp(log_sigmoid, axis=1, keepdims=True)
+
+
+def _proba(g):
+    """Binary ``[1 - sigmoid(g), sigmoid(g)]``; multiclass OvR sigmoids normalised to sum 1
+    (normalised in the log domain: rows whose sigmoids all underflow are not 0/0)."""
+    if g.ndim == 1:
+        p = expit(g)
         return np.column_stack([1.0 - p, p])
-    return p / p.sum(axis=1, keepdims=True)
+    return np.exp(_log_proba(g))
 
 
 @_fill_doc
@@ -850,9 +861,6 @@ class NTKLogisticRegression(_PlainInit, _ClassifierMethods, ClassifierMixin, _NT
         return _proba(self._decision(X))
 
     def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba` (computed stably for binary problems)."""
-        g = self._decision(X)
-        if g.ndim == 1:
-            return np.column_stack([-np.logaddexp(0.0, g), -np.logaddexp(0.0, -g)])
-        return np.log(_proba(g))
+        """Logarithm of :meth:`predict_proba`, computed in the log domain."""
+        return _log_proba(self._decision(X))
 
