@@ -362,6 +362,29 @@ def test_homogeneous_and_finite_at_extreme_input_scales(depth):
         np.testing.assert_allclose(mixed, base, rtol=1e-12, atol=1e-12 * np.abs(base).max())
 
 
+@pytest.mark.parametrize("scale", [1e-20, 1e-25])
+def test_float32_gram_of_tiny_data_is_computed_in_float64(scale):
+    """Products of entries near 1e-20 are subnormal in float32: the Gram lost 8e-6 relative
+    at 1e-20 and was all zeros at 1e-25, without a word."""
+    from fstat.kernels import NTKRidge
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    X[3] = 0.0  # a zero row alone does not trigger the fallback
+    y = X[:, 0]
+    with pytest.warns(UserWarning, match="subnormal products"):
+        K32 = ntk_kernel(X * scale, depth=2, dtype="float32", device="cpu")
+    np.testing.assert_array_equal(K32, ntk_kernel(X * scale, depth=2, device="cpu"))
+    with pytest.warns(UserWarning, match="subnormal products"):
+        pred = NTKRidge(lam=1e-3 * scale**2, dtype="float32", device="cpu").fit(
+            X * scale, y).predict(X * scale)
+    expected = NTKRidge(lam=1e-3, device="cpu").fit(X, y).predict(X)  # homogeneous kernel
+    np.testing.assert_allclose(pred, expected, rtol=1e-8, atol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ntk_kernel(X * 1e-12, depth=2, dtype="float32", device="cpu")
+
+
 @pytest.mark.parametrize("scale", [1e20, 1e100])
 def test_float32_gram_of_data_beyond_the_float32_range_is_computed_in_float64(scale):
     """Squared norms of data near 1e20 overflow float32 (1e100 is not even a float32): the

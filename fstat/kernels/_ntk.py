@@ -326,12 +326,18 @@ def gram_from_arrays(A, B, dtype, device, **params):
     """:func:`ntk_kernel_torch` of the arrays ``A``, ``B`` (None: symmetric) in ``dtype``.
 
     A float32 Gram that is not finite (squared norms of data beyond about 1e19 leave the
-    float32 range) is computed again in float64, with a warning: the callers return float64
-    anyway, and the float64 Gram is finite wherever the data are.
+    float32 range), or whose products would be subnormal (a nonzero row whose entries are
+    all below 1e-15 in size), is computed again in float64, with a warning: the callers
+    return float64 anyway, and the float64 Gram is accurate wherever the data are.
     """
     with np.errstate(over="ignore"):  # data beyond the float32 range become inf: retried
         At = as_tensor(A, dtype, device)  # a copy: read-only inputs (pandas) stay quiet
         Bt = None if B is None else as_tensor(B, dtype, device)
+    if dtype == torch.float32 and any(_tiny_rows(T) for T in (At, Bt) if T is not None):
+        warn_user("the float32 NTK Gram would lose precision to subnormal products (rows "
+                  "whose entries are all below 1e-15 in size); it was computed in float64 "
+                  "instead.", UserWarning)
+        return gram_from_arrays(A, B, torch.float64, device, **params)
     K = ntk_kernel_torch(At, Bt, **params)
     parts = K if isinstance(K, tuple) else (K,)
     if dtype == torch.float32 and not all(bool(torch.isfinite(k).all()) for k in parts):
@@ -339,6 +345,13 @@ def gram_from_arrays(A, B, dtype, device, **params):
                   "float32 range); it was computed in float64 instead.", UserWarning)
         return gram_from_arrays(A, B, torch.float64, device, **params)
     return K
+
+
+def _tiny_rows(T):
+    """Whether a nonzero row of ``T`` has all entries below 1e-15 in size (its float32
+    products, below about 1e-30, would approach the subnormal range)."""
+    size = T.abs().amax(dim=1) if T.shape[1] else T.new_zeros(T.shape[0])
+    return bool(((size > 0) & (size < 1e-15)).any())
 
 
 def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="float64",
@@ -366,8 +379,8 @@ def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="f
         cannot be resolved from float32 inner products: nearly parallel rows, and deep
         kernels with ``b_std`` large next to ``w_std`` (which push every pair towards
         parallel), can be off by up to about 1e-4 relative. Use float64 there. A float32
-        Gram that overflows (data near 1e19 and beyond) is computed in float64, with a
-        warning.
+        Gram that overflows (data near 1e19 and beyond) or would underflow (a nonzero row
+        with every entry below 1e-15) is computed in float64, with a warning.
     device : {"auto", "cpu", "cuda", "cuda:N"}, default="auto"
     block_size : int, optional
         Rows per tile (see :func:`ntk_kernel_torch`).
