@@ -43,7 +43,9 @@ def primal_upper(y, w, eta, divergence, lo=None, hi=None, n_starts=2, seed=0):
         return np.dot(p, s) + m_lo + m_hi - 1.0
 
     best = -np.inf
-    for k in range(n_starts):
+    for k in range(4 * n_starts):  # more random starts only while none was feasible
+        if k >= n_starts and best > -np.inf:
+            break
         s0 = np.ones(n) if k == 0 else rng.uniform(0.5, 1.5, n)
         x0 = np.concatenate([s0 / np.dot(p, s0), [0.0, 0.0]])
         res = minimize(

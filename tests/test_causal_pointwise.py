@@ -41,7 +41,8 @@ def test_reexports_are_the_registry_functions():
 @pytest.mark.parametrize("divergence", FIVE)
 @pytest.mark.parametrize("declared", [False, True])
 def test_solver_matches_primal_and_nested_references(divergence, declared):
-    for seed, e in zip(range(2), (0.1, 0.6)):
+    # spec §6.3: e over {0.05 ... 0.95}, both ends against R1 (1e-4) and R2 (1e-7)
+    for seed, e in enumerate((0.05, 0.1, 0.3, 0.6, 0.95)):
         y, w = _law(seed)
         lo, hi = (y.min() - 1.0, y.max() + 1.5) if declared else (None, None)
         support = (lo, hi) if declared else None
@@ -53,7 +54,9 @@ def test_solver_matches_primal_and_nested_references(divergence, declared):
         assert upper == pytest.approx(r1_up, abs=1e-4)
         assert lower == pytest.approx(r1_lo, abs=1e-4)
         r2_up = nested_dual_upper(y, w, eta, divergence, hi=hi)
+        r2_lo = -nested_dual_upper(-y, w, eta, divergence, hi=None if lo is None else -lo)
         assert upper == pytest.approx(r2_up, abs=1e-7)
+        assert lower == pytest.approx(r2_lo, abs=1e-7)
 
 
 @pytest.mark.parametrize("divergence", ["kl", "tv"])
