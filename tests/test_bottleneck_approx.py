@@ -27,6 +27,23 @@ def test_nystroem_with_all_rows_is_exact():
         pytest.approx(cs_mutual_information(X, T, normalized=True), rel=1e-6))
 
 
+def test_float32_nystroem_with_repeated_landmarks_stays_exact():
+    # categorical-like x: many identical rows make k(Z, Z) singular; in float32 its inverse
+    # square root amplified rounding (+84% on the two-sample divergence at 1024 landmarks)
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 5, (600, 2)).astype(float)
+    y = X[:, :1] + np.sin(X[:, 1:]) + 0.3 * rng.standard_normal((600, 1))
+    yp = X[:, :1] + 0.2 * rng.standard_normal((600, 1))
+    T = np.tanh(X) + 0.05 * rng.standard_normal((600, 2))
+    for fn, args in ((cs_mutual_information, (X, T)), (conditional_cs_divergence, (X, y, yp)),
+                     (cs_divergence, (X[:300], X[300:] + 0.5))):
+        exact = fn(*args)
+        for n_components in (64, 1024):
+            approx = fn(*args, approximation="nystroem", n_components=n_components,
+                        random_state=0, dtype="float32")
+            assert approx == pytest.approx(exact, rel=5e-3)
+
+
 def test_rff_relative_error():
     X, _, y, yp = _problem(300)
     T = X + 0.05 * np.random.default_rng(1).standard_normal(X.shape)  # strongly dependent

@@ -64,7 +64,9 @@ class FeatureMap:
     ``kind="rff"``: ``phi(u) = sqrt(2 / D) cos(u W + b)``, ``W ~ N(0, I)``,
     ``b ~ U[0, 2 pi)``. ``kind="nystroem"``: ``phi(u) = k(u, Z) k(Z, Z)^{-1/2}`` with
     ``D`` landmark rows ``Z`` of ``pool`` drawn without replacement (all rows when
-    ``D >= len(pool)``); eigenvalues below ``1e-12 * max`` are floored.
+    ``D >= len(pool)``); eigenvalues below ``max(1e-12, eps) * max`` are floored, ``eps``
+    the machine epsilon of ``dtype`` (repeated landmarks make ``k(Z, Z)`` singular, and in
+    float32 its inverse square root would amplify the rounding of ``k(u, Z)`` a millionfold).
     """
 
     def __init__(self, kind, d, n_components, generator, dtype, device, pool=None):
@@ -84,7 +86,8 @@ class FeatureMap:
             self.Z = pool[index.to(pool.device)]  # only the landmark rows are materialised
             K = gaussian_gram(self.Z, None, 1.0).to(torch.float64)
             vals, vecs = torch.linalg.eigh(K)
-            vals = vals.clamp_min(1e-12 * float(vals.max().detach()))
+            floor = max(1e-12, torch.finfo(dtype).eps) * float(vals.max().detach())
+            vals = vals.clamp_min(floor)
             self.normalization = ((vecs / vals.sqrt()) @ vecs.T).to(dtype)
 
     def __call__(self, u):
