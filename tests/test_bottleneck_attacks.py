@@ -49,6 +49,32 @@ def test_fgsm_linear_closed_form(linear):
     np.testing.assert_allclose(out["rmse"], expected, rtol=1e-8)
 
 
+def test_a_poisson_mlp_is_attacked_through_its_exp_output():
+    # loss="poisson" predicts exp(last layer): the attacked function must be predict itself
+    import torch
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    y = rng.poisson(np.exp(0.5 * X[:, 0] + 1)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = MLPRegressor(loss="poisson", hidden_layer_sizes=(8,), max_iter=300,
+                             random_state=0).fit(X, y)
+    assert model.out_activation_ == "exp"
+    f = _torch_function(model)
+    np.testing.assert_allclose(f(torch.as_tensor(X)).detach().numpy().ravel(),
+                               model.predict(X), rtol=1e-10)
+    W = [torch.as_tensor(w) for w in model.coefs_]
+    b = [torch.as_tensor(v) for v in model.intercepts_]
+    x = torch.as_tensor(X).requires_grad_(True)
+    pred = torch.exp(torch.relu(x @ W[0] + b[0]) @ W[1] + b[1]).ravel()
+    ((pred - torch.as_tensor(y)) ** 2).sum().backward()
+    attacked = X + 0.3 * X.std(axis=0) * x.grad.sign().numpy()
+    expected = np.sqrt(np.mean((model.predict(attacked) - y) ** 2))
+    assert adversarial_rmse(model, X, y, eps=[0.3])["rmse"][0] == pytest.approx(expected,
+                                                                                 rel=1e-10)
+
+
 def test_pgd_box_and_strength(linear):
     import torch
 

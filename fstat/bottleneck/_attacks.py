@@ -22,9 +22,13 @@ def _mlp_regressor_function(model):
         "identity": lambda h: h, "relu": torch.relu, "tanh": torch.tanh,
         "logistic": torch.sigmoid,
     }
+    outputs = {"identity": lambda h: h, "exp": torch.exp}  # exp: loss="poisson"
+    out_activation = getattr(model, "out_activation_", "identity")
     if model.activation not in activations:
         raise TypeError(f"unsupported MLPRegressor activation {model.activation!r}.")
-    act = activations[model.activation]
+    if out_activation not in outputs:
+        raise TypeError(f"unsupported MLPRegressor output activation {out_activation!r}.")
+    act, out = activations[model.activation], outputs[out_activation]
     weights = [torch.as_tensor(W, dtype=torch.float64) for W in model.coefs_]
     biases = [torch.as_tensor(b, dtype=torch.float64) for b in model.intercepts_]
 
@@ -34,7 +38,7 @@ def _mlp_regressor_function(model):
             h = h @ W + b
             if i < len(weights) - 1:
                 h = act(h)
-        return h
+        return out(h)
 
     return f
 
