@@ -1,5 +1,7 @@
 """Random-feature and Nyström approximations of the CS estimators."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -147,3 +149,34 @@ def test_qmi_feature_count_is_refused_before_the_d_by_d_allocation():
     est.set_params(approximation="nystroem").fit(X, X[:, 0])
     # beta = 0 trains no compression term: nothing to refuse either
     est.set_params(approximation="rff", beta=0.0).fit(X, X[:, 0])
+
+
+def test_training_with_few_features_reports_floored_batches_once():
+    from fstat.bottleneck import CSIBRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    y = X[:, 0] + 0.1 * rng.standard_normal(200)
+    est = CSIBRegressor(approximation="rff", n_components=8, bottleneck_dim=3,
+                        hidden_layer_sizes=(8,), decoder_hidden_sizes=(8,), max_iter=2,
+                        batch_size=64, random_state=0, device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    floored = [w for w in caught if "floored kernel sums" in str(w.message)]
+    assert len(floored) == 1 and floored[0].category is RuntimeWarning
+    assert "of 6 training batches" in str(floored[0].message)
+
+
+def test_exact_nystroem_sums_at_their_floor_do_not_warn():
+    # tiny widths: row sums are their self-terms, which an exact (all-landmark) map hits
+    # to rounding; a few ulps below the floor is not an approximation failure
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    T = X + 0.01 * rng.standard_normal((300, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        approx = cs_mutual_information(X, T, sigma_x=0.05, sigma_t=0.05,
+                                       approximation="nystroem", n_components=1024)
+    assert approx == pytest.approx(cs_mutual_information(X, T, sigma_x=0.05, sigma_t=0.05),
+                                   rel=1e-12)
