@@ -332,13 +332,13 @@ class _NTKMachineBase(BaseEstimator):
     # ------------------------------------------------------------------ predict
     def _decision(self, X):
         check_is_fitted(self)
-        n_train = self.dual_coef_.shape[0]
-        if self.kernel == "precomputed":  # before validate_data's generic feature count
-            shape = np.shape(X)  # not 2-D: validate_data's standard message below
-            if len(shape) == 2 and shape[1] != n_train:
-                raise ValueError(f"kernel='precomputed': the test Gram must have shape "
-                                 f"(n_test, n_train={n_train}); got {shape}.")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        try:
+            X = validate_data(self, X, dtype=np.float64, reset=False)
+        except ValueError as error:  # sklearn's feature-count message, and what it means here
+            if self.kernel == "precomputed" and "features" in str(error):
+                raise ValueError(f"{error} kernel='precomputed': the test Gram must have "
+                                 f"shape (n_test, n_train={self.dual_coef_.shape[0]}).") from None
+            raise
         device = fitted_device(self.device_)
         if self.kernel == "precomputed":
             Kt = torch.as_tensor(X).to(device)
