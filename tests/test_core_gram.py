@@ -318,3 +318,76 @@ def test_rows_median_equals_the_numpy_selection(dtype):
         # numpy's median is NaN for any NaN; the rows without NaN agree with it
         np.testing.assert_allclose(got[:4], np.median(np.sqrt(sq[:4].double().numpy()), axis=1),
                                    rtol=rtol)
+
+
+def _rel_err(got, ref):
+    """Per-entry relative error; an exactly zero reference needs an exactly zero value."""
+    err = np.abs(got - ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ref != 0, err / np.abs(ref), np.where(err == 0, 0.0, np.inf))
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 30])
+@pytest.mark.parametrize("offset", [0.0, 100.0, -1e4])
+def test_sq_dists_equals_cdist_squared(d, offset):
+    """Spec §6 / §2.11: sq_dists equals scipy's cdist(...)**2 to 1e-10 relative per entry
+    (features on scales 1e-2..1e2, far from the origin, near-duplicate and duplicate rows in
+    Y), with and without Y, blocked or not; Y=None has an exactly zero diagonal."""
+    rng = np.random.default_rng(d)
+    scales = np.logspace(-2, 2, d)
+    X = rng.standard_normal((40, d)) * scales + offset
+    Y = np.vstack([rng.standard_normal((25, d)) * scales + offset,
+                   X[:5] + 1e-4 * rng.standard_normal((5, d)), X[5:8]])
+    for kw in ({}, {"chunk_size": 7}):
+        got = sq_dists(torch.tensor(X), torch.tensor(Y), **kw).numpy()
+        assert _rel_err(got, cdist(X, Y) ** 2).max() <= 1e-10
+        assert np.all(got >= 0)
+        np.testing.assert_array_equal(got[5:8, 30:33].diagonal(), 0.0)  # duplicates
+        sym = sq_dists(torch.tensor(X), **kw).numpy()
+        assert _rel_err(sym, cdist(X, X) ** 2).max() <= 1e-10
+        np.testing.assert_array_equal(np.diagonal(sym), 0.0)
+
+
+@pytest.mark.parametrize("x0, sigma", [(0.0, 1.0), (3.7, 0.05), (-250.0, 40.0)])
+def test_normalized_log_gaussian_gram_is_a_density_in_1d(x0, sigma):
+    """Spec §2.11 / §6: exp(log_gaussian_gram(x, y, sigma, normalized=True)) is the density
+    N(y; x, sigma^2) in y: by quadrature it integrates to 1, with mean x and variance
+    sigma^2 (1e-8)."""
+    from scipy.integrate import quad
+
+    x = torch.tensor([[x0]], dtype=torch.float64)
+
+    def density(y):
+        yt = torch.tensor([[y]], dtype=torch.float64)
+        return float(torch.exp(log_gaussian_gram(x, yt, sigma, normalized=True))[0, 0])
+
+    lo, hi = x0 - 40 * sigma, x0 + 40 * sigma
+    opts = {"epsabs": 1e-13, "epsrel": 1e-12, "limit": 200, "points": [x0]}
+    mass = quad(density, lo, hi, **opts)[0]
+    var = quad(lambda y: (y - x0) ** 2 * density(y), lo, hi, **opts)[0]
+    assert abs(mass - 1.0) <= 1e-8
+    assert abs(var / sigma**2 - 1.0) <= 1e-8
+    # centred at x: each half carries E|y - x| / 2 = sigma / sqrt(2 pi)
+    opts.pop("points")
+    right = quad(lambda y: (y - x0) * density(y), x0, hi, **opts)[0]
+    left = quad(lambda y: (x0 - y) * density(y), lo, x0, **opts)[0]
+    for half in (left, right):
+        assert abs(half / (sigma / np.sqrt(2 * np.pi)) - 1.0) <= 1e-8
+    # the unnormalised Gram is the same function up to the constant sqrt(2 pi) sigma
+    plain = log_gaussian_gram(x, x + 0.3 * sigma, sigma)[0, 0].item()
+    assert plain == pytest.approx(-0.045, rel=1e-12)
+
+
+def test_normalized_log_gaussian_gram_is_a_density_in_2d():
+    """The normaliser carries d/2: in 2-D the density integrates to 1 (tensor Gauss-Hermite
+    rule on a deliberately mismatched grid, 1e-8)."""
+    u, wts = np.polynomial.hermite.hermgauss(80)
+    centre, spread = np.array([0.4, -1.1]), 1.7  # grid centre and width unlike the density
+    g1, g2 = np.meshgrid(u, u, indexing="ij")
+    Y = centre + np.sqrt(2.0) * spread * np.column_stack([g1.ravel(), g2.ravel()])
+    weight = np.outer(wts, wts).ravel() * np.exp(g1.ravel() ** 2 + g2.ravel() ** 2)
+    x = torch.tensor([[0.0, -0.5]], dtype=torch.float64)
+    for sigma in (0.9, 1.3):
+        p = torch.exp(log_gaussian_gram(x, torch.tensor(Y), sigma, normalized=True))[0].numpy()
+        mass = 2.0 * spread**2 * np.sum(weight * p)
+        assert abs(mass - 1.0) <= 1e-8

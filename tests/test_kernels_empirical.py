@@ -12,7 +12,6 @@ from fstat.kernels._empirical import (
     _jacobian_ntk,
     empirical_ntk_torch,
     init_params,
-    mlp_forward,
 )
 
 
@@ -73,17 +72,6 @@ def test_converges_to_analytic_kernel():
     e_small, e_big = err(256), err(16384)
     assert e_big < 0.05
     assert e_big < e_small / 3
-
-
-def test_two_copy_init_has_zero_output_and_one_copy_ntk():
-    X = torch.as_tensor(np.random.default_rng(0).standard_normal((5, 3)))
-    A = init_params(3, 8, 1, 0.0, generator=make_generator(0))
-    B = [(W.clone(), None) for W, _ in A]
-    f = (mlp_forward(A, X, 1.0, 0.0) - mlp_forward(B, X, 1.0, 0.0)) / math.sqrt(2)
-    assert torch.all(f == 0)
-    # NTK of (f_A - f_B)/sqrt(2) = (Theta_A + Theta_B)/2 = Theta_A at initialisation
-    both = empirical_ntk_torch(A, X) / 2 + empirical_ntk_torch(B, X) / 2
-    assert torch.allclose(both, empirical_ntk_torch(A, X), rtol=1e-14)
 
 
 def test_bad_input():

@@ -3,6 +3,7 @@
 import math
 import pickle
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -28,25 +29,59 @@ def _relu_moments(a, b, c):
 
 
 def _reference(x, y, depth, w, b):
-    """Per-pair pure-Python recursion of spec §2.2."""
+    """Per-pair pure-Python recursion of spec §2.2 (returns nngp, ntk, exact-layer flags).
+
+    While a layer's covariances are exact rationals (``fractions.Fraction`` of the float
+    inputs and hyperparameters) the test ``c^2 == a b`` decides *exactly* whether the pair
+    is parallel (rho = 1: the diagonal, x and s x with s > 0 and no bias) or antiparallel
+    (rho = -1: x and -x with no bias, also a zero row: c = 0 = a b, theta = atan2(0, 0) = 0).
+    There the arc-cosine terms have closed forms -- theta = 0: E[ReLU ReLU] = c/2, the NTK
+    factor (pi - theta)/(2 pi) = 1/2; theta = pi: both 0 -- which keep the values rational.
+    Anywhere else ``math.acos`` of the clipped rho is used in float64 (well conditioned
+    away from rho = +-1, where arccos has an infinite slope).
+    """
     d = len(x)
-    kxx, kyy, kxy = float(x @ x) / d, float(y @ y) / d, float(x @ y) / d
-    theta = 0.0
-    w2, b2 = w * w, b * b
+    xs = [Fraction(float(v)) for v in x]
+    ys = [Fraction(float(v)) for v in y]
+    w2, b2 = Fraction(w) ** 2, Fraction(b) ** 2
+    kxx = sum(v * v for v in xs) / d
+    kyy = sum(v * v for v in ys) / d
+    kxy = sum(u * v for u, v in zip(xs, ys)) / d
+    theta = Fraction(0)
+    exact = []
     for _ in range(depth):
         sxx, syy, sxy = w2 * kxx + b2, w2 * kyy + b2, w2 * kxy + b2
         t = sxy + w2 * theta
-        if sxx == 0 or syy == 0:
-            kxy_new, dot = 0.0, (0.5 if sxx == 0 and syy == 0 and sxy == 0 else 0.0)
-            # zero rows with b = 0: everything vanishes; theta = atan2(0, 0) = 0 -> dot = 1/2
-            kxy_new = 0.0
+        if isinstance(sxy, Fraction) and sxy * sxy == sxx * syy:
+            exact.append(True)
+            if sxy >= 0:  # theta = 0
+                kxy, theta = sxy / 2, t / 2
+            else:  # theta = pi
+                kxy, theta = Fraction(0), Fraction(0)
         else:
-            kxy_new, dot = _relu_moments(sxx, syy, sxy)
-        theta = t * dot
-        kxx, kyy, kxy = sxx / 2, syy / 2, kxy_new
+            exact.append(False)
+            sxx, syy, sxy, t = float(sxx), float(syy), float(sxy), float(t)
+            rho = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+            ang = math.acos(rho)
+            kxy = (math.sqrt(max(sxx * syy - sxy * sxy, 0.0)) + (math.pi - ang) * sxy) / (
+                2 * math.pi)
+            theta = t * (math.pi - ang) / (2 * math.pi)
+        kxx, kyy = sxx / 2, syy / 2
     nngp = w2 * kxy + b2
-    ntk = nngp + (w2 * theta if depth > 0 else 0.0)
-    return nngp, ntk
+    ntk = nngp + w2 * theta if depth else nngp
+    return float(nngp), float(ntk), exact
+
+
+def _diag_closed_form(X, depth, w, b):
+    """Spec §2.2 diagonal (theta = 0 at every layer): K = S/2, Theta = T/2, any bias."""
+    k = (X**2).sum(1) / X.shape[1]
+    theta = np.zeros_like(k)
+    for _ in range(depth):
+        s = w**2 * k + b**2
+        theta = (s + w**2 * theta) / 2
+        k = s / 2
+    nngp = w**2 * k + b**2
+    return nngp, nngp + w**2 * theta if depth else nngp
 
 
 @pytest.fixture(scope="module")
@@ -58,29 +93,77 @@ def data():
     return X, Y
 
 
+@pytest.fixture(scope="module")
+def copies():
+    """Random rows on a 2**-20 grid, so that 2x, x/4, 2.5x and -x are exact copies."""
+    rng = np.random.default_rng(0)
+    X = np.round(rng.standard_normal((7, 4)) * 2**20) / 2**20
+    X = np.vstack([X, 2.0 * X[:3], 0.25 * X[:3], 2.5 * X[:3], -X[:3], np.zeros((1, 4))])
+    assert np.array_equal(X[13:16] / 2.5, X[:3]) and np.array_equal(X[16:19], -X[:3])
+    Y = rng.standard_normal((5, 4))
+    return X, Y
+
+
+def _rel_err(got, ref):
+    """Per-entry relative error; an exactly zero reference needs an exactly zero value."""
+    err = np.abs(got - ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ref != 0, err / np.abs(ref), np.where(err == 0, 0.0, np.inf))
+
+
 @pytest.mark.parametrize("depth", [0, 1, 2, 3, 4])
 @pytest.mark.parametrize("w, b", PARAMS)
-def test_matches_bruteforce_recursion(data, depth, w, b):
-    X, Y = data
+def test_matches_bruteforce_recursion(copies, depth, w, b):
+    """Every pair -- diagonal, scaled copies (2x, x/4, 2.5x), negated copies, a zero row and
+    random pairs -- against the brute-force recursion, 1e-10 relative per entry (spec §6)."""
+    X, Y = copies
     Z = np.vstack([X, Y])
     nngp, ntk = ntk_kernel(X, Z, depth=depth, w_std=w, b_std=b, kind="both", device="cpu")
-    ref = np.array([[_reference(x, z, depth, w, b) for z in Z] for x in X])
-    scale = np.abs(ref).max()
-    # at rho = +-1 (parallel pairs) arccos has infinite slope: rounding of order eps in a
-    # layer's covariances becomes ~sqrt(eps) in the next angle, in the reference even more
-    # than in the atan2 path. Those pairs are checked against exact homogeneity instead.
-    nx, nz = np.linalg.norm(X, axis=1), np.linalg.norm(Z, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.abs(X @ Z.T) / np.outer(nx, nz)
-    parallel = np.nan_to_num(cos) > 1 - 1e-9
-    tol = 1e-10 * scale
-    assert np.all(np.abs(nngp - ref[..., 0])[~parallel] <= tol)
-    assert np.all(np.abs(ntk - ref[..., 1])[~parallel] <= tol)
-    assert parallel.sum() >= 4 and (~parallel).sum() > 50
-    if b == 0:  # K(x, 2.5 x) = 2.5 K(x, x) and K(x, -x) from the exact diagonal at depth 0/1
-        i, j = 0, 7  # X[7] = 2.5 X[0]
-        assert abs(ntk[i, j] - 2.5 * ntk[i, i]) <= 1e-12 * abs(ntk[i, i])
-    assert np.all(np.isfinite(ntk))
+    ref = [[_reference(x, z, depth, w, b) for z in Z] for x in X]
+    ref_nngp = np.array([[r[0] for r in row] for row in ref])
+    ref_ntk = np.array([[r[1] for r in row] for row in ref])
+    assert _rel_err(nngp, ref_nngp).max() <= 1e-10
+    assert _rel_err(ntk, ref_ntk).max() <= 1e-10
+    n = len(X)
+    # the exact (rho = +-1) branch really ran on the special pairs at the first layer
+    first = np.array([[bool(r[2]) and r[2][0] for r in row] for row in ref])
+    if depth:
+        assert first[np.arange(n), np.arange(n)].all()  # the diagonal, with or without bias
+        scaled = [(i, j) for i in range(3) for j in (7 + i, 10 + i, 13 + i, 16 + i)]
+        assert all(first[i, j] == (b == 0) for i, j in scaled)
+        assert not first[:7, n:].any()  # random pairs take the arccos path
+    if b == 0:  # closed forms at rho = +-1: K(x, s x) = s K(x, x), K(x, -x) at depth <= 1
+        for i in range(3):
+            for j, s in ((7 + i, 2.0), (10 + i, 0.25), (13 + i, 2.5)):
+                for K in (nngp, ntk):
+                    assert abs(K[i, j] - s * K[i, i]) <= 1e-10 * abs(s * K[i, i])
+            if depth == 0:
+                np.testing.assert_allclose(ntk[i, 16 + i], -ntk[i, i], rtol=1e-14)
+            if depth == 1:
+                assert nngp[i, 16 + i] == 0.0 and ntk[i, 16 + i] == 0.0
+        assert np.all(nngp[n - 1] == 0.0) and np.all(ntk[n - 1] == 0.0)
+    assert np.all(np.isfinite(ntk)) and np.all(np.isfinite(nngp))
+
+
+@pytest.mark.parametrize("w, b", PARAMS)
+def test_diagonal_closed_form_with_and_without_bias(copies, w, b):
+    """Spec §2.2 diagonal (theta = 0 at every layer) for any bias: the symmetric Gram's
+    diagonal, the diagonal pairs of a cross Gram and NTKKernel.diag, 1e-10 per entry."""
+    X, _ = copies
+    for depth in range(5):
+        ref_nngp, ref_ntk = _diag_closed_form(X, depth, w, b)
+        nngp, ntk = ntk_kernel(X, depth=depth, w_std=w, b_std=b, kind="both", device="cpu")
+        cross_nngp, cross_ntk = ntk_kernel(X, X.copy(), depth=depth, w_std=w, b_std=b,
+                                           kind="both", device="cpu")
+        kern = NTKKernel(depth=depth, w_std=w, b_std=b, device="cpu")
+        for got, ref in ((np.diag(nngp), ref_nngp), (np.diag(ntk), ref_ntk),
+                         (np.diag(cross_nngp), ref_nngp), (np.diag(cross_ntk), ref_ntk),
+                         (kern.diag(X), ref_ntk)):
+            assert _rel_err(got, ref).max() <= 1e-10
+        if b > 0:  # the zero row's diagonal comes from the bias alone
+            assert ref_ntk[-1] > 0 and ntk[-1, -1] == pytest.approx(ref_ntk[-1], rel=1e-12)
+        else:
+            np.testing.assert_allclose(ref_ntk, (depth + 1) * ref_nngp, rtol=1e-14)
 
 
 def test_arccos_expectations_match_quadrature():
