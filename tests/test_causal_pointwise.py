@@ -304,8 +304,12 @@ def test_aggregation_modes():
     np.testing.assert_array_equal(k, [1, 2])
     np.testing.assert_array_equal(lo, [2.0, 1.0])
     np.testing.assert_array_equal(up, [3.0, 2.5])
-    with pytest.warns(InvertedBoundsWarning):
-        aggregate_bounds([[3.0, 4.0]], [[1.0, 2.0]], method="adaptive")
+    with pytest.warns(InvertedBoundsWarning):  # even the union inverts: it is returned
+        lo, up, k = aggregate_bounds([[3.0, 4.0], [0.0, 1.0]], [[1.0, 2.0], [2.0, 0.5]],
+                                     method="adaptive")
+    np.testing.assert_array_equal(lo, [3.0, 0.0])  # row 2: k = 2 (union) is not inverted
+    np.testing.assert_array_equal(up, [2.0, 2.0])
+    np.testing.assert_array_equal(k, [2, 2])
     with pytest.raises(ValueError, match="k"):
         aggregate_bounds(lower, upper, method="kth")
     with pytest.raises(ValueError, match="k"):
