@@ -59,6 +59,29 @@ def test_solver_matches_primal_and_nested_references(divergence, declared):
         assert lower == pytest.approx(r2_lo, abs=1e-7)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("divergence, f, f0", [
+    ("kl", lambda t: t * np.log(t), 0.0),
+    ("hellinger", lambda t: 0.5 * (np.sqrt(t) - 1.0) ** 2, 0.5),
+])
+def test_a_registered_copy_gives_identical_bounds(divergence, f, f0):
+    # spec 6.1: c f + c'(t - 1) is the same divergence ball (radius and divergence both
+    # scale by c), so its bounds, solved with numeric conjugates, equal the built-in's
+    c, c_affine = 2.5, 0.7
+    copy = fdiv.register_divergence(f"copy_{divergence}_for_test",
+                                    lambda t: c * f(t) + c_affine * (t - 1.0),
+                                    c * f0 - c_affine, overwrite=True)
+    try:
+        y, w = _law(3)
+        for support in (None, (y.min() - 1.0, y.max() + 1.0)):
+            expected = pointwise_bounds(y, 0.3, divergence=divergence, weights=w,
+                                        support=support)
+            got = pointwise_bounds(y, 0.3, divergence=copy, weights=w, support=support)
+            np.testing.assert_allclose(got, expected, atol=1e-8)
+    finally:
+        fdiv._REGISTRY.pop(copy.name, None)
+
+
 @pytest.mark.parametrize("divergence", ["kl", "tv"])
 @pytest.mark.parametrize("support", [None, (-1.0, 7.0)])
 def test_closed_forms_match_iterative_solvers(divergence, support):
