@@ -118,3 +118,54 @@ def test_list_input_with_treatment_col(data, conditional):
            else MarginalDivergenceBounds(divergences=("kl",), treatment_col=0))
     expected = est.fit(Xa, y).predict(Xa)
     np.testing.assert_array_equal(est.fit(Xa.tolist(), y.tolist()).predict(Xa), expected)
+
+
+def test_invalid_params_are_stored_by_init_and_rejected_by_fit(data):
+    X, y, a = data
+    est = ConditionalDivergenceBounds(divergences=("nope",), max_iter=-3, cv="x",
+                                      learning_rate=-1.0)  # spec 6.13: __init__ only stores
+    assert est.get_params()["max_iter"] == -3
+    with pytest.raises(ValueError):
+        est.fit(X, y, treatment=a)
+
+
+def test_column_transformer_passthrough_cross_val_score_and_splitter(data):
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, y, a = data
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    df.insert(1, "treat", a)
+    covariates = [c for c in df.columns if c != "treat"]
+    # the scaler's output keeps names (set_output), the treatment passes through by name
+    scale = ColumnTransformer([("scale", StandardScaler(), covariates)],
+                              remainder="passthrough", verbose_feature_names_out=False)
+    pipe = make_pipeline(scale.set_output(transform="pandas"),
+                         ConditionalDivergenceBounds(**TINY, treatment_col="treat"))
+    pipe.fit(df, y)
+    assert pipe.predict(df).shape == (len(df), 2)
+    scores = cross_val_score(ConditionalDivergenceBounds(**TINY, treatment_col="treat"),
+                             df, y, cv=2)
+    assert scores.shape == (2,) and np.all(np.isfinite(scores))
+    # cv as a splitter object: the stored folds are the splitter's
+    splitter = KFold(3, shuffle=True, random_state=4)
+    est = ConditionalDivergenceBounds(**TINY, cv=splitter).fit(X, y, treatment=a)
+    for (tr, te), (ftr, fte) in zip(splitter.split(X), est.folds_):
+        np.testing.assert_array_equal(te, fte)
+        np.testing.assert_array_equal(tr, ftr)
+
+
+def test_dataframe_names_are_kept_and_reordered_columns_refused(data):
+    import pandas as pd
+
+    X, y, a = data
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    df["treat"] = a
+    est = ConditionalDivergenceBounds(**TINY, treatment_col="treat").fit(df, y)
+    assert list(est.feature_names_in_) == list(df.columns)
+    with pytest.warns(UserWarning, match="feature names"):  # sklearn's own warning
+        unnamed = est.predict(df.to_numpy())
+    np.testing.assert_array_equal(est.predict(df), unnamed)
+    with pytest.raises(ValueError, match="feature names"):
+        est.predict(df[df.columns[::-1]])
