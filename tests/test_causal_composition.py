@@ -1,5 +1,7 @@
 """Composition: metadata routing, pipelines, n_jobs, dtype agreement."""
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn
@@ -169,3 +171,29 @@ def test_dataframe_names_are_kept_and_reordered_columns_refused(data):
     np.testing.assert_array_equal(est.predict(df), unnamed)
     with pytest.raises(ValueError, match="feature names"):
         est.predict(df[df.columns[::-1]])
+
+
+def test_no_nan_on_extreme_but_valid_data():
+    # spec 6.14: propensities at the clip, one huge outcome, a tiny treated arm
+    from fstat.causal import MarginalDivergenceBounds
+
+    rng = np.random.default_rng(5)
+    n = 400
+    X = rng.normal(size=(n, 2))
+    X[:20, 0] = 8.0  # far out: the fitted propensity there sits at the clip
+    a = (rng.uniform(size=n) < 1 / (1 + np.exp(-3 * X[:, 0] - 4))).astype(int)
+    a[:20] = 1
+    a[20:] = (rng.uniform(size=n - 20) < 0.04).astype(int)  # ~15 more treated rows
+    y = X[:, 1] + a + 0.1 * rng.normal(size=n)
+    y[50] = 1e4
+    params = {**TINY, "outcome_bounds": None, "divergences": ("kl", "chi2", "tv")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unbounded outcomes, clipped propensities
+        est = ConditionalDivergenceBounds(**params).fit(X, y, treatment=a)
+        marginal = MarginalDivergenceBounds(divergences=("kl", "chi2", "tv")).fit(X, y,
+                                                                                 treatment=a)
+        outputs = [est.predict(X), est.predict_outcome_bounds(X, 0),
+                   est.predict_outcome_bounds(X, 1), est.predict_manski(X, arm=1),
+                   marginal.predict(X)]
+    for out in outputs:
+        assert np.all(np.isfinite(out))  # support-driven without outcome_bounds: finite
