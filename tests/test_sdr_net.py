@@ -114,11 +114,8 @@ def test_gradients_match_closed_forms():
     Uc = (U - U.mean(0)).detach()
     H = torch.eye(n, dtype=torch.float64) - 1.0 / n
     np.testing.assert_allclose(U.grad.numpy(), (2 / n**2 * H @ K @ Uc).numpy(), atol=1e-8)
-    U.grad = None
-    cov = lambda V: (V - V.mean(0)).T @ (V - V.mean(0)) / n  # noqa: E731
-    (cov(U) - torch.eye(d, dtype=torch.float64)).square().sum().backward()
-    expected = 4 / n * Uc @ (cov(Uc) - torch.eye(d, dtype=torch.float64))
-    np.testing.assert_allclose(U.grad.numpy(), expected.numpy(), atol=1e-8)
+    # (the penalty's gradient, with the whole training objective: see
+    # test_training_objective_gradient_matches_spec)
     # cumsum loss has the same value and gradient
     U2 = U.detach().clone().requires_grad_(True)
     CumsumLoss(ball_ranks(check_response(y), "cpu"))(U2).backward()
@@ -335,3 +332,122 @@ def test_transform_falls_back_to_cpu(data):
     if torch.cuda.device_count() <= 7:
         with pytest.warns(UserWarning, match="not available here"):
             assert np.array_equal(est.transform(X), Z)
+
+
+# --------------------------------------------------------------------------------------
+# The library's own training objective (the closure FCCovNet.fit hands to the epoch loop)
+# checked against spec 2.8: value and gradient w.r.t. the network output U.
+
+
+class _FixedOutput(torch.nn.Module):
+    """A 'network' whose output is the parameter U itself, so dL/dtheta = dL/dU.
+
+    Every backward pass through U is recorded in ``grads``.
+    """
+
+    def __init__(self, U):
+        super().__init__()
+        self.U = torch.nn.Parameter(torch.tensor(U, dtype=torch.float64))
+        self.grads = []
+
+    def forward(self, x):
+        out = self.U * 1.0
+        if out.requires_grad:
+            out.register_hook(lambda g: self.grads.append(g.detach().clone()))
+        return out
+
+
+class _FixedOutputFactory:
+    """Module-level ``architecture`` callable returning a fixed-output module."""
+
+    def __init__(self, U):
+        self.U = U
+
+    def __call__(self, n_features_in, n_components, generator):
+        return _FixedOutput(self.U)
+
+
+def _brute_kernel(D):
+    """K_ij = (1/n^2) sum_{k,l} delta_ikl delta_jkl, delta_ikl = 1{d_ik <= d_lk} (spec 2.3)."""
+    n = len(D)
+    delta = (D[:, :, None] <= D.T[None, :, :]).astype(float)  # [i, k, l]
+    return np.einsum("ikl,jkl->ij", delta, delta) / n**2
+
+
+def _brute_objective(U, D, lam, objective):
+    """-FCCov_n(U) + lam |Sigma_U - I|_F^2 from the m_kl definition (or -Dist_n, spec 2.9)."""
+    n, d = U.shape
+    Uc = U - U.mean(0)
+    if objective == "fccov":
+        delta = (D[:, :, None] <= D.T[None, :, :]).astype(float)  # [i, k, l]
+        m = np.einsum("id,ikl->kld", Uc, delta) / n
+        value = np.sum(m**2) / n**2
+    else:
+        dbar = D.sum() / (n * (n - 1))
+        value = -np.sum((Uc @ Uc.T) * D) / (n**2 * dbar)
+    penalty = np.sum((Uc.T @ Uc / n - np.eye(d)) ** 2)
+    return -value + lam * penalty
+
+
+def _closed_form_gradient(U, K, lam):
+    """Spec 2.8: d/dU [-(1/n^2) tr(U~' K U~) + lam |Sigma - I|^2]
+    = -(2/n^2) H K U~ + (4 lam / n) U~ (Sigma - I)."""
+    n, d = U.shape
+    Uc = U - U.mean(0)
+    H = np.eye(n) - 1.0 / n
+    sigma = Uc.T @ Uc / n
+    return -2.0 / n**2 * H @ K @ Uc + 4.0 * lam / n * Uc @ (sigma - np.eye(d))
+
+
+def _central_differences(f, U, h=1e-5):
+    G = np.zeros_like(U)
+    for idx in np.ndindex(*U.shape):
+        E = np.zeros_like(U)
+        E[idx] = h
+        G[idx] = (f(U + E) - f(U - E)) / (2 * h)
+    return G
+
+
+GRAD_CASES = {
+    # name: (FCCovNet params, response kind, expected solver_)
+    "kernel": ({"solver": "kernel"}, "tied", "kernel"),
+    "cumsum": ({"solver": "cumsum"}, "tied", "cumsum"),
+    "class-means": ({"metric": "discrete"}, "labels", "class-means"),
+    "distance": ({"objective": "distance"}, "tied", "kernel"),
+}
+
+
+@pytest.mark.parametrize("case", list(GRAD_CASES))
+def test_training_objective_gradient_matches_spec(case):
+    params, kind, solver = GRAD_CASES[case]
+    rng = np.random.default_rng(11)
+    n, d, lam = 30, 2, 0.15
+    X = rng.standard_normal((n, 3))
+    if kind == "labels":
+        y = rng.integers(0, 3, n)
+        D = (y[:, None] != y[None]).astype(float)
+    else:
+        y = np.round(rng.standard_normal(n), 1)  # ties: closed balls matter
+        D = np.abs(y[:, None] - y[None])
+    # an output informative about y (so the FCCov part of the gradient is of the same order as
+    # the penalty part), then made non-centred, non-white and correlated
+    Z = np.column_stack([y + 0.3 * rng.standard_normal(n), rng.standard_normal(n)])
+    Z = (Z - Z.mean(0)) / Z.std(0)
+    U = Z @ np.array([[1.1, 0.1], [0.0, 0.9]]) + np.array([2.0, -1.0])
+    est = FCCovNet(d, architecture=_FixedOutputFactory(U), lam=lam, max_epochs=1, min_epochs=0,
+                   early_stopping=False, dtype="float64", device="cpu", random_state=0,
+                   **params).fit(X, y)
+    assert est.solver_ == solver and len(est.net_.grads) == 1
+    grad = est.net_.grads[0].numpy()
+    objective = params.get("objective", "fccov")
+
+    def brute(V):
+        return _brute_objective(V, D, lam, objective)
+
+    # value of the library's objective at this U
+    assert est.loss_curve_[0] == pytest.approx(brute(U), rel=1e-12, abs=1e-14)
+    # (a) closed form of spec 2.8 (K = ball kernel, or -D/d_bar for the distance objective)
+    K = _brute_kernel(D) if objective == "fccov" else -D / (D.sum() / (n * (n - 1)))
+    np.testing.assert_allclose(grad, _closed_form_gradient(U, K, lam), rtol=0, atol=1e-10)
+    # (b) central finite differences of the brute-force objective
+    np.testing.assert_allclose(grad, _central_differences(brute, U), rtol=0, atol=1e-9)

@@ -69,21 +69,64 @@ def test_linear_methods_fail_on_the_nonlinear_model():
     assert _distance_correlation(lin.transform(X[500:]), H[500:]) <= 0.40
 
 
-def test_digits_with_the_discrete_metric():
-    from sklearn.datasets import load_digits
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-    from sklearn.model_selection import train_test_split
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
+def test_m1_mean_recovery_and_fit_time_over_seeds():
+    # spec 6: M1 mean >= 0.85 over seeds 1000-1003 (the per-seed floor is checked above) and
+    # CPU fit time at n = 500 < 10 s (median of the seeds), with the estimator's defaults
+    scores, times = [], []
+    for seed in SEEDS:
+        score, est = _fit_score("M1", "euclidean", 1, seed)
+        scores.append(score)
+        times.append(est.fit_time_)
+    assert np.mean(scores) >= 0.85, scores
+    assert np.median(times) < 10.0, times
 
-    X, y = load_digits(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.33, stratify=y, random_state=0)
-    # one split and 800 epochs to keep the slow tier short (the benchmark runs three splits)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        net = FCCovNet(9, metric="discrete", hidden_layer_sizes=(128, 64), max_epochs=800,
-                       random_state=0, device="cpu")
-        acc = make_pipeline(net, KNeighborsClassifier(5)).fit(Xtr, ytr).score(Xte, yte)
-    lda = make_pipeline(LinearDiscriminantAnalysis(n_components=9),
-                        KNeighborsClassifier(5)).fit(Xtr, ytr).score(Xte, yte)
-    assert acc >= 0.93 and acc >= lda - 0.02, (acc, lda)
+
+def test_statsmodels_sir_fails_on_m1_for_every_seed():
+    from statsmodels.regression.dimred import SlicedInverseReg
+
+    scores = []
+    for seed in SEEDS:
+        X, Y, H = make_frechet_sdr("M1", n_samples=1000, random_state=seed)
+        sir = SlicedInverseReg(Y[:500], X[:500]).fit(slice_n=20)
+        scores.append(_distance_correlation(X[500:] @ sir.params[:, :1], H[500:]))
+    assert max(scores) <= 0.40, scores
+
+
+DIGIT_SPLITS = (0, 1, 2)
+_DIGITS = {}
+
+
+def _digits_split(seed):
+    """Test accuracy of FCCovNet(9, defaults, hidden (128, 64)) + 5NN and LDA(9) + 5NN."""
+    if seed not in _DIGITS:
+        from sklearn.datasets import load_digits
+        from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+        from sklearn.model_selection import train_test_split
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.pipeline import make_pipeline
+
+        X, y = load_digits(return_X_y=True)
+        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.33, stratify=y,
+                                              random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            net = FCCovNet(9, metric="discrete", hidden_layer_sizes=(128, 64), random_state=0,
+                           device="cpu")
+            acc = make_pipeline(net, KNeighborsClassifier(5)).fit(Xtr, ytr).score(Xte, yte)
+        lda = make_pipeline(LinearDiscriminantAnalysis(n_components=9),
+                            KNeighborsClassifier(5)).fit(Xtr, ytr).score(Xte, yte)
+        _DIGITS[seed] = (acc, lda)
+    return _DIGITS[seed]
+
+
+@pytest.mark.parametrize("seed", DIGIT_SPLITS)
+def test_digits_accuracy_per_split_with_defaults(seed):
+    acc, lda = _digits_split(seed)
+    assert acc >= 0.93, (acc, lda)
+
+
+def test_digits_mean_accuracy_against_lda():
+    # reuses the fits of the per-split tests when they ran first in this process
+    results = [_digits_split(seed) for seed in DIGIT_SPLITS]
+    acc, lda = np.mean(results, axis=0)
+    assert acc >= lda - 0.02, results
