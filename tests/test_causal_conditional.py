@@ -361,3 +361,30 @@ def test_bad_hyperparameters_and_propensity_model(data):
     with pytest.raises(TypeError, match="predict_proba"):
         ConditionalDivergenceBounds(**{**FAST, "propensity_model": NoProba()}).fit(
             X, y, treatment=a)
+
+
+@pytest.mark.slow
+def test_paper_dgp_sanity():
+    # spec 6.11 on make_confounded_paper(4000), 400 points uniform on [-2, 2]^5. The width
+    # comparison by e uses the treated arm's bounds, whose radius B_f(e) shrinks as e grows
+    # (the CATE width adds the control arm's, which grows with e, and is flat in e)
+    from fstat.datasets import make_confounded_paper
+
+    X, y, a, truth = make_confounded_paper(4000, random_state=0, return_truth=True)
+    with pytest.warns(UnboundedOutcomeWarning):
+        est = ConditionalDivergenceBounds(("kl", "chi2"), aggregation=None, device="cpu",
+                                          random_state=0).fit(X, y, treatment=a)
+    Xe = np.random.default_rng(1).uniform(-2, 2, (400, 5))
+    tau = truth.mu_fn(1, Xe) - truth.mu_fn(0, Xe)
+    e = truth.propensity_fn(Xe)
+    cate = est.predict(Xe)  # (400, divergence, 2)
+    for d, name in enumerate(("kl", "chi2")):
+        lower, upper = cate[:, d, 0], cate[:, d, 1]
+        assert np.mean((lower <= tau) & (tau <= upper)) >= 0.85, name
+        assert 3.0 <= np.mean(upper - lower) <= 40.0, name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a few inverted sample-support intervals
+            treated = est.predict_outcome_bounds(Xe, 1, divergence=name)
+        width = treated[:, 1] - treated[:, 0]
+        assert width[e > 0.7].mean() < width[e < 0.5].mean(), name
+    assert est.domain_violation_fraction_.max() < 0.05
