@@ -216,12 +216,13 @@ def test_standard_errors_match_gateaux_when_support_ends_are_atoms():
         np.testing.assert_allclose(est.se_[f"Y({arm})"][:5], se[:, arm], rtol=2e-3, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_wald_intervals_cover_the_exact_population_bounds():
-    # simulation with known truth: the population marginal bounds follow from the
-    # simulator's exact cell laws (x uniform on 4 cells), pooled over x; 150 samples of
-    # n = 2000. Nominal 95% endpoint intervals must cover about 95% of the time (a miss
-    # rate above 12% is 4 binomial SEs off) and the SEs must match the Monte Carlo spread.
-    divergences, support = ("kl", "chi2", "tv"), (0.0, 4.0)
+    # spec 6.6: 200 samples of n = 2000 from make_confounded_discrete; the population
+    # marginal bounds follow from the simulator's exact cell laws pooled over x (R4).
+    # |MC mean - truth| < 0.01, mean SE within 25% of the MC SD, outer 95% coverage of the
+    # identified interval in [0.88, 0.99]; nominal endpoint intervals cover about 95%
+    divergences, support = ("kl", "hellinger", "chi2", "tv", "js"), (0.0, 4.0)
     *_, truth = make_confounded_discrete(10, random_state=0, return_truth=True)
     e = truth.cell_propensity.mean(axis=1)  # P(A = a)
     pmf = np.einsum("ax,axy->ay", 0.25 * truth.cell_propensity, truth.cell_pmf) / e[:, None]
@@ -230,8 +231,9 @@ def test_wald_intervals_cover_the_exact_population_bounds():
     exact = np.array([pointwise_bounds(values, e[int(arm[2])], divergence=d,
                                        weights=pmf[int(arm[2])], support=support)
                       for arm, d in rows])
-    R = 150
-    estimates, ses, covered = np.empty((R, len(rows), 2)), np.empty((R, len(rows), 2)), 0
+    R = 200
+    estimates, ses = np.empty((R, len(rows), 2)), np.empty((R, len(rows), 2))
+    endpoint_covered, outer_covered = 0, 0
     for r in range(R):
         X, y, a = make_confounded_discrete(2000, random_state=10_000 + r)
         bounds = MarginalDivergenceBounds(divergences, outcome_bounds=support).fit(
@@ -239,10 +241,15 @@ def test_wald_intervals_cover_the_exact_population_bounds():
         estimates[r] = bounds.table.loc[rows, ["lower", "upper"]].to_numpy()
         ses[r] = bounds.table.loc[rows, ["se_lower", "se_upper"]].to_numpy()
         ci = bounds.conf_int(0.05, kind="endpoint").loc[rows].to_numpy().reshape(-1, 2, 2)
-        covered = covered + ((ci[..., 0] <= exact) & (exact <= ci[..., 1]))
-    coverage = covered / R
+        endpoint_covered = endpoint_covered + ((ci[..., 0] <= exact) & (exact <= ci[..., 1]))
+        outer = bounds.conf_int(0.05, kind="outer").loc[rows].to_numpy()
+        outer_covered = outer_covered + ((outer[:, 0] <= exact[:, 0])
+                                         & (exact[:, 1] <= outer[:, 1]))
+    outer_coverage = outer_covered / R
+    assert np.all((outer_coverage >= 0.88) & (outer_coverage <= 0.99)), outer_coverage
+    coverage = endpoint_covered / R
     assert coverage.min() >= 0.88, coverage
     assert 0.93 <= coverage.mean() <= 0.97, coverage.mean()
     ratio = ses.mean(axis=0) / estimates.std(axis=0, ddof=1)
-    assert np.all((ratio > 0.8) & (ratio < 1.25)), ratio
-    np.testing.assert_allclose(estimates.mean(axis=0), exact, atol=0.02)
+    assert np.all((ratio > 0.75) & (ratio < 1.25)), ratio
+    np.testing.assert_allclose(estimates.mean(axis=0), exact, atol=0.01)
