@@ -197,3 +197,22 @@ def test_no_nan_on_extreme_but_valid_data():
                    marginal.predict(X)]
     for out in outputs:
         assert np.all(np.isfinite(out))  # support-driven without outcome_bounds: finite
+
+
+@pytest.mark.dask
+def test_dask_backend_equals_sequential(data):
+    # spec 6.13: joblib's dask backend on a LocalCluster(processes=False) gives the
+    # sequential fit (per-task seeds are drawn up front)
+    distributed = pytest.importorskip("distributed")
+    from joblib import parallel_config
+
+    X, y, a = data
+    params = {**TINY, "cv": 3, "dual_batching": "per_fold"}
+    sequential = ConditionalDivergenceBounds(**params).fit(X, y, treatment=a).predict(X)
+    cluster = distributed.LocalCluster(n_workers=2, processes=False, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client, parallel_config(backend="dask"):
+        with distributed.get_task_stream(client) as stream:
+            on_dask = ConditionalDivergenceBounds(**params, n_jobs=2).fit(
+                X, y, treatment=a).predict(X)
+    assert len(stream.data) > 0  # the folds ran as dask tasks
+    np.testing.assert_allclose(on_dask, sequential, rtol=0, atol=1e-10)
