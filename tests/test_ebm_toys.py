@@ -1,11 +1,6 @@
 """Slow statistical checks of spec §6: 2-D toys against their true densities (17), OOD on digits
 (19), and the full seed sets of the shifted-Gaussian (15) and far-noise (16) recoveries.
-
-The full seed sets cost several minutes of CPU; they run when ``FSTAT_EBM_FULL=1`` is set. Without
-it, ``tests/test_ebm_recovery.py`` runs seed 0 of test 15 and seeds 0-3 of test 16.
 """
-
-import os
 
 import numpy as np
 import pytest
@@ -17,11 +12,6 @@ from fstat.datasets import load_digits_ood, make_toy_density
 from fstat.ebm import CompositionalEBM, NCEDensity, SNLDensity
 
 pytestmark = pytest.mark.slow
-
-full_seeds = pytest.mark.skipif(
-    os.environ.get("FSTAT_EBM_FULL") != "1",
-    reason="full seed set of spec §6.15/16 (several minutes): set FSTAT_EBM_FULL=1")
-
 
 @pytest.mark.parametrize("toy", ["eight_gaussians", "moons", "rings"])
 def test_toy_density_recovery_and_log_partition(toy):
@@ -53,7 +43,6 @@ def test_digits_ood_auroc_and_likelihood():
         assert est.score(data.X_test) >= gaussian + 1.5, cls.__name__
 
 
-@full_seeds
 @pytest.mark.parametrize("cls", [CompositionalEBM, NCEDensity, SNLDensity],
                          ids=lambda c: c.__name__)
 def test_shifted_gaussian_recovery_all_seeds(cls):
@@ -66,7 +55,6 @@ def test_shifted_gaussian_recovery_all_seeds(cls):
         assert 0.85 <= est.quadratic_covariance_[0, 0] / X.var() <= 1.15, seed
 
 
-@full_seeds
 def test_far_noise_all_seeds():
     """Spec test 16 on seeds 0-9 with the spec's thresholds."""
     seeds = range(10)
