@@ -51,6 +51,18 @@ def test_reg_zero_with_a_singular_covariance_still_solves():
     assert np.all(np.isfinite(est.directions_)) and np.all(np.isfinite(est.eigenvalues_))
 
 
+def test_reg_zero_with_a_constant_column_gives_it_no_weight():
+    # the centred constant column is rounding noise (~1e-16): the covariance is singular to
+    # rounding and must be treated as singular, not as a direction of tiny variance
+    X, y = _data(n=200, p=3, seed=6)
+    X[:, 2] = 0.1
+    est = LinearFCCov(n_components=2, reg=0.0, device="cpu").fit(X, y)
+    assert np.abs(est.directions_[2]).max() <= 1e-8
+    moved = X.copy()
+    moved[:, 2] += 1.0
+    np.testing.assert_allclose(est.transform(moved), est.transform(X), atol=1e-8)
+
+
 def test_directions_are_equivariant():
     X, y = _data(n=200, p=4, seed=2)
     A = np.random.default_rng(3).standard_normal((4, 4)) + 2 * np.eye(4)

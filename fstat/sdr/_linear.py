@@ -126,11 +126,13 @@ class LinearFCCov(ClassNamePrefixFeaturesOutMixin, SDRTransformerMixin, BaseEsti
 
 
 def _generalised_eigh(M, B):
-    """``scipy.linalg.eigh(M, B)``; a B that is not positive definite (singular
-    covariance, ``reg = 0``) first gets the smallest jitter, machine epsilon times its
-    trace, on the diagonal. A positive definite B is used as it is, so ``reg = 0``
-    whitens exactly."""
-    if np.linalg.eigvalsh(B)[0] > 0:
+    """``scipy.linalg.eigh(M, B)``; a B that is singular to rounding (smallest eigenvalue
+    at most ``p`` machine epsilons of the largest: a constant or collinear column with
+    ``reg = 0``) first gets the smallest jitter, machine epsilon times its trace, on the
+    diagonal. A numerically positive definite B is used as it is, so ``reg = 0`` whitens
+    exactly."""
+    eigenvalues = np.linalg.eigvalsh(B)
+    if eigenvalues[0] > len(B) * np.finfo(float).eps * eigenvalues[-1]:
         try:
             return scipy.linalg.eigh(M, B)
         except np.linalg.LinAlgError:  # positive by eigvalsh, yet Cholesky fails
