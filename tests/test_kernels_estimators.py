@@ -572,3 +572,16 @@ def test_svr_intercept_routes_match_svr_and_the_exact_dual(cancer_small):
         P = _primal_with_intercept(K, m.dual_coef_, m.intercept_, y, lam, "eps", eps)
         assert m.objective_ == pytest.approx(P, rel=1e-12)
         assert P_opt * (1 - 1e-10) <= m.objective_ <= P_opt * (1 + 1e-6)
+
+
+def test_a_dataframe_test_gram_predicts_quietly():
+    # pandas hands over a read-only view: it is copied, not wrapped (torch warned)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    y = X[:, 0]
+    K = ntk_kernel(X, device="cpu")
+    model = NTKRidge(kernel="precomputed", device="cpu").fit(K, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pred = model.predict(pd.DataFrame(K[:5]))
+    np.testing.assert_array_equal(pred, model.predict(K[:5]))

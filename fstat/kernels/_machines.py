@@ -341,7 +341,7 @@ class _NTKMachineBase(BaseEstimator):
             raise
         device = fitted_device(self.device_)
         if self.kernel == "precomputed":
-            Kt = torch.as_tensor(X).to(device)
+            Kt = as_tensor(X, torch.float64, device)  # a copy: read-only inputs stay quiet
         else:
             Kt = self._gram(X, self.X_fit_, device)
         beta = torch.as_tensor(self.dual_coef_).to(device)

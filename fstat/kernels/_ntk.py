@@ -333,7 +333,7 @@ def gram_from_arrays(A, B, dtype, device, **params):
     with np.errstate(over="ignore"):  # data beyond the float32 range become inf: retried
         At = as_tensor(A, dtype, device)  # a copy: read-only inputs (pandas) stay quiet
         Bt = None if B is None else as_tensor(B, dtype, device)
-    if dtype == torch.float32 and any(_tiny_rows(T) for T in (At, Bt) if T is not None):
+    if dtype == torch.float32 and any(_tiny_rows(M) for M in (A, B) if M is not None):
         warn_user("the float32 NTK Gram would lose precision to subnormal products (rows "
                   "whose entries are all below 1e-15 in size); it was computed in float64 "
                   "instead.", UserWarning)
@@ -347,11 +347,16 @@ def gram_from_arrays(A, B, dtype, device, **params):
     return K
 
 
-def _tiny_rows(T):
-    """Whether a nonzero row of ``T`` has all entries below 1e-15 in size (its float32
-    products, below about 1e-30, would approach the subnormal range)."""
-    size = T.abs().amax(dim=1) if T.shape[1] else T.new_zeros(T.shape[0])
-    return bool(((size > 0) & (size < 1e-15)).any())
+def _tiny_rows(M):
+    """Whether a nonzero row of the data ``M`` (before any float32 cast, which would turn
+    rows below about 1e-45 into zeros) has all entries below 1e-15 in size: its float32
+    products, below about 1e-30, would approach the subnormal range."""
+    if torch.is_tensor(M):
+        size = M.detach().abs().amax(dim=1) if M.shape[1] else M.new_zeros(M.shape[0])
+        return bool(((size > 0) & (size < 1e-15)).any())
+    M = np.asarray(M, dtype=np.float64)
+    size = np.abs(M).max(axis=1) if M.shape[1] else np.zeros(M.shape[0])
+    return bool(np.any((size > 0) & (size < 1e-15)))
 
 
 def ntk_kernel(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", dtype="float64",
