@@ -399,7 +399,8 @@ class FDivergence:
         (numpy only) as :math:`s^3 / f''(1/s)` at :math:`s = s^*(t)`, with :math:`f''` by
         finite differences: about 1e-6 relative while the maximiser :math:`s^*` is moderate,
         much less accurate near an open end of the domain, where :math:`s^* \\to \\infty`
-        (1e-3 at :math:`f(0) - t = 10^{-7}` for a registered copy of Hellinger).
+        (4e-3 at :math:`f(0) - t = 10^{-7}` and 8e-2 at :math:`10^{-8}` for a registered
+        copy of Hellinger).
 
         Parameters
         ----------
