@@ -27,6 +27,7 @@ from fstat.kernels import (
     NTKRidgeClassifier,
     ntk_kernel,
 )
+from tests._reference_kernels import standardised_breast_cancer
 
 _FAST = {"device": "cpu", "tol": 1e-10}
 
@@ -514,11 +515,8 @@ def _dual_with_intercept(H, q, C, a):
 
 @pytest.fixture(scope="module")
 def cancer_small():
-    data = load_breast_cancer()
-    X = (data.data - data.data.mean(0)) / data.data.std(0)
-    y = np.where(data.target == 1, 1.0, -1.0)
-    idx = np.random.default_rng(1).permutation(len(y))[:120]
-    return X[idx], y[idx]
+    X, y = standardised_breast_cancer(120)
+    return X, y.astype(float)
 
 
 def test_svc_intercept_routes_match_svc_and_the_exact_dual(cancer_small):

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
-from sklearn.datasets import load_breast_cancer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LogisticRegression
@@ -19,6 +18,7 @@ from fstat.kernels import (
     NTKRidge,
     ntk_kernel,
 )
+from tests._reference_kernels import standardised_breast_cancer
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def cancer():
-    data = load_breast_cancer()
-    X = (data.data - data.data.mean(0)) / data.data.std(0)
-    y = np.where(data.target == 1, 1, -1)
-    idx = np.random.default_rng(1).permutation(len(y))[:150]
-    return X[idx], y[idx]
+    return standardised_breast_cancer(150)
 
 
 def _primal(K, beta, b, y, w, lam, loss, eps=0.0):
