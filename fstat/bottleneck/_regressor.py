@@ -24,6 +24,7 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
+from .._standardise import column_mean_and_scale
 from .._torch import fitted_device, make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
@@ -48,11 +49,8 @@ _CPU_GRAM_LIMIT = 2 * 2**30
 
 
 def _standardise_stats(A):
-    mean = A.mean(axis=0)
-    scale = A.std(axis=0)
-    # constant: no spread beyond the rounding of the mean (relative only: a column in small
-    # units, e.g. targets of size 1e-14, is not constant)
-    scale[~(scale > 1e-12 * np.abs(mean))] = 1.0
+    mean, scale, constant = column_mean_and_scale(A)
+    scale[constant] = 1.0
     return mean, scale
 
 

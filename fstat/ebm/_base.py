@@ -29,6 +29,7 @@ from .._sklearn_compat import (
     check_is_fitted,
     validate_data,
 )
+from .._standardise import column_mean_and_scale
 from .._torch import fitted_device, parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
 from .._validation import check_integer, check_layer_sizes
@@ -142,12 +143,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         d = X.shape[1]
         if not self.standardize:
             return np.zeros(d), np.ones(d)
-        w = a / a.sum()
-        mean = w @ X
-        scale = np.sqrt(w @ (X - mean) ** 2)
-        # constant: no spread beyond the rounding of the mean (relative only: data in small
-        # units, e.g. a spread of 1e-13 around 0, are not constant)
-        for k in np.flatnonzero(~(scale > 1e-12 * np.abs(mean))):
+        mean, scale, constant = column_mean_and_scale(X, a)
+        for k in np.flatnonzero(constant):
             warn_user(f"feature {k} is constant; scale set to 1; density degenerate.",
                       UserWarning)
             scale[k] = 1.0
