@@ -180,3 +180,20 @@ def test_exact_nystroem_sums_at_their_floor_do_not_warn():
                                        approximation="nystroem", n_components=1024)
     assert approx == pytest.approx(cs_mutual_information(X, T, sigma_x=0.05, sigma_t=0.05),
                                    rel=1e-12)
+
+
+def test_other_training_warnings_are_passed_on_once():
+    # a constant representation: normalised CS-QMI warns "zero denominator" in every batch
+    from fstat.bottleneck import CSIBRegressor
+
+    X = np.ones((200, 2))
+    y = np.random.default_rng(0).standard_normal(200)
+    est = CSIBRegressor(approximation="rff", n_components=64, compression="normalized_cs_qmi",
+                        beta=0.1, bottleneck_dim=2, hidden_layer_sizes=(4,),
+                        decoder_hidden_sizes=(4,), max_iter=3, batch_size=50, random_state=0,
+                        device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    zero = [w for w in caught if "zero denominator" in str(w.message)]
+    assert len(zero) == 1

@@ -433,7 +433,8 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         noise = NoiseRows(self.bottleneck_dim, generator, dtype, device)
         noisy = network.noise_mode != "none"
         nan = torch.full((), float("nan"), dtype=dtype, device=device)
-        floors = {"batches": 0, "floored": 0}  # approximation: batches with floored sums
+        # approximation: batches with floored sums, and the other warnings passed on
+        floors = {"batches": 0, "floored": 0, "passed_on": set()}
 
         def loss_fn(index):
             x, y = X_train[index], Y_train[index]
@@ -451,8 +452,10 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
                 out = terms(b)
             floors["batches"] += 1
             floors["floored"] += any("were floored" in str(w.message) for w in caught)
-            for w in caught:
-                if "were floored" not in str(w.message):
+            for w in caught:  # other warnings pass on, each message once per fit
+                key = (w.category, str(w.message))
+                if "were floored" not in key[1] and key not in floors["passed_on"]:
+                    floors["passed_on"].add(key)
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             return out
 
