@@ -490,3 +490,64 @@ def test_float32_gram_of_data_beyond_the_float32_range_is_computed_in_float64(sc
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # ordinary data: no warning, float32 as asked
         ntk_kernel(X / scale, depth=2, dtype="float32", device="cpu")
+
+
+def _mp_reference(x, y, depth, w, b):
+    """The recursion of spec §2.2 for one pair in 60-digit mpmath (no overflow or underflow
+    at any float64 magnitude); returns (nngp, ntk) as mpmath numbers."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        xs, ys = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in y]
+        d = len(xs)
+        w2, b2 = mpmath.mpf(w) ** 2, mpmath.mpf(b) ** 2
+        kxx = mpmath.fsum(v * v for v in xs) / d
+        kyy = mpmath.fsum(v * v for v in ys) / d
+        kxy = mpmath.fsum(u * v for u, v in zip(xs, ys)) / d
+        theta = mpmath.mpf(0)
+        for _ in range(depth):
+            sxx, syy, sxy = w2 * kxx + b2, w2 * kyy + b2, w2 * kxy + b2
+            t = sxy + w2 * theta
+            if sxx * syy == 0:
+                kxy, ang = mpmath.mpf(0), mpmath.pi / 2  # a zero row: c = 0
+            else:
+                ang = mpmath.acos(max(-1, min(1, sxy / mpmath.sqrt(sxx * syy))))
+                kxy = (mpmath.sqrt(max(sxx * syy - sxy * sxy, 0)) + (mpmath.pi - ang) * sxy) / (
+                    2 * mpmath.pi)
+            theta = t * (mpmath.pi - ang) / (2 * mpmath.pi)
+            kxx, kyy = sxx / 2, syy / 2
+        nngp = w2 * kxy + b2
+        return nngp, (nngp + w2 * theta if depth else nngp)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+@pytest.mark.parametrize("b", [0.0, 0.3])
+def test_rows_of_any_magnitude_match_a_multiprecision_recursion(depth, b):
+    """Rows whose squared norms leave the float64 range (entries beyond about 1e154, or all
+    below about 1e-146) next to ordinary rows: their squares overflowed to inf (NaN entries
+    and an inf diagonal where the true values are finite) or underflowed (entries 10x off at
+    1e-200, 3e-5 relative off at 1e-160). Every entry whose true value is a normal float64
+    now matches a 60-digit recursion to 1e-10 relative, in the cross, symmetric and diagonal
+    routes; entries beyond the range are inf or below 1e-300."""
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((4, 3))
+    X = np.vstack([base, 1e200 * base[:2], 1e-200 * base[2:], 3e155 * base[:1],
+                   1e-160 * base[1:2], np.zeros((1, 3))])
+    Y = np.vstack([rng.standard_normal((2, 3)), 1e-250 * base[:1], 1e250 * base[3:]])
+    cross = ntk_kernel(X, Y, depth=depth, b_std=b, kind="both", device="cpu")
+    sym = ntk_kernel(X, depth=depth, b_std=b, kind="both", device="cpu")
+    diag = NTKKernel(depth=depth, b_std=b, device="cpu").diag(X)
+    for got, (A, B) in ((cross, (X, Y)), (sym, (X, X))):
+        for which in (0, 1):
+            ref = np.array([[_mp_reference(x, y, depth, 1.0, b)[which] for y in B] for x in A],
+                           dtype=object)
+            for i in range(len(A)):
+                for j in range(len(B)):
+                    r = ref[i, j]
+                    if 1e-300 < abs(r) < 1e300:
+                        assert abs(got[which][i, j] - float(r)) <= 1e-10 * abs(float(r)), (i, j)
+                    elif abs(r) >= 1e300:
+                        assert got[which][i, j] == math.copysign(math.inf, r) or abs(
+                            got[which][i, j] - float(r)) <= 1e-10 * abs(float(r)), (i, j)
+                    else:
+                        assert abs(got[which][i, j]) <= 1e-300, (i, j)
+    np.testing.assert_array_equal(diag, np.diagonal(sym[1]))

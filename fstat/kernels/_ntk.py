@@ -78,6 +78,11 @@ def ntk_diag_torch(X, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk"):
     """Exact diagonal ``K(x, x)`` of the NNGP/NTK (theta = 0 at every layer), O(n d)."""
     _check_hyper(depth, w_std, b_std, kind)
     w2, b2 = float(w_std) ** 2, float(b_std) ** 2
+    bias_size = float(b_std) / float(w_std)
+    exponents = _row_exponents(X, bias_size) if _needs_row_scaling(X, bias_size) else None
+    if exponents is not None:  # in units of 4^e_i: nothing overflows or underflows
+        X = _times_pow2(X, -exponents[:, None])
+        b2 = _times_pow2(torch.full_like(exponents, b2, dtype=X.dtype), -2 * exponents)
     k = X.square().sum(dim=1) / X.shape[1]
     theta = torch.zeros_like(k)
     for _ in range(depth):
@@ -89,11 +94,50 @@ def ntk_diag_torch(X, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk"):
         ntk = nngp.clone()
     else:
         ntk = nngp + w2 * theta
+    if exponents is not None:
+        nngp, ntk = (_times_pow2(v, 2 * exponents) for v in (nngp, ntk))
     if kind == "ntk":
         return ntk
     if kind == "nngp":
         return nngp
     return nngp, ntk
+
+
+def _row_sizes(X, bias_size):
+    """Each row's largest entry in size, or the bias ``b / w`` in input units if larger."""
+    return X.detach().abs().amax(dim=1).clamp(min=bias_size)
+
+
+def _needs_row_scaling(X, bias_size):
+    """Whether some row's squared norm or inner products could overflow or fall below the
+    normal range: with no bias, a nonzero row whose largest entry is below about 1e-146, or
+    any row above about 1e154 / sqrt(d) in float64. Such rows are brought to size one by
+    :func:`_row_exponents`: with ``r_i = 2^e_i``, every layer's covariances of
+    ``(x_i / r_i, y_j / r_j)`` with bias ``b^2 / (r_i r_j)`` are those of ``(x_i, y_j)``
+    over ``r_i r_j`` (the arc-cosine map is homogeneous), and scaling by powers of two is
+    exact."""
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return False
+    info = torch.finfo(X.dtype)
+    size = _row_sizes(X, bias_size)
+    low = math.sqrt(info.tiny / info.eps)
+    high = math.sqrt(info.max / (16.0 * X.shape[1]))
+    return bool(((size > high) | ((size > 0) & (size < low))).any())
+
+
+def _row_exponents(X, bias_size):
+    """Power-of-two exponents ``e_i`` that bring each row's size (:func:`_row_sizes`) into
+    ``[1, 2)`` (0 for zero rows)."""
+    size = _row_sizes(X, bias_size)
+    _, exponents = torch.frexp(size)
+    return torch.where(size > 0, exponents - 1, 0)
+
+
+def _times_pow2(t, exponents):
+    """``t * 2**exponents`` for integer exponents, exact wherever the result is a normal
+    number: applied in two halves, each of which is a representable power of two."""
+    half = torch.div(exponents, 2, rounding_mode="floor")
+    return t * torch.exp2(half.to(t.dtype)) * torch.exp2((exponents - half).to(t.dtype))
 
 
 def _auto_block(n_y, itemsize, device):
@@ -125,13 +169,16 @@ def _check_memory(n_x, n_y, n_out, itemsize, device):
         )
 
 
-def _tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk):
+def _tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk,
+          ex=None, ey=None):
     """Fill one row tile of the output(s). ``kx``, ``ky`` are input-layer diagonals.
 
     The covariance K lives in the NNGP output tile (or a scratch tile), the NTK accumulator
     in the NTK output tile; two scratch tiles are reused across layers. Output tiles that are
     not contiguous (the upper part of a symmetric Gram) are computed in contiguous scratch
-    tiles and copied in.
+    tiles and copied in. ``ex``, ``ey`` are the row exponents of :func:`_row_exponents` when
+    the rows were scaled: the bias is then taken in the units ``2^(ex_i + ey_j)`` of each
+    entry, and the tile scaled back at the end.
     """
     views = (out_nngp, out_ntk)
     out_nngp, out_ntk = (
@@ -139,7 +186,17 @@ def _tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk):
             v.shape, dtype=v.dtype, device=v.device))
         for v in views
     )
-    _fill_tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk)
+    if ex is None:
+        bias = (b2, b2, b2)
+        _fill_tile(Xb, Y, kx, ky, depth, w2, bias, want_nngp, want_ntk, out_nngp, out_ntk)
+    else:
+        unit = ex[:, None] + ey[None, :]
+        ones = kx.new_ones(())
+        bias = tuple(_times_pow2(ones * b2, -e) for e in (unit, 2 * ex, 2 * ey))
+        _fill_tile(Xb, Y, kx, ky, depth, w2, bias, want_nngp, want_ntk, out_nngp, out_ntk)
+        for work in (out_nngp, out_ntk):
+            if work is not None:
+                work.copy_(_times_pow2(work, unit))
     for view, work in zip(views, (out_nngp, out_ntk)):
         if view is not None and work is not view:
             view.copy_(work)
@@ -156,8 +213,13 @@ def _products_representable(a, b):
     return a_hi * b_hi < info.max / 16.0 and a_lo * b_lo > info.tiny / info.eps
 
 
-def _fill_tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_ntk):
-    """The recursion of :func:`_tile` on contiguous output tiles."""
+def _fill_tile(Xb, Y, kx, ky, depth, w2, bias, want_nngp, want_ntk, out_nngp, out_ntk):
+    """The recursion of :func:`_tile` on contiguous output tiles.
+
+    ``bias`` is ``b^2`` for the entries, the rows and the columns: three equal numbers, or
+    a tile and two vectors in the units of scaled rows.
+    """
+    b2, b2_rows, b2_cols = bias
     d = Xb.shape[1]
     K = out_nngp if want_nngp else torch.empty_like(out_ntk)
     torch.matmul(Xb, Y.T, out=K)
@@ -170,8 +232,8 @@ def _fill_tile(Xb, Y, kx, ky, depth, w2, b2, want_nngp, want_ntk, out_nngp, out_
     for layer in range(depth):
         # S = w^2 K + b^2 for the three entries
         K.mul_(w2).add_(b2)
-        a = kx * w2 + b2
-        b = ky * w2 + b2
+        a = kx * w2 + b2_rows
+        b = ky * w2 + b2_cols
         if want_ntk:
             if layer == 0:
                 theta_acc.copy_(K)  # T = S + w^2 * 0
@@ -275,8 +337,16 @@ def ntk_kernel_torch(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", bl
             raise ValueError("X must have at least one feature.")
         return (out_nngp, out_ntk) if kind == "both" else (out_ntk if want_ntk else out_nngp)
     d = X.shape[1]
-    kx_all = X.square().sum(dim=1) / d
-    ky_all = kx_all if symmetric else Y.square().sum(dim=1) / d
+    Xs, Ys, ex_all, ey_all = X, Y, None, None
+    bias_size = float(b_std) / float(w_std)
+    if _needs_row_scaling(X, bias_size) or (not symmetric and _needs_row_scaling(Y, bias_size)):
+        # rows whose squares would overflow or underflow: work in units of 2^e_i per row
+        ex_all = _row_exponents(X, bias_size)
+        ey_all = ex_all if symmetric else _row_exponents(Y, bias_size)
+        Xs = _times_pow2(X, -ex_all[:, None])
+        Ys = Xs if symmetric else _times_pow2(Y, -ey_all[:, None])
+    kx_all = Xs.square().sum(dim=1) / d
+    ky_all = kx_all if symmetric else Ys.square().sum(dim=1) / d
     rows = block_size or _auto_block(n_y, itemsize, X.device)
     with torch.no_grad():
         for start in range(0, n_x, rows):
@@ -284,10 +354,12 @@ def ntk_kernel_torch(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", bl
             # symmetric: only the tiles on and above the diagonal are computed
             cols = slice(start, None) if symmetric else slice(None)
             _tile(
-                X[start:stop], Y[cols], kx_all[start:stop], ky_all[cols], depth, w2, b2,
+                Xs[start:stop], Ys[cols], kx_all[start:stop], ky_all[cols], depth, w2, b2,
                 want_nngp, want_ntk,
                 out_nngp[start:stop, cols] if want_nngp else None,
                 out_ntk[start:stop, cols] if want_ntk else None,
+                None if ex_all is None else ex_all[start:stop],
+                None if ey_all is None else ey_all[cols],
             )
         if symmetric:
             diag_nngp, diag_ntk = ntk_diag_torch(X, depth=depth, w_std=w_std, b_std=b_std,
