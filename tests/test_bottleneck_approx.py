@@ -197,3 +197,67 @@ def test_other_training_warnings_are_passed_on_once():
         est.fit(X, y)
     zero = [w for w in caught if "zero denominator" in str(w.message)]
     assert len(zero) == 1
+
+
+def _symmetric_fd(fun, K, direction, h=1e-6):
+    return (fun(K + h * direction) - fun(K - h * direction)) / (2 * h)
+
+
+@pytest.mark.parametrize("case", ["distinct", "repeated", "floored"])
+def test_nystroem_inverse_square_root_gradient_matches_finite_differences(case):
+    """The landmark normalisation K^{-1/2} (floored) is differentiated through coinciding
+    landmarks in training; its backward must be the matrix function's derivative, also where
+    eigenvalues repeat (generic eigh backward divides by their gaps) or sit below the floor."""
+    from fstat.bottleneck._approx import _FlooredInverseSqrt
+
+    rng = np.random.default_rng(1)
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    spectrum = {"distinct": [0.3, 0.7, 1.1, 2.0, 3.5], "repeated": [1.0, 1.0, 1.0, 2.0, 3.0],
+                "floored": [1e-14, 3e-14, 0.5, 2.0, 3.0]}[case]
+    K = torch.from_numpy(Q @ np.diag(spectrum) @ Q.T)
+    K = (K + K.T) / 2
+    weights = torch.from_numpy(rng.standard_normal((5, 5)))
+    floor = 1e-12  # times the largest eigenvalue (3 or 3.5): the "floored" pair lies below
+
+    def loss(M):
+        return (_FlooredInverseSqrt.apply(M, floor) * weights).sum()
+
+    Kg = K.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss(Kg), Kg)
+    assert torch.allclose(grad, grad.T, rtol=0, atol=1e-14 * grad.abs().max().item())
+    for _ in range(3):
+        D = torch.from_numpy(rng.standard_normal((5, 5)))
+        D = (D + D.T) / 2
+        if case == "floored":  # perturb within the span kept above the floor, below the
+            # top eigenvalue (the floor, 1e-12 times it, is held fixed in the derivative)
+            P = torch.from_numpy(Q[:, 2:4] @ Q[:, 2:4].T)
+            D = P @ D @ P
+        # floored: the loss holds floor^(-1/2) ~ 6e5 terms, so a larger step keeps the
+        # difference quotient's rounding (~1e6 eps / h) small, at an O(h^2) truncation
+        h, rtol = (1e-3, 2e-5) if case == "floored" else (1e-6, 1e-7)
+        fd = _symmetric_fd(loss, K, D, h).item()
+        np.testing.assert_allclose((grad * D).sum().item(), fd, rtol=rtol, atol=1e-9)
+    v, V = np.linalg.eigh(K.numpy())
+    expected = V @ np.diag(np.maximum(v, floor * v.max()) ** -0.5) @ V.T
+    np.testing.assert_allclose(_FlooredInverseSqrt.apply(K, floor).numpy(), expected,
+                               rtol=1e-12, atol=1e-12 * np.abs(expected).max())
+
+
+def test_nystroem_training_with_coinciding_representations_stays_finite():
+    """With a deterministic encoder (noise_std=0) and constant X, every landmark t row is the
+    same: the generic eigh backward gave NaN gradients, NaN weights, and the next batch's
+    eigh raised. Training now matches the exact path's constant prediction (the mean)."""
+    from fstat.bottleneck import CSIBRegressor
+
+    rng = np.random.default_rng(0)
+    X = np.ones((300, 3))
+    y = rng.standard_normal(300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the constant-column notice
+        fits = {approximation: CSIBRegressor(approximation=approximation, n_components=64,
+                                             noise_std=0.0, max_iter=5, batch_size=64,
+                                             random_state=0, device="cpu").fit(X, y)
+                for approximation in ("nystroem", None)}
+    pred = fits["nystroem"].predict(X)
+    assert np.all(np.isfinite(pred)) and np.ptp(pred) < 1e-5
+    assert abs(pred[0] - fits[None].predict(X)[0]) < 0.01

@@ -85,10 +85,8 @@ class FeatureMap:
                 index = torch.randperm(n, generator=generator)[:n_components]
             self.Z = pool[index.to(pool.device)]  # only the landmark rows are materialised
             K = gaussian_gram(self.Z, None, 1.0).to(torch.float64)
-            vals, vecs = torch.linalg.eigh(K)
-            floor = max(1e-12, torch.finfo(dtype).eps) * float(vals.max().detach())
-            vals = vals.clamp_min(floor)
-            self.normalization = ((vecs / vals.sqrt()) @ vecs.T).to(dtype)
+            relative_floor = max(1e-12, torch.finfo(dtype).eps)
+            self.normalization = _FlooredInverseSqrt.apply(K, relative_floor).to(dtype)
 
     def __call__(self, u):
         if self.kind == "rff":
@@ -97,6 +95,44 @@ class FeatureMap:
                 return self.factor * torch.cos(h)
             return h.cos_().mul_(self.factor)  # in place: no autograd, fewer temporaries
         return gaussian_gram(u, self.Z, 1.0) @ self.normalization
+
+
+class _FlooredInverseSqrt(torch.autograd.Function):
+    """``K^{-1/2}`` of a symmetric PSD matrix with eigenvalues floored at
+    ``relative_floor * max eigenvalue``, with a backward pass that stays finite when
+    eigenvalues repeat.
+
+    Landmarks computed from a network's representation (training with ``t`` rows) can
+    coincide: ``K`` then has repeated (zero) eigenvalues, and the generic ``eigh`` backward,
+    which divides by eigenvalue gaps, gave NaN gradients. The derivative of the matrix
+    function ``f(K) = V f(L) V^T`` is ``V (F * (V^T G V)) V^T`` with the divided
+    differences ``F_ij = (f(l_i) - f(l_j)) / (l_i - l_j)`` (``f'(l_i)`` where the
+    eigenvalues are equal). For ``f(l) = max(l, c)^{-1/2}`` they are computed without
+    cancellation as ``-r_ij / (s_i s_j (s_i + s_j))``, ``s = sqrt(max(l, c))`` and
+    ``r_ij = (max(l_i, c) - max(l_j, c)) / (l_i - l_j)`` in ``[0, 1]``. The floor ``c``
+    is held fixed in the derivative.
+    """
+
+    @staticmethod
+    def forward(ctx, K, relative_floor):
+        vals, vecs = torch.linalg.eigh(K)
+        floor = relative_floor * float(vals.max())
+        clamped = vals.clamp_min(floor)
+        root = clamped.sqrt()
+        ctx.save_for_backward(vals, vecs, clamped, root)
+        ctx.floor = floor
+        return (vecs / root) @ vecs.T
+
+    @staticmethod
+    def backward(ctx, grad):
+        vals, vecs, clamped, root = ctx.saved_tensors
+        gap = vals[:, None] - vals[None, :]
+        equal_above = ((gap == 0) & (vals[:, None] > ctx.floor)).to(vals.dtype)
+        ratio = torch.where(gap != 0, (clamped[:, None] - clamped[None, :])
+                            / torch.where(gap != 0, gap, 1.0), equal_above)
+        divided = -ratio / (root[:, None] * root[None, :] * (root[:, None] + root[None, :]))
+        inner = vecs.T @ ((grad + grad.T) / 2.0) @ vecs
+        return vecs @ (divided * inner) @ vecs.T, None
 
 
 class _Concat:
