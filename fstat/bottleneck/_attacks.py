@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .._torch import make_generator
+from .._torch import as_tensor, make_generator
 from .._validation import check_integer, check_positive
 
 __all__ = ["adversarial_rmse"]
@@ -197,7 +197,7 @@ def adversarial_rmse(estimator, X, y, *, attack="fgsm", eps=None, n_steps=5, ste
                 f"feature_scale must be finite, >= 0 and of shape ({X.shape[1]},); got shape "
                 f"{scale.shape}."
             )
-    scale_t = torch.as_tensor(scale)
+    scale_t = as_tensor(scale)
     lo = hi = None
     if clip is not None:
         lo, hi = (None if c is None else torch.as_tensor(np.broadcast_to(
@@ -210,8 +210,8 @@ def adversarial_rmse(estimator, X, y, *, attack="fgsm", eps=None, n_steps=5, ste
         else:
             parts = []
             for start in range(0, X.shape[0], batch_size):
-                xb = torch.as_tensor(X[start:start + batch_size])
-                yb = torch.as_tensor(Y[start:start + batch_size])
+                xb = as_tensor(X[start:start + batch_size])
+                yb = as_tensor(Y[start:start + batch_size])
                 delta = _perturb(f, xb, yb, float(e), scale_t, attack, n_steps, step_size,
                                  random_start, lo, hi, generator)
                 parts.append((xb + delta).numpy())

@@ -21,7 +21,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
 from .._sklearn_compat import check_is_fitted
-from .._torch import make_generator
+from .._torch import as_tensor, make_generator
 from .._validation import check_array_finite, check_integer, check_sample_weight
 from .._warnings import warn_user
 
@@ -106,7 +106,7 @@ class _NoiseBase(BaseEstimator):
             raise ValueError(f"Z has {Z.shape[1]} features, but {type(self).__name__} has "
                              f"{noise.n_features_in_}.")
         with torch.no_grad():
-            return noise._module()(torch.tensor(Z)).double().numpy()
+            return noise._module()(as_tensor(Z)).double().numpy()
 
     def sample(self, n_samples=1, random_state=None):
         """Draw ``n_samples`` points, shape (n_samples, d)."""
@@ -120,7 +120,7 @@ class _NoiseBase(BaseEstimator):
 
 
 def _t(x):
-    return torch.tensor(np.asarray(x, dtype=np.float64))
+    return as_tensor(x)
 
 
 class _GaussianModule(torch.nn.Module):

@@ -165,7 +165,7 @@ class _NTKMachineBase(BaseEstimator):
                                  f"{expect}.")
             if not np.all(np.isfinite(K)):
                 raise ValueError("the callable kernel returned non-finite values.")
-            return torch.as_tensor(K).to(device)
+            return as_tensor(K, "float64", device)
         K = gram_from_arrays(A, B, parse_dtype(self.dtype), device, depth=self.depth,
                              w_std=self.w_std, b_std=self.b_std, kind=kernel,
                              block_size=self.block_size)
@@ -362,7 +362,7 @@ class _NTKMachineBase(BaseEstimator):
             raise AttributeError("staged predictions need a subgradient fit with record_steps.")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         device = torch.device("cpu")
-        Kt = (torch.as_tensor(X) if self.kernel == "precomputed"
+        Kt = (as_tensor(X) if self.kernel == "precomputed"
               else self._gram(X, self.X_fit_, device))
         Kn = to_numpy(Kt)
         for beta, b in zip(self.trajectory_["dual_coef"], self.trajectory_["intercept"]):

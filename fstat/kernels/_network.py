@@ -339,8 +339,8 @@ class NTKNetwork(BaseEstimator):
         """Empirical NTK of the trained network's output f at the current parameters."""
         X = self._check_X(X)
         Y = None if Y is None else validate_data(self, Y, dtype=np.float64, reset=False)
-        Xt = torch.as_tensor(X)
-        Yt = None if Y is None else torch.as_tensor(Y)
+        Xt = as_tensor(X)
+        Yt = None if Y is None else as_tensor(Y)
         ps = [p.to(torch.float64) for p in self.params_]
         if method == "structured":
             with torch.no_grad():
@@ -371,7 +371,7 @@ class NTKNetwork(BaseEstimator):
         p0 = [p.to(torch.float64) for p in self.init_params_]
         A, B = self._split(ps)
         A0, _ = self._split(p0)
-        x = torch.as_tensor(X)
+        x = as_tensor(X)
         sign = torch.as_tensor(np.sign(g))
         anti = B is not None
 

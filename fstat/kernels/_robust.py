@@ -18,7 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
 from .._sklearn_compat import check_is_fitted
-from .._torch import fitted_device, to_numpy
+from .._torch import as_tensor, fitted_device, to_numpy
 from .._validation import check_integer, check_positive
 from ._ntk import U_STAR
 
@@ -260,7 +260,7 @@ def certify_machine(model, X, y=None, *, norm="linf", max_radius=None, n_bisect=
         chunk = max(1, _CPU_CHUNK_PAIRS // n_train)
     radii = np.zeros(m)
     for first in range(0, m, block):
-        Xb = torch.as_tensor(X[first:first + block], device=device)
+        Xb = as_tensor(X[first:first + block], "float64", device)
         dots = Xb @ Xfit.T
         for start in range(0, Xb.shape[0], chunk):
             rows = slice(start, min(start + chunk, Xb.shape[0]))
@@ -367,7 +367,7 @@ def pgd_attack(model, X, radius, *, norm="linf", n_steps=100, step_size=None,
         raise ValueError(f"radius must be > 0; got {radius!r}.")
     g0 = exact(X)
     s = torch.as_tensor(np.sign(g0))
-    x0 = torch.as_tensor(X)
+    x0 = as_tensor(X)
     rt = torch.as_tensor(r)[:, None]
     alpha = (2.5 * rt / n_steps) if step_size is None else torch.full_like(rt, float(step_size))
 
