@@ -49,6 +49,7 @@ from ._noise import (
     UniformNoise,
     _DensityAdapter,
     _NoiseBase,
+    resample_by_weight,
 )
 from ._partition import (
     _WeightAccumulator,
@@ -58,6 +59,23 @@ from ._partition import (
 from ._sampling import mala_step, sir, value_and_grad
 
 _CHUNK = 65536
+
+
+def weighted_quantile(values, weights, q):
+    """``np.quantile(values, q)`` (linear) without weights or with equal positive weights;
+    otherwise the weighted quantile (inverted CDF) of the rows of positive weight."""
+    values = np.asarray(values, dtype=np.float64)
+    if weights is not None:
+        positive = weights > 0
+        values, weights = values[positive], weights[positive]
+        if np.ptp(weights) == 0:
+            weights = None
+    if weights is None:
+        return float(np.quantile(values, q))
+    order = np.argsort(values, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    index = np.searchsorted(cumulative, q * cumulative[-1], side="left")
+    return float(values[order][min(index, len(values) - 1)])
 _DEVICE_DATA_FRACTION = 0.25
 _NOISES = {
     "gaussian": GaussianNoise,
@@ -175,13 +193,13 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             base = cls(**params).fit(Z, sw)
         elif isinstance(noise, GaussianMixture):
             gm = noise
-            if not hasattr(gm, "means_"):
-                gm = clone(gm).fit(Z)
+            if not hasattr(gm, "means_"):  # GaussianMixture.fit takes no weights
+                gm = clone(gm).fit(resample_by_weight(Z, sw, rng))
             base = MixtureNoise._from_mixture(gm)
         elif isinstance(noise, _NoiseBase) and not isinstance(noise, _DensityAdapter):
             base = clone(noise).fit(Z, sw)
         else:
-            base = _DensityAdapter(noise).fit(Z)
+            base = _DensityAdapter(noise).fit(Z, sw, random_state=rng)
         if base.n_features_in_ != d:
             raise ValueError(f"noise has {base.n_features_in_} features; X has {d}.")
         s = (1.0 if self._resolved_tilt() else 1.5) if self.noise_scale == "auto" \
@@ -276,6 +294,11 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             val_idx = np.sort(perm[:n_val].numpy())
             train_idx = np.sort(perm[n_val:].numpy())
         Ztr, atr = Z[train_idx], a_full[train_idx]
+        if weighted and val_idx is not None and not (
+                atr.sum() > 0 and a_full[val_idx].sum() > 0):
+            raise ValueError("the early-stopping split left only zero sample_weight rows in "
+                             "the training or the validation part; use more rows of positive "
+                             "weight, another validation_fraction or early_stopping=False.")
         self._data_range_ = (Ztr.min(0), Ztr.max(0))
 
         self.noise_ = self._fit_noise(Ztr, atr if weighted else None,
@@ -380,6 +403,8 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
         validate = None
         if self.early_stopping:
             Zv = torch.tensor(Z[val_idx], dtype=torch.float64, device=device)
+            val_weights = None if not weighted else torch.tensor(
+                a_full[val_idx] / a_full[val_idx].sum(), dtype=torch.float64, device=device)
             val_gen = torch.Generator(device=device)
             val_gen.manual_seed(int(seeds[2]))
             n_val_logz = min(self.n_logz_samples or 100_000, 8192)
@@ -391,7 +416,10 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
                     acc = _WeightAccumulator()
                     acc.add(e64.log_weight(e64.noise.sample(n_val_logz, val_gen)))
                     logz = acc.result("is").log_z
-                    score = float(-e64(Zv).mean()) - logz - log_scale
+                    log_density = -e64(Zv)
+                    mean = (log_density.mean() if val_weights is None
+                            else log_density @ val_weights)
+                    score = float(mean) - logz - log_scale
                 energy.train()
                 return score
 
@@ -425,9 +453,10 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             p.requires_grad_(False)
         self.energy_module_ = energy.to("cpu")
         self._set_log_partition()
-        ref = Z[val_idx] if val_idx is not None else Z
-        ref_scores = -self._working_energy(ref) - self.log_partition_
-        self.offset_ = float(np.quantile(ref_scores, self.contamination))
+        ref = val_idx if val_idx is not None else slice(None)
+        ref_scores = -self._working_energy(Z[ref]) - self.log_partition_
+        self.offset_ = weighted_quantile(ref_scores, a_full[ref] if weighted else None,
+                                         self.contamination)
         if isinstance(energy.core, QuadraticEnergy) and not energy.tilted:
             mu, cov = energy.quadratic_moments()
             self.quadratic_mean_ = self.mean_ + self.scale_ * mu

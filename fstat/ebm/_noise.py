@@ -19,6 +19,7 @@ from scipy.special import gammaln
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import has_fit_parameter
 
 from .._sklearn_compat import check_is_fitted
 from .._torch import as_tensor, make_generator
@@ -47,6 +48,27 @@ def _weights(Z, sample_weight):
         return np.full(Z.shape[0], 1.0 / Z.shape[0])
     a = np.asarray(sample_weight, dtype=np.float64)
     return a / a.sum()
+
+
+def resample_by_weight(Z, sample_weight, random_state):
+    """Rows standing for the weighted sample, for fitters without ``sample_weight``.
+
+    ``Z`` itself when the weights are absent or uniform, the rows of positive weight when
+    those weights are equal (zero weight is the same as dropping the row), else
+    ``max(n, 1000)`` rows drawn with replacement in proportion to the weights.
+    """
+    if sample_weight is None:
+        return Z
+    sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    positive = sample_weight > 0
+    if np.ptp(sample_weight[positive]) == 0:
+        return Z if positive.all() else Z[positive]
+    rs = check_random_state(random_state)
+    return Z[rs.choice(len(Z), size=max(len(Z), 1000), p=_weights(Z, sample_weight))]
+
+
+def _weighted_mean(Z, sample_weight):
+    return Z.mean(0) if sample_weight is None else _weights(Z, sample_weight) @ Z
 
 
 def _weighted_moments(Z, sample_weight):
@@ -428,7 +450,8 @@ class MixtureNoise(_NoiseBase):
         self.random_state = random_state
 
     def fit(self, Z, sample_weight=None):
-        """Fit the mixture (``sample_weight`` is used by resampling rows when not uniform)."""
+        """Fit the mixture (rows of zero weight are dropped; other unequal weights are used
+        by resampling rows in proportion to them)."""
         if self._is_fixed():
             self.weights_ = np.asarray(self.weights, np.float64)
             self.means_ = np.asarray(self.means, np.float64)
@@ -443,9 +466,7 @@ class MixtureNoise(_NoiseBase):
                           f"{Z.shape[0]}.", UserWarning)
                 k = Z.shape[0]
             rs = check_random_state(self.random_state)
-            if sample_weight is not None and np.ptp(sample_weight) > 0:
-                a = _weights(Z, sample_weight)
-                Z = Z[rs.choice(len(Z), size=max(len(Z), 1000), p=a)]
+            Z = resample_by_weight(Z, sample_weight, rs)
             gm = GaussianMixture(k, covariance_type="full", reg_covar=self.reg_covar,
                                  random_state=rs.randint(2**31 - 1)).fit(Z)
             self._set_from_mixture(gm)
@@ -537,7 +558,10 @@ class _DensityAdapter(_NoiseBase):
         self.density = density
         self.scale = scale
 
-    def fit(self, Z, sample_weight=None):
+    def fit(self, Z, sample_weight=None, random_state=None):
+        """Fit a clone of an unfitted density on ``Z``: with ``sample_weight`` passed on
+        when its ``fit`` takes one, else on rows resampled by weight (as
+        :class:`MixtureNoise`). The dilation centre is the weighted mean of ``Z``."""
         for method in ("score_samples", "sample"):
             if not callable(getattr(self.density, method, None)):
                 raise TypeError(
@@ -545,14 +569,18 @@ class _DensityAdapter(_NoiseBase):
                     "a noise needs score_samples and sample."
                 )
         density = self.density
+        Z = np.asarray(Z, np.float64) if Z is not None else None
         if Z is not None:
             try:
                 check_is_fitted(density)
             except (NotFittedError, TypeError):
-                density = clone(density).fit(np.asarray(Z, np.float64))
+                density = clone(density)
+                if sample_weight is not None and has_fit_parameter(density, "sample_weight"):
+                    density = density.fit(Z, sample_weight=sample_weight)
+                else:
+                    density = density.fit(resample_by_weight(Z, sample_weight, random_state))
         self.density_ = density
-        Z = np.asarray(Z, np.float64) if Z is not None else None
-        self.center_ = (Z.mean(0) if Z is not None else
+        self.center_ = (_weighted_mean(Z, sample_weight) if Z is not None else
                         np.asarray(density.sample(1000)[0] if isinstance(density.sample(1000),
                                                                          tuple)
                                    else density.sample(1000)).mean(0))
