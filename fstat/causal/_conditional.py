@@ -26,6 +26,7 @@ from .._torch import parse_dtype, resolve_device
 from .._training import validation_split
 from .._validation import check_layer_sizes, check_sample_weight, check_treatment
 from .._warnings import warn_user
+from .._weighted import weighted_median
 from ..divergences import get_divergence
 from ._aggregate import AGGREGATIONS, aggregate_bounds
 from ._base import (
@@ -41,7 +42,7 @@ from ._base import (
     warn_constant_outcome,
 )
 from ._batched_mlp import BatchedMLP
-from ._dualnet import dual_outputs, fit_dual_groups, group_generator
+from ._dualnet import dual_outputs, fit_dual_groups, group_generator, group_seed
 from ._exceptions import DomainViolationWarning, InvertedBoundsWarning
 from ._inference import AveragedBounds, build_table, weighted_se
 from ._nuisance import (
@@ -372,9 +373,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
         declared = source != "sample"
         if declared:
             c0, s0 = (lo + hi) / 2.0, (hi - lo) / 2.0
-        else:
-            c0 = float(np.median(y))
-            s0 = float(np.std(y))
+        elif w_or_none is None:
+            c0, s0 = float(np.median(y)), float(np.std(y))
+        else:  # frequency weights: the median and sd of the repeated sample
+            c0 = weighted_median(y, w)
+            s0 = float(np.sqrt(np.average((y - np.average(y, weights=w)) ** 2, weights=w)))
         if not s0 > 0:
             s0 = 1.0
         self.y_center_, self.y_scale_ = c0, s0
@@ -484,8 +487,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
                        n_iter_no_change=self.n_iter_no_change)
 
         def task(groups):
-            """Inputs of the groups ``groups`` (trimmed to their folds' longest length)."""
-            length = int(max((data["w"][fold[gi]] > 0).sum() for gi in groups))
+            """Inputs of the groups ``groups``, trimmed after their folds' last row of
+            positive weight (zero-weight rows inside a fold are kept: they weigh nothing)."""
+            length = int(max(np.flatnonzero(data["w"][fold[gi]] > 0)[-1] + 1 for gi in groups))
             part = {key: data[key][fold[groups]][:, :length] for key in ("x", "y", "a", "e", "w")}
             part["y"] = part["y"] * layout["sign"][groups][:, None]
             return dict(data=part, names=[group_names[gi] for gi in groups],
@@ -590,9 +594,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
         weights = torch.cat([g["w"], torch.as_tensor(data["w"], dtype=torch.float64,
                                                      device=device)])
         n_groups = len(fold)
+        # seeds by (fold, divergence), not the sign or the group's position: refitting on -y
+        # swaps the sign groups exactly and the order of `divergences` does not matter
+        keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
+        keys += [(int(k), "outcome-mean") for k in range(n_folds)]
         if isinstance(self.pseudo_outcome_model, str):
-            keys = [(int(k), names[d]) for d, k in zip(layout["divergence"], fold)]
-            keys += [(int(k), "outcome-mean") for k in range(n_folds)]
             fitted = fit_batched_regression(inputs, targets, arms, weights,
                                             seed=self._seeds[2] + 7, keys=keys, dtype=dtype,
                                             device=device, activation="relu")
@@ -602,12 +608,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
         x_np, t_np = inputs.cpu().numpy(), targets.cpu().numpy()
         a_np, w_np = arms.cpu().numpy(), weights.cpu().numpy()
         pseudo, outcome = {}, {}
-        seeds = np.random.RandomState(self._seeds[2]).randint(0, 2**31 - 1,
-                                                              size=(inputs.shape[0], 2))
         for gi in range(inputs.shape[0]):
             for arm in (0, 1):
                 rows = (w_np[gi] > 0) & (a_np[gi] == arm)
-                model = seeded_clone(self.pseudo_outcome_model, int(seeds[gi, arm]))
+                seed = group_seed(self._seeds[2], *keys[gi], arm) % (2**31 - 1)
+                model = seeded_clone(self.pseudo_outcome_model, seed)
                 _fit_with_weight(model, x_np[gi][rows], t_np[gi][rows],
                                  None if w is None else w_np[gi][rows])
                 if gi < n_groups:

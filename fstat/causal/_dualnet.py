@@ -21,13 +21,19 @@ def _key(key):
     return int(key)
 
 
-def group_generator(seed, *keys):
-    """A CPU generator seeded from a base seed and keys (fold index, divergence name, ...)."""
+def group_seed(seed, *keys):
+    """A seed in ``[0, 2^61 - 1)`` derived from a base seed and keys (fold index, divergence
+    name, ...): the same keys give the same seed whatever the group's position."""
     value = int(seed) % (2**61 - 1)
     for key in keys:
         value = (value * 1_000_003 + _key(key) + 1) % (2**61 - 1)
+    return value
+
+
+def group_generator(seed, *keys):
+    """A CPU generator seeded by :func:`group_seed`."""
     gen = torch.Generator(device="cpu")
-    gen.manual_seed(value)
+    gen.manual_seed(group_seed(seed, *keys))
     return gen
 
 

@@ -34,6 +34,7 @@ from .._torch import fitted_device, parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
 from .._validation import check_integer, check_layer_sizes
 from .._warnings import warn_user
+from .._weighted import weighted_quantile
 from ._energies import (
     EnergyModel,
     QuadraticEnergy,
@@ -60,22 +61,6 @@ from ._sampling import mala_step, sir, value_and_grad
 
 _CHUNK = 65536
 
-
-def weighted_quantile(values, weights, q):
-    """``np.quantile(values, q)`` (linear) without weights or with equal positive weights;
-    otherwise the weighted quantile (inverted CDF) of the rows of positive weight."""
-    values = np.asarray(values, dtype=np.float64)
-    if weights is not None:
-        positive = weights > 0
-        values, weights = values[positive], weights[positive]
-        if np.ptp(weights) == 0:
-            weights = None
-    if weights is None:
-        return float(np.quantile(values, q))
-    order = np.argsort(values, kind="stable")
-    cumulative = np.cumsum(weights[order])
-    index = np.searchsorted(cumulative, q * cumulative[-1], side="left")
-    return float(values[order][min(index, len(values) - 1)])
 _DEVICE_DATA_FRACTION = 0.25
 _NOISES = {
     "gaussian": GaussianNoise,
