@@ -216,3 +216,15 @@ def test_dask_backend_equals_sequential(data):
                 X, y, treatment=a).predict(X)
     assert len(stream.data) > 0  # the folds ran as dask tasks
     np.testing.assert_allclose(on_dask, sequential, rtol=0, atol=1e-10)
+
+
+def test_float32_input_is_computed_in_float64(data):
+    """float32 covariates are taken as float64 values: LogisticRegression fitted them in
+    float32, and its 8e-8 propensity rounding moved the bounds by about 8e-3."""
+    X, y, a = data
+    X32 = X.astype(np.float32)
+    params = {**TINY, "dtype": "float64"}
+    single = ConditionalDivergenceBounds(**params).fit(X32, y, treatment=a)
+    double = ConditionalDivergenceBounds(**params).fit(X32.astype(np.float64), y, treatment=a)
+    np.testing.assert_array_equal(single.propensity_oof_, double.propensity_oof_)
+    np.testing.assert_array_equal(single.predict(X32), double.predict(X32.astype(np.float64)))
