@@ -63,7 +63,10 @@ def _training_terms(device):
         pred = prediction_context(y.to(where), sq.clone(), [0.25 * w for w in widths],
                                   [1.0] * 16)
         comp = compression_context(sq, widths)
-        ts, ps = t.to(where).requires_grad_(True), y_pred.to(where).requires_grad_(True)
+        # detached leaves: on the "cpu" pass .to() returns t itself, which would then carry
+        # requires_grad, and the device pass's copy would be a non-leaf without .grad
+        ts = t.to(where).detach().requires_grad_(True)
+        ps = y_pred.to(where).detach().requires_grad_(True)
         q = cs_qmi_loss(ts, tuple(c[0] for c in comp), 9.0)
         c = conditional_cs_loss(y[0].to(where), ps, tuple(c[0] for c in pred), 1.0)
         (q + 0.5 * c).backward()

@@ -25,6 +25,7 @@ from ._warnings import warn_user
 __all__ = [
     "resolve_device",
     "fitted_device",
+    "cuda_free_bytes",
     "make_generator",
     "spawn_seeds",
     "parse_dtype",
@@ -128,6 +129,14 @@ def fitted_device(device, action="predicting"):
     warn_user(f"the model was fitted on {device}, which is not available here; "
               f"{action} on the CPU.", UserWarning)
     return torch.device("cpu")
+
+
+def cuda_free_bytes(device) -> int:
+    """Bytes a new allocation on the CUDA ``device`` can use: the driver's free memory plus
+    what torch's caching allocator holds but does not use (freed tensors stay reserved, and
+    ``torch.cuda.mem_get_info`` counts them as taken)."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
 
 
 def make_generator(random_state=None) -> torch.Generator:

@@ -460,7 +460,10 @@ def test_training_data_placement(monkeypatch):
 
     cpu = torch.device("cpu")
     assert _base._data_device(10**15, cpu) == cpu
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (4000, 8000))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3000, 8000))
+    # 1000 bytes held by torch's caching allocator but unused count as free
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 2500)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 1500)
     cuda = torch.device("cuda", 0)
     assert _base._data_device(999, cuda) == cuda
     assert _base._data_device(1001, cuda) == cpu
@@ -610,3 +613,25 @@ def test_early_stopping_scores_weight_the_validation_rows():
     with pytest.raises(ValueError, match="zero sample_weight rows"):
         CompositionalEBM(**{**FAST, "early_stopping": True, "validation_fraction": 0.1}).fit(
             X, sample_weight=np.r_[np.ones(3), np.zeros(297)])
+
+
+def _small_energy(n_features):
+    return torch.nn.Sequential(torch.nn.Linear(n_features, 8), torch.nn.Tanh(),
+                               torch.nn.Linear(8, 1))
+
+
+def test_callable_energy_is_seeded_without_touching_global_generators(X, monkeypatch):
+    """A user energy is built under a forked, seeded CPU generator: reproducible, the global
+    CPU state restored, and no CUDA generator reseeded (torch.manual_seed reseeds them all,
+    and fork_rng(devices=[]) restores only the CPU state)."""
+    reseeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: reseeded.append(seed))
+    before = torch.get_rng_state()
+    params = {**FAST, "energy_model": _small_energy, "max_iter": 5}
+    first = CompositionalEBM(**params).fit(X)
+    second = CompositionalEBM(**params).fit(X)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert reseeded == []
+    np.testing.assert_array_equal(first.score_samples(X), second.score_samples(X))
+    other = CompositionalEBM(**{**params, "random_state": 1}).fit(X)
+    assert not np.array_equal(other.score_samples(X), first.score_samples(X))

@@ -532,3 +532,26 @@ def test_fixed_noises_work_without_fit():
     assert not hasattr(fixed, "mean_")
     partly = DiagonalGaussianNoise(mean=[5.0]).fit(np.random.default_rng(0).normal(size=(50, 1)))
     assert partly.mean_[0] == 5.0 and 0.3 < partly.variance_[0] < 3.0
+
+
+def test_categorical_draws_beyond_the_multinomial_limit(monkeypatch):
+    """torch.multinomial refuses more than 2^24 categories (sampling 840k points with 20x
+    proposals, weighted fits on 17M rows): above the limit the draws invert the cumulative
+    distribution. Forced here at a small limit: the frequencies match, zero-probability
+    categories are never drawn, and below the limit multinomial's stream is unchanged."""
+    from fstat.ebm import _sampling
+
+    probs = torch.tensor([0.0, 0.1, 0.0, 0.25, 0.05, 0.6, 0.0], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    below = _sampling.draw_categorical(probs, 100, gen)
+    again = torch.multinomial(probs, 100, replacement=True,
+                              generator=torch.Generator().manual_seed(0))
+    assert torch.equal(below, again)
+    monkeypatch.setattr(_sampling, "_MULTINOMIAL_MAX", 4)
+    draws = _sampling.draw_categorical(probs, 200_000, torch.Generator().manual_seed(1))
+    counts = np.bincount(draws.numpy(), minlength=7)
+    assert counts[[0, 2, 6]].sum() == 0
+    expected = 200_000 * probs.numpy()
+    positive = expected > 0
+    chi2 = ((counts[positive] - expected[positive]) ** 2 / expected[positive]).sum()
+    assert chi2 < stats.chi2.ppf(0.999, positive.sum() - 1)

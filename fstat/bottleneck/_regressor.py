@@ -25,7 +25,7 @@ from .._sklearn_compat import (
     validate_data,
 )
 from .._standardise import column_mean_and_scale
-from .._torch import fitted_device, make_generator, parse_dtype, resolve_device
+from .._torch import cuda_free_bytes, fitted_device, make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
 from .._warnings import warn_user
@@ -405,7 +405,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
                     cs_qmi_compression, normalized_cs_qmi_compression) and self.beta > 0:
                 check_qmi_components(self.n_components, dtype, self.approximation, size)
         elif device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
+            free = cuda_free_bytes(device)
             if estimate > free:
                 raise ValueError(
                     f"an exact batch of {size} rows needs about {estimate / 2**30:.1f} GiB of "

@@ -30,7 +30,7 @@ from .._sklearn_compat import (
     validate_data,
 )
 from .._standardise import column_mean_and_scale
-from .._torch import fitted_device, parse_dtype, resolve_device
+from .._torch import cuda_free_bytes, fitted_device, parse_dtype, resolve_device
 from .._training import make_optimizer, run_training
 from .._validation import check_integer, check_layer_sizes
 from .._warnings import warn_user
@@ -57,7 +57,7 @@ from ._partition import (
     check_options,
     estimate_log_partition,
 )
-from ._sampling import mala_step, sir, value_and_grad
+from ._sampling import draw_categorical, mala_step, sir, value_and_grad
 
 _CHUNK = 65536
 
@@ -89,7 +89,7 @@ def _data_device(nbytes, device):
     """
     if device.type != "cuda":
         return device
-    free, _ = torch.cuda.mem_get_info(device)
+    free = cuda_free_bytes(device)
     return torch.device("cpu") if nbytes > _DEVICE_DATA_FRACTION * free else device
 
 
@@ -343,7 +343,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             if probs is None:
                 idx = torch.randint(0, n_tr, (B,), generator=index_gen, device=data_dev)
             else:
-                idx = torch.multinomial(probs, B, replacement=True, generator=index_gen)
+                idx = draw_categorical(probs, B, index_gen)
             rows = data.index_select(0, idx)  # = data[idx], cheaper
             if on_host:  # pinned staging copy, asynchronous host-to-device transfer
                 rows = rows.pin_memory().to(device, non_blocking=True)

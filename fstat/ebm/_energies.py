@@ -199,9 +199,11 @@ def build_core(energy_model, n_features, *, hidden_layer_sizes, activation, gene
         _zero_last_linear(net)
         net._fstat_mlp = True  # Linear first, activations fed only by Linear outputs
         return net
-    # user callable, constructed under a forked and seeded global RNG (restored afterwards)
+    # user callable, constructed under a forked and seeded global CPU RNG (restored
+    # afterwards). torch.manual_seed would also reseed every CUDA generator, which
+    # fork_rng(devices=[]) does not restore.
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+        torch.default_generator.manual_seed(int(seed))
         module = energy_model(n_features)
     if not isinstance(module, nn.Module):
         raise TypeError(

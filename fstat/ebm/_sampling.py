@@ -6,6 +6,21 @@ import math
 
 import torch
 
+#: the most categories torch.multinomial accepts
+_MULTINOMIAL_MAX = 2**24
+
+
+def draw_categorical(probs, n, generator):
+    """``n`` indices drawn with replacement with probabilities ``probs`` (on the generator's
+    device). ``torch.multinomial`` up to 2^24 categories (its limit); beyond, by inverting
+    the float64 cumulative distribution at uniform draws (zero-probability categories are
+    never drawn)."""
+    if probs.numel() <= _MULTINOMIAL_MAX:
+        return torch.multinomial(probs, n, replacement=True, generator=generator)
+    cdf = torch.cumsum(probs.double(), 0)
+    u = torch.rand(n, generator=generator, dtype=torch.float64, device=cdf.device) * cdf[-1]
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.numel() - 1)
+
 
 def value_and_grad(log_f, x):
     """log f(x) and its input gradient (rows independent); non-finite gradients zeroed."""
@@ -62,6 +77,6 @@ def sir(log_weight_fn, noise, n_samples, n_proposals, generator, chunk_size=6553
         s = torch.where(torch.isnan(s), torch.full_like(s, -math.inf), s)
         w = torch.exp(s - s.max())
         ess = float(w.sum() ** 2 / (w * w).sum())
-        idx = torch.multinomial((w / w.sum()).to(generator.device), n_samples, replacement=True,
-                                generator=generator).to(y.device)
+        idx = draw_categorical((w / w.sum()).to(generator.device), n_samples,
+                               generator).to(y.device)
     return y[idx], ess

@@ -19,7 +19,7 @@ import torch
 from sklearn.gaussian_process.kernels import Kernel
 from sklearn.utils.validation import check_array
 
-from .._torch import as_tensor, parse_dtype, resolve_device, to_numpy
+from .._torch import as_tensor, cuda_free_bytes, parse_dtype, resolve_device, to_numpy
 from .._validation import check_integer
 from .._warnings import warn_user
 
@@ -148,7 +148,7 @@ def _auto_block(n_y, itemsize, device):
     core's cache (~1 MiB, at least 16 rows): about twice as fast as one big tile.
     """
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+        free = cuda_free_bytes(device)
         return max(1, int(free / 8 // max(1, 5 * n_y * itemsize)))
     return max(_MIN_CPU_ROWS, _CPU_TILE_BYTES // max(1, n_y * itemsize))
 
@@ -156,7 +156,7 @@ def _auto_block(n_y, itemsize, device):
 def _check_memory(n_x, n_y, n_out, itemsize, device):
     need = n_out * n_x * n_y * itemsize
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+        free = cuda_free_bytes(device)
     else:
         try:
             free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

@@ -75,10 +75,32 @@ def cumsum_terms(ranks, U, *, matrix=False):
     return total / (n * n)
 
 
+#: entries of one one-hot chunk in :func:`class_sums` on CUDA
+_ONE_HOT_ENTRIES = 2**24
+
+
+def class_sums(codes, n_classes, U, *, one_hot=None):
+    """Column sums of ``U`` per class, shape (n_classes, d).
+
+    ``index_add`` on CPU. On CUDA it accumulates with atomics, in a different order from run
+    to run, so there (or with ``one_hot=True``) the sums are one-hot matrix products over
+    row chunks: the same bits on every run.
+    """
+    if not (U.device.type == "cuda" if one_hot is None else one_hot):
+        return U.new_zeros((n_classes, U.shape[1])).index_add(0, codes, U)
+    sums = U.new_zeros((n_classes, U.shape[1]))
+    labels = torch.arange(n_classes, device=U.device)[:, None]
+    rows = max(1, _ONE_HOT_ENTRIES // max(1, n_classes))
+    for start in range(0, U.shape[0], rows):
+        stop = start + rows
+        sums.addmm_((labels == codes[None, start:stop]).to(U.dtype), U[start:stop])
+    return sums
+
+
 def class_mean_terms(codes, n_classes, U, *, matrix=False):
     """Discrete closed form: sum_c pi_c^4 (u_c - u)(u_c - u)' (U centred)."""
     n, d = U.shape
-    sums = U.new_zeros((n_classes, d)).index_add(0, codes, U)
+    sums = class_sums(codes, n_classes, U)
     counts = torch.bincount(codes, minlength=n_classes).to(U.dtype)
     # pi_c^4 |mean_c|^2 = pi_c^2 |sum_c / n|^2
     scaled = (counts / n)[:, None] * (sums / n)
