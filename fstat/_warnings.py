@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
 import warnings
@@ -9,7 +11,10 @@ import warnings
 import joblib
 import sklearn
 
-__all__ = ["warn_user"]
+__all__ = ["warn_user", "collecting_warnings"]
+
+#: the list that warn_user appends to instead of warning, per thread / context
+_COLLECTOR = contextvars.ContextVar("fstat_warning_collector", default=None)
 
 _INTERNAL = (
     os.path.dirname(os.path.abspath(__file__)) + os.sep,  # fstat/
@@ -26,6 +31,10 @@ def warn_user(message, category=UserWarning):
     from ``score`` at different depths, a Pipeline adds more frames); walking the stack
     does not. Every warning fstat emits goes through this function.
     """
+    collector = _COLLECTOR.get()
+    if collector is not None:
+        collector.append((str(message), category))
+        return
     frame = sys._getframe(1)
     level = 2  # stacklevel 2 = the caller of warn_user
     while frame.f_back is not None and os.path.abspath(
@@ -33,3 +42,20 @@ def warn_user(message, category=UserWarning):
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+@contextlib.contextmanager
+def collecting_warnings():
+    """Within the block, :func:`warn_user` appends ``(message, category)`` to the yielded
+    list instead of warning, in this thread only.
+
+    Used where a caller reports repeated warnings once (e.g. per fit rather than per batch).
+    ``warnings.catch_warnings`` would do it for the whole process: other threads' warnings
+    would be caught (and misread) too.
+    """
+    collected = []
+    token = _COLLECTOR.set(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTOR.reset(token)

@@ -122,3 +122,64 @@ def test_no_fixed_stacklevel_left_in_the_library():
                     and node.func.value.id == "warnings"):
                 offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not offenders
+
+
+def test_library_results_do_not_depend_on_other_threads_warnings():
+    """The bandwidth rules detected a degenerate width by catching warnings, process-wide:
+    a UserWarning raised by another thread at that moment turned the width into 1.0 (81 of
+    200 calls), and CS-QMI values with it."""
+    import threading
+
+    from fstat.bottleneck import cs_mutual_information, kernel_width
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    width = kernel_width(X)
+    qmi = cs_mutual_information(X, X[:, :1] ** 2, device="cpu")
+    stop = threading.Event()
+
+    def noisy():
+        while not stop.is_set():
+            warnings.warn("unrelated warning from another thread", UserWarning, stacklevel=1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        thread = threading.Thread(target=noisy)
+        thread.start()
+        try:
+            widths = [kernel_width(X) for _ in range(100)]
+            values = [cs_mutual_information(X, X[:, :1] ** 2, device="cpu") for _ in range(20)]
+        finally:
+            stop.set()
+            thread.join()
+    assert all(w == width for w in widths)
+    assert all(v == qmi for v in values)
+
+
+def test_collected_warnings_stay_in_their_thread():
+    import threading
+
+    from fstat._warnings import collecting_warnings
+
+    ready, done = threading.Event(), threading.Event()
+    seen = []
+
+    def other():
+        ready.wait()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warn_user("from the other thread", RuntimeWarning)
+        seen.extend(str(w.message) for w in caught)
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with collecting_warnings() as collected:
+        warn_user("collected here", UserWarning)
+        ready.set()
+        done.wait()
+    thread.join()
+    assert collected == [("collected here", UserWarning)]
+    assert seen == ["from the other thread"]
+    assert [str(w.message) for w in _record(lambda: warn_user("after", UserWarning))] == [
+        "after"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import torch
 
@@ -22,8 +21,8 @@ from .._warnings import warn_user
 from ..kernels._gram import (
     batch_medians_from_sq_dists,
     median_and_total_from_sq_dists,
-    median_heuristic,
-    silverman_width,
+    median_width,
+    silverman_rule,
 )
 
 __all__ = ["kernel_width"]
@@ -68,17 +67,16 @@ def rule_width(X, rule, *, scale=1.0, max_samples=2000, generator=None, name="si
         exponent = _large_data_exponent(X)
         if exponent:  # squared differences would overflow: the rules are scale equivariant
             X = X * math.ldexp(1.0, -exponent)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if rule == "median":
-                width = median_heuristic(X, max_samples=max_samples, random_state=generator,
-                                         zero_fallback=False)
-            else:
-                width = silverman_width(X)
-        rule_warned = any(issubclass(w.category, UserWarning) for w in caught)
+        if rule == "median":
+            width, problem = median_width(X, max_samples=max_samples, random_state=generator,
+                                          zero_fallback=False)
+        else:
+            width, problem = silverman_rule(X)
+        if problem is not None:
+            return 1.0, True
         width = _times_power_of_two(float(width), exponent)
         rms = _times_power_of_two(_rms_norm(X), exponent)
-        if rule_warned or not width > 1e-12 * (1.0 + rms):
+        if not width > 1e-12 * (1.0 + rms):
             return 1.0, True
     return width * float(scale), False
 

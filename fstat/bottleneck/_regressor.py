@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -28,7 +27,7 @@ from .._standardise import column_mean_and_scale
 from .._torch import cuda_free_bytes, fitted_device, make_generator, parse_dtype, resolve_device
 from .._training import make_optimizer, train_minibatches
 from .._validation import check_layer_sizes
-from .._warnings import warn_user
+from .._warnings import collecting_warnings, warn_user
 from ._approx import check_qmi_components
 from ._estimators import cs_mutual_information
 from ._network import NoiseRows, build_network
@@ -447,16 +446,15 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             if self.approximation is None:
                 return terms(b)
             # per-batch floor warnings would repeat every step: counted, reported once by fit
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", RuntimeWarning)
+            with collecting_warnings() as caught:
                 out = terms(b)
             floors["batches"] += 1
-            floors["floored"] += any("were floored" in str(w.message) for w in caught)
-            for w in caught:  # other warnings pass on, each message once per fit
-                key = (w.category, str(w.message))
-                if "were floored" not in key[1] and key not in floors["passed_on"]:
-                    floors["passed_on"].add(key)
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            floors["floored"] += any("were floored" in message for message, _ in caught)
+            for message, category in caught:  # other warnings pass on, once per fit
+                if "were floored" not in message and (category, message) not in floors[
+                        "passed_on"]:
+                    floors["passed_on"].add((category, message))
+                    warn_user(message, category)
             return out
 
         def terms(b):

@@ -320,24 +320,28 @@ def median_heuristic(X, *, max_samples=2000, random_state=None, generator=None,
     """
     if generator is not None:
         random_state = generator
+    width, problem = median_width(X, max_samples=max_samples, random_state=random_state,
+                                  zero_fallback=zero_fallback)
+    if problem is not None:
+        warn_user(problem, UserWarning)
+        return 1.0
+    return width
+
+
+def median_width(X, *, max_samples=2000, random_state=None, zero_fallback=True):
+    """:func:`median_heuristic` without warnings: ``(width, None)``, or ``(None, reason)``
+    where it would fall back to 1.0 (callers that apply their own rule use this; catching
+    the warning instead is not thread-safe, other threads' warnings are caught too)."""
     with torch.no_grad():
         X = _subsample(_as_tensor_2d(X), max_samples, random_state)
-        n = X.shape[0]
-        if n < 2:
-            warn_user(
-                "median_heuristic needs at least 2 rows; using width 1.0.",
-                UserWarning,
-            )
-            return 1.0
+        if X.shape[0] < 2:
+            return None, "median_heuristic needs at least 2 rows; using width 1.0."
         median = median_from_sq_dists(sq_dists(X.to(torch.float64)),
                                       zero_fallback=zero_fallback)
-        if median is not None:
-            return median
-    warn_user(
-        "All pairwise distances are zero; the median heuristic falls back to width 1.0.",
-        UserWarning,
-    )
-    return 1.0
+    if median is None:
+        return None, ("All pairwise distances are zero; the median heuristic falls back to "
+                      "width 1.0.")
+    return median, None
 
 
 def median_from_sq_dists(D, *, zero_fallback=True):
@@ -483,21 +487,25 @@ def silverman_width(X):
     -------
     float
     """
+    width, problem = silverman_rule(X)
+    if problem is not None:
+        warn_user(problem, UserWarning)
+        return 1.0
+    return width
+
+
+def silverman_rule(X):
+    """:func:`silverman_width` without warnings: ``(width, None)`` or ``(None, reason)``."""
     with torch.no_grad():
         X = _as_tensor_2d(X).to(torch.float64)
         n, d = X.shape
         if n < 2:
-            warn_user("silverman_width needs at least 2 rows; using 1.0.", UserWarning)
-            return 1.0
+            return None, "silverman_width needs at least 2 rows; using 1.0."
         # shifted by a row first: the sd of data far from 0 keeps its digits
         s = float((X - X[:1]).std(dim=0, correction=1).mean())
     if not s > 0:
-        warn_user(
-            "Data have zero spread; Silverman's rule falls back to width 1.0.",
-            UserWarning,
-        )
-        return 1.0
-    return s * (4.0 / ((d + 2) * n)) ** (1.0 / (d + 4))
+        return None, "Data have zero spread; Silverman's rule falls back to width 1.0."
+    return s * (4.0 / ((d + 2) * n)) ** (1.0 / (d + 4)), None
 
 
 def resolve_bandwidth(sigma, X, *, scale=1.0, max_samples=2000, random_state=None):
