@@ -635,3 +635,35 @@ def test_callable_energy_is_seeded_without_touching_global_generators(X, monkeyp
     np.testing.assert_array_equal(first.score_samples(X), second.score_samples(X))
     other = CompositionalEBM(**{**params, "random_state": 1}).fit(X)
     assert not np.array_equal(other.score_samples(X), first.score_samples(X))
+
+
+def test_rows_of_zero_weight_take_no_part_in_noise_fits_and_validation():
+    """Review of the weighted fits: a uniform box spanned zero-weight rows ([-103, 1100]
+    against [-2.8, 2.4]); MixtureNoise compared n_components with all rows, then failed
+    on the rows that remained; a zero-weight validation row outside a fixed box made the
+    weighted validation score NaN (0 * -inf)."""
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((200, 1))
+    Z[-1] = 1000.0
+    w = np.r_[np.ones(199), 0.0]
+    box = UniformNoise().fit(Z, w)
+    dropped = UniformNoise().fit(Z[:-1])
+    np.testing.assert_array_equal(box.low_, dropped.low_)
+    np.testing.assert_array_equal(box.high_, dropped.high_)
+
+    small = rng.standard_normal((10, 2))
+    with pytest.warns(UserWarning, match="n_components=8 > n_samples=5"):
+        mixture = MixtureNoise(n_components=8, random_state=0).fit(
+            small, np.r_[np.ones(5), np.zeros(5)])
+    assert len(mixture.weights_) == 5
+
+    X = rng.standard_normal((200, 1))
+    w = np.ones(200)
+    w[:5] = 2.0
+    X[-40:] = 50.0  # outside the fixed box; some land in the validation split
+    w[-40:] = 0.0
+    est = NCEDensity(**{**FAST, "noise": UniformNoise(low=[-6.0], high=[6.0]),
+                        "standardize": False, "early_stopping": True, "max_iter": 40,
+                        "validation_interval": 10}).fit(X, sample_weight=w)
+    assert np.all(np.isfinite(est.validation_scores_))
+    assert np.isfinite(est.offset_)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .._warnings import warn_user
 from ..kernels._gram import gaussian_gram
@@ -124,6 +125,7 @@ class _FlooredInverseSqrt(torch.autograd.Function):
         return (vecs / root) @ vecs.T
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad):
         vals, vecs, clamped, root = ctx.saved_tensors
         gap = vals[:, None] - vals[None, :]

@@ -51,6 +51,7 @@ from ._noise import (
     _DensityAdapter,
     _NoiseBase,
     resample_by_weight,
+    weighted_range,
 )
 from ._partition import (
     _WeightAccumulator,
@@ -284,7 +285,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             raise ValueError("the early-stopping split left only zero sample_weight rows in "
                              "the training or the validation part; use more rows of positive "
                              "weight, another validation_fraction or early_stopping=False.")
-        self._data_range_ = (Ztr.min(0), Ztr.max(0))
+        self._data_range_ = weighted_range(Ztr, atr if weighted else None)
 
         self.noise_ = self._fit_noise(Ztr, atr if weighted else None,
                                       np.random.RandomState(seeds[3]))
@@ -387,9 +388,11 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
 
         validate = None
         if self.early_stopping:
-            Zv = torch.tensor(Z[val_idx], dtype=torch.float64, device=device)
+            # rows of zero weight are left out (their log-densities may be -inf: 0 * -inf)
+            val_rows = val_idx if not weighted else val_idx[a_full[val_idx] > 0]
+            Zv = torch.tensor(Z[val_rows], dtype=torch.float64, device=device)
             val_weights = None if not weighted else torch.tensor(
-                a_full[val_idx] / a_full[val_idx].sum(), dtype=torch.float64, device=device)
+                a_full[val_rows] / a_full[val_rows].sum(), dtype=torch.float64, device=device)
             val_gen = torch.Generator(device=device)
             val_gen.manual_seed(int(seeds[2]))
             n_val_logz = min(self.n_logz_samples or 100_000, 8192)
@@ -438,7 +441,9 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
             p.requires_grad_(False)
         self.energy_module_ = energy.to("cpu")
         self._set_log_partition()
-        ref = val_idx if val_idx is not None else slice(None)
+        ref = val_idx if val_idx is not None else np.arange(n)
+        if weighted:  # rows of zero weight take no part (nor warn about their energies)
+            ref = ref[a_full[ref] > 0]
         ref_scores = -self._working_energy(Z[ref]) - self.log_partition_
         self.offset_ = weighted_quantile(ref_scores, a_full[ref] if weighted else None,
                                          self.contamination)

@@ -67,6 +67,13 @@ def resample_by_weight(Z, sample_weight, random_state):
     return Z[rs.choice(len(Z), size=max(len(Z), 1000), p=_weights(Z, sample_weight))]
 
 
+def weighted_range(Z, sample_weight):
+    """Column minima and maxima over the rows of positive weight (all rows without weights)."""
+    if sample_weight is not None:
+        Z = Z[np.asarray(sample_weight) > 0]
+    return Z.min(0), Z.max(0)
+
+
 def _weighted_mean(Z, sample_weight):
     return Z.mean(0) if sample_weight is None else _weights(Z, sample_weight) @ Z
 
@@ -461,10 +468,11 @@ class MixtureNoise(_NoiseBase):
 
             Z, sample_weight = _fit_data(Z, sample_weight)
             k = int(self.n_components)
-            if k > Z.shape[0]:
-                warn_user(f"n_components={k} > n_samples={Z.shape[0]}; reduced to "
-                          f"{Z.shape[0]}.", UserWarning)
-                k = Z.shape[0]
+            rows = Z.shape[0] if sample_weight is None else int(np.sum(sample_weight > 0))
+            if k > rows:  # rows of zero weight do not count
+                warn_user(f"n_components={k} > n_samples={rows}; reduced to {rows}.",
+                          UserWarning)
+                k = rows
             rs = check_random_state(self.random_state)
             Z = resample_by_weight(Z, sample_weight, rs)
             gm = GaussianMixture(k, covariance_type="full", reg_covar=self.reg_covar,
@@ -525,13 +533,13 @@ class UniformNoise(_NoiseBase):
         self.margin = margin
 
     def fit(self, Z, sample_weight=None):
-        """Fit the box to the data range (unless fixed)."""
+        """Fit the box to the range of the rows of positive weight (unless fixed)."""
         if self._is_fixed():
             self.low_ = np.atleast_1d(np.asarray(self.low, np.float64))
             self.high_ = np.atleast_1d(np.asarray(self.high, np.float64))
         else:
-            Z, _ = _fit_data(Z, sample_weight)
-            lo, hi = Z.min(0), Z.max(0)
+            Z, sample_weight = _fit_data(Z, sample_weight)
+            lo, hi = weighted_range(Z, sample_weight)
             width = np.where(hi > lo, hi - lo, 1.0)
             self.low_, self.high_ = lo - self.margin * width, hi + self.margin * width
         if np.any(self.high_ <= self.low_):

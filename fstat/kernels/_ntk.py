@@ -79,11 +79,13 @@ def ntk_diag_torch(X, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk"):
     _check_hyper(depth, w_std, b_std, kind)
     w2, b2 = float(w_std) ** 2, float(b_std) ** 2
     bias_size = float(b_std) / float(w_std)
-    exponents = _row_exponents(X, bias_size) if _needs_row_scaling(X, bias_size) else None
-    if exponents is not None:  # in units of 4^e_i: nothing overflows or underflows
+    k = X.square().sum(dim=1) / X.shape[1]
+    exponents = None
+    if not _squares_in_range(k, X.shape[1], bias_size) and _needs_row_scaling(X, bias_size):
+        exponents = _row_exponents(X, bias_size)  # in units of 4^e_i: nothing overflows
         X = _times_pow2(X, -exponents[:, None])
         b2 = _times_pow2(torch.full_like(exponents, b2, dtype=X.dtype), -2 * exponents)
-    k = X.square().sum(dim=1) / X.shape[1]
+        k = X.square().sum(dim=1) / X.shape[1]
     theta = torch.zeros_like(k)
     for _ in range(depth):
         s = w2 * k + b2
@@ -106,6 +108,20 @@ def ntk_diag_torch(X, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk"):
 def _row_sizes(X, bias_size):
     """Each row's largest entry in size, or the bias ``b / w`` in input units if larger."""
     return X.detach().abs().amax(dim=1).clamp(min=bias_size)
+
+
+def _squares_in_range(k, d, bias_size):
+    """A cheap sufficient condition for :func:`_needs_row_scaling` to be False, from the
+    squared norms over ``d``, ``k``, that the recursion needs anyway (O(n) instead of the
+    O(n d) pass over ``X``): a row's largest entry ``m`` has ``k <= m^2 <= d k``. A zero
+    row, an overflow or an underflow sends the caller to the exact test."""
+    if k.numel() == 0:
+        return True
+    info = torch.finfo(k.dtype)
+    high = info.max / (16.0 * d)  # the exact test's bound on m^2
+    low, top = (float(v) for v in torch.aminmax(k))
+    return (low >= info.tiny / info.eps and top <= high / d
+            and bias_size <= math.sqrt(high))
 
 
 def _needs_row_scaling(X, bias_size):
@@ -339,14 +355,19 @@ def ntk_kernel_torch(X, Y=None, *, depth=1, w_std=1.0, b_std=0.0, kind="ntk", bl
     d = X.shape[1]
     Xs, Ys, ex_all, ey_all = X, Y, None, None
     bias_size = float(b_std) / float(w_std)
-    if _needs_row_scaling(X, bias_size) or (not symmetric and _needs_row_scaling(Y, bias_size)):
+    kx_all = X.square().sum(dim=1) / d
+    ky_all = kx_all if symmetric else Y.square().sum(dim=1) / d
+    in_range = _squares_in_range(kx_all, d, bias_size) and (
+        symmetric or _squares_in_range(ky_all, d, bias_size))
+    if not in_range and (_needs_row_scaling(X, bias_size)
+                 or (not symmetric and _needs_row_scaling(Y, bias_size))):
         # rows whose squares would overflow or underflow: work in units of 2^e_i per row
         ex_all = _row_exponents(X, bias_size)
         ey_all = ex_all if symmetric else _row_exponents(Y, bias_size)
         Xs = _times_pow2(X, -ex_all[:, None])
         Ys = Xs if symmetric else _times_pow2(Y, -ey_all[:, None])
-    kx_all = Xs.square().sum(dim=1) / d
-    ky_all = kx_all if symmetric else Ys.square().sum(dim=1) / d
+        kx_all = Xs.square().sum(dim=1) / d
+        ky_all = kx_all if symmetric else Ys.square().sum(dim=1) / d
     rows = block_size or _auto_block(n_y, itemsize, X.device)
     with torch.no_grad():
         for start in range(0, n_x, rows):

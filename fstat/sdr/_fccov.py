@@ -77,16 +77,21 @@ def cumsum_terms(ranks, U, *, matrix=False):
 
 #: entries of one one-hot chunk in :func:`class_sums` on CUDA
 _ONE_HOT_ENTRIES = 2**24
+#: the most classes summed by one-hot products on CUDA (they cost O(n C d))
+_ONE_HOT_MAX_CLASSES = 256
 
 
 def class_sums(codes, n_classes, U, *, one_hot=None):
     """Column sums of ``U`` per class, shape (n_classes, d).
 
     ``index_add`` on CPU. On CUDA it accumulates with atomics, in a different order from run
-    to run, so there (or with ``one_hot=True``) the sums are one-hot matrix products over
-    row chunks: the same bits on every run.
+    to run, so there (or with ``one_hot=True``) the sums of up to 256 classes are one-hot
+    matrix products over row chunks: the same bits on every run. More classes (labels that
+    are nearly unique rows) keep ``index_add``, O(n d), reproducible on CUDA to rounding.
     """
-    if not (U.device.type == "cuda" if one_hot is None else one_hot):
+    if one_hot is None:
+        one_hot = U.device.type == "cuda" and n_classes <= _ONE_HOT_MAX_CLASSES
+    if not one_hot:
         return U.new_zeros((n_classes, U.shape[1])).index_add(0, codes, U)
     sums = U.new_zeros((n_classes, U.shape[1]))
     labels = torch.arange(n_classes, device=U.device)[:, None]
