@@ -41,12 +41,14 @@ def check_array_finite(X, name="X", *, ensure_2d=True, dtype=np.float64, min_sam
     Returns
     -------
     ndarray
-        A validated array (a copy only when a conversion was needed).
+        A validated C-contiguous array (a copy only when a conversion was needed: results
+        then do not depend on the input's memory layout, and torch can wrap it).
     """
     try:
         array = check_array(
             X,
             dtype=dtype,
+            order="C",
             ensure_2d=ensure_2d,
             ensure_all_finite=False,
             ensure_min_samples=0,

@@ -94,3 +94,32 @@ def test_ebm_noise_score_samples_and_parameters(name):
     if name == "GaussianNoise":
         _check(lambda m, c: ebm.GaussianNoise(mean=m[0], covariance=c).fit(None).score_samples(Z),
                Z[:1], np.array([[2.0, 0.3], [0.3, 1.0]]))
+
+
+def _strided(v):
+    """``v``'s values as a strided 1-D view (every other entry of a bigger buffer)."""
+    big = np.zeros(2 * len(v))
+    big[::2] = v
+    return big[::2]
+
+
+def test_fits_and_functions_do_not_depend_on_the_layout():
+    """Sums over Fortran-ordered or strided inputs ran in another order and differed in the
+    last bits (1e-16): inputs are taken in C order now."""
+    from fstat.causal import manski_bounds, pointwise_bounds
+    from fstat.ebm import GaussianNoise, NCEDensity
+    from fstat.sdr import LinearFCCov, fccov
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X[:, 0] ** 2 + 0.1 * rng.standard_normal(40)
+    _check(lambda A: fccov(A, y, device="cpu"), X)
+    _check(lambda A: LinearFCCov(n_components=1).fit(A, y).directions_, X)
+    _check(lambda A: GaussianNoise().fit(A).covariance_, X)
+    _check(lambda A: NCEDensity(hidden_layer_sizes=(4,), max_iter=3, n_noise=16,
+                                n_logz_samples=500, random_state=0,
+                                device="cpu").fit(A).score_samples(X), X)
+    values, weights = rng.uniform(0, 1, 25), rng.uniform(0.5, 2, 25)
+    for bounds in (lambda v: pointwise_bounds(v, 0.6, divergence="kl", weights=weights),
+                   lambda v: manski_bounds(v, 0.6, weights=weights)):
+        np.testing.assert_array_equal(bounds(_strided(values)), bounds(values))

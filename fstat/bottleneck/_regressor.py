@@ -309,7 +309,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         self
         """
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             ensure_min_samples=2, dtype=np.float64)
+                             ensure_min_samples=2, dtype=np.float64, order="C")
         # y_numeric converts object arrays only: strings must fail here, naming y
         y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
         hidden = check_layer_sizes(self.hidden_layer_sizes)
@@ -523,7 +523,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         """``predict`` or ``transform`` output in standardised units, on ``device`` (by
         default the fitted device when usable here, else the CPU with a warning)."""
         check_is_fitted(self, "module_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
         if device is None:
             device = fitted_device(self.device_, {"predict": "predicting",
                                                   "transform": "transforming"}[what])
@@ -600,7 +600,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
             raise ValueError("information_plane requires y (the targets of X); got None.")
         device = fitted_device(self.device_, "estimating")  # one warning for a missing GPU
         T = self._forward(X, "transform", device)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
         y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if Y.shape[0] != X.shape[0] or Y.shape[1] != self.n_outputs_:

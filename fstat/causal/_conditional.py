@@ -264,10 +264,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
         # float64 covariates: the nuisance models of float32 input would otherwise fit in
         # float32, and the bounds amplify their rounding (about 8e-8 -> 8e-3 measured)
         if need_y:
-            Xv, y = validate_data(self, X, y, reset=reset, y_numeric=True, dtype=np.float64)
+            Xv, y = validate_data(self, X, y, reset=reset, y_numeric=True, dtype=np.float64,
+                                  order="C")
             y = check_outcome_y(y)  # y_numeric converts object arrays only, not strings
         else:
-            Xv = validate_data(self, X, reset=reset, dtype=np.float64)
+            Xv = validate_data(self, X, reset=reset, dtype=np.float64, order="C")
         if reset:
             col = (None if treatment is not None
                    else column_index(X, self.treatment_col, Xv.shape[1]))

@@ -230,7 +230,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
     # ------------------------------------------------------------------- fit
     def _fit(self, X, y=None, sample_weight=None):
         X = _check_tensor_input(X)
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        X = validate_data(self, X, dtype=np.float64, order="C", ensure_min_samples=2)
         n, d = X.shape
         check_layer_sizes(self.hidden_layer_sizes)
         if isinstance(self.noise, str) and self.noise not in _NOISES:
@@ -486,7 +486,7 @@ class _BaseEnergyDensity(DensityMixin, BaseEstimator):
     def _validate_eval(self, X):
         check_is_fitted(self)
         X = _check_tensor_input(X)
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        return validate_data(self, X, dtype=np.float64, order="C", reset=False)
 
     def _working_energy(self, Z):
         energy = use_inplace_activations(self._energy64())

@@ -192,7 +192,8 @@ class _NTKMachineBase(BaseEstimator):
     def _fit(self, X, y, sample_weight):
         loss = self._loss()
         precomputed = self.kernel == "precomputed"
-        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=self._multi_output(),
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C",
+                             multi_output=self._multi_output(),
                              y_numeric=not self._is_classifier())
         if precomputed and X.shape[0] != X.shape[1]:
             raise ValueError(f"kernel='precomputed' needs a square training Gram matrix of "
@@ -333,7 +334,7 @@ class _NTKMachineBase(BaseEstimator):
     def _decision(self, X):
         check_is_fitted(self)
         try:
-            X = validate_data(self, X, dtype=np.float64, reset=False)
+            X = validate_data(self, X, dtype=np.float64, order="C", reset=False)
         except ValueError as error:  # sklearn's feature-count message, and what it means here
             if self.kernel == "precomputed" and "features" in str(error):
                 raise ValueError(f"{error} kernel='precomputed': the test Gram must have "
@@ -360,7 +361,7 @@ class _NTKMachineBase(BaseEstimator):
         check_is_fitted(self)
         if self.trajectory_ is None:
             raise AttributeError("staged predictions need a subgradient fit with record_steps.")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_data(self, X, dtype=np.float64, order="C", reset=False)
         device = torch.device("cpu")
         Kt = (as_tensor(X) if self.kernel == "precomputed"
               else self._gram(X, self.X_fit_, device))

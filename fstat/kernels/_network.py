@@ -182,7 +182,8 @@ class NTKNetwork(BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Run exactly ``max_iter`` full-batch GD steps."""
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=not self._is_classifier())
+        X, y = validate_data(self, X, y, dtype=np.float64, order="C",
+                             y_numeric=not self._is_classifier())
         loss = LOSSES[self.loss]
         if self._is_classifier():
             check_classification_targets(y)
@@ -302,7 +303,7 @@ class NTKNetwork(BaseEstimator):
 
     def _check_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        return validate_data(self, X, dtype=np.float64, order="C", reset=False)
 
     @available_if(_is_clf)
     def decision_function(self, X):
@@ -338,7 +339,7 @@ class NTKNetwork(BaseEstimator):
     def empirical_ntk(self, X, Y=None, method="structured"):
         """Empirical NTK of the trained network's output f at the current parameters."""
         X = self._check_X(X)
-        Y = None if Y is None else validate_data(self, Y, dtype=np.float64, reset=False)
+        Y = None if Y is None else validate_data(self, Y, dtype=np.float64, order="C", reset=False)
         Xt = as_tensor(X)
         Yt = None if Y is None else as_tensor(Y)
         ps = [p.to(torch.float64) for p in self.params_]

@@ -19,7 +19,7 @@ def check_xy(estimator, X, y, *, reset=True):
         raise ValueError(
             f"{type(estimator).__name__} requires y to be passed, but the target y is None."
         )
-    X = validate_data(estimator, X, reset=reset, dtype=np.float64)
+    X = validate_data(estimator, X, reset=reset, dtype=np.float64, order="C")
     if not hasattr(y, "__len__"):
         y = np.asarray(y)
     n_y = np.shape(y)[0] if hasattr(y, "shape") else len(y)
@@ -74,7 +74,7 @@ class SDRTransformerMixin(TransformerMixin):
         ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
         return self._transform_array(X)
 
     def score(self, X, y):

@@ -154,7 +154,8 @@ def _check_u(U, device):
     if not np.all(np.isfinite(array)):
         raise ValueError("U contains NaN or infinity; FCCov needs finite U.")
     check_min_n(len(array), "U")
-    return torch.tensor(array, dtype=torch.float64, device=device)
+    # C order: sums over rows must not depend on the input's layout
+    return torch.tensor(np.ascontiguousarray(array), dtype=torch.float64, device=device)
 
 
 def _check_options(statistic, method, normalize, n_centers, n):
