@@ -502,6 +502,9 @@ def test_integer_weights_equal_repeated_rows_without_declared_support(data):
     assert weighted.y_scale_ == pytest.approx(repeated.y_scale_, rel=1e-13)
     grid = np.random.default_rng(1).uniform(0, 1, size=(20, X.shape[1]))
     np.testing.assert_allclose(weighted.predict(grid), repeated.predict(grid), atol=1e-9)
+    # the averaged bounds and their influence-function SEs: frequency weights
+    np.testing.assert_allclose(weighted.averaged_bounds_.table.values,
+                               repeated.averaged_bounds_.table.values, rtol=1e-9, atol=1e-9)
 
 
 def test_user_pseudo_outcome_models_are_seeded_by_fold_and_divergence(data):
