@@ -249,3 +249,44 @@ def test_score_refuses_y_outside_the_declared_support(fitted, data):
         marginal.score(None, bad, treatment=a)
     marginal.set_params(outcome_bounds=(0, 1))
     assert np.isfinite(marginal.score(None, y, treatment=a))
+
+
+def test_bounds_display_names_what_it_draws(fitted, data):
+    """Review of the reporting: one divergence's band was labelled like the aggregate, an
+    integer feature of a DataFrame by its position, and the errors for divergence='all' and
+    for a Pipeline gave reasons that did not apply."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from fstat.causal import BoundsDisplay
+
+    X = data[0]
+    frame = pd.DataFrame(X, columns=["age", "b", "bmi", "d"])
+    disp = BoundsDisplay.from_estimator(fitted, frame, feature=2, divergence="tv")
+    assert disp.ax_.get_xlabel() == "bmi"
+    assert [t.get_text() for t in disp.ax_.get_legend().get_texts()][-1] == (
+        "f-divergence bounds (tv)")
+    np.testing.assert_array_equal(disp.x, X[:, 2])
+    disp = BoundsDisplay.from_estimator(fitted, X, feature=-1, divergence="tv", label="mine")
+    assert disp.ax_.get_xlabel() == f"x[{X.shape[1] - 1}]"
+    assert "mine" in [t.get_text() for t in disp.ax_.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="divergence='all'"):
+        BoundsDisplay.from_estimator(fitted, X, divergence="all")
+    with pytest.raises(ValueError, match="got Pipeline; pass the fitted estimator itself"):
+        BoundsDisplay.from_estimator(make_pipeline(StandardScaler(), fitted), X)
+    plt.close("all")
+
+
+def test_observation_counts_print_every_digit(data):
+    X, y, a, _ = data
+    w = np.ones(len(y))
+    w[0] = 1_234_567 - (len(y) - 1)
+    est = MarginalDivergenceBounds(("kl",), outcome_bounds=(0, 4)).fit(
+        X, y, treatment=a, sample_weight=w)
+    assert "1234567" in str(est.summary()) and "1.23457e+06" not in str(est.summary())
+    assert "n_samples=1234567)" in repr(est.averaged_bounds_)

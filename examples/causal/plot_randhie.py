@@ -10,7 +10,7 @@ treatment (an illustration of the API, not a re-analysis of the experiment).
 
 Without ``outcome_bounds`` the support is the observed range (here ``[0, 37]``) and fstat warns with
 an :class:`~fstat.causal.UnboundedOutcomeWarning`: a count has no natural upper limit, so the upper
-bounds are driven by the sample maximum. The plot shows the CATE band (binned means) against the
+bounds are driven by the sample maximum. The plot shows the CATE band (binned medians) against the
 estimated propensity next to the Manski band. On this heavy-tailed count (mean about 3, a long right
 tail) the per-row debiased bounds are noisy and many of them leave the Manski band, which is
 assumption-free: read that as one more sign that the observed range is a poor support and that the

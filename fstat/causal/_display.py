@@ -132,9 +132,13 @@ class BoundsDisplay:
         from ._conditional import ConditionalDivergenceBounds
 
         if not isinstance(estimator, ConditionalDivergenceBounds):
+            reason = (" (its bounds do not vary with x)"
+                      if type(estimator).__name__ == "MarginalDivergenceBounds" else
+                      "; pass the fitted estimator itself, e.g. pipeline[-1] with the "
+                      "transformed X, or use from_predictions")
             raise ValueError(
-                "BoundsDisplay.from_estimator needs a fitted ConditionalDivergenceBounds; the "
-                f"bounds of {type(estimator).__name__} do not vary with x."
+                "BoundsDisplay.from_estimator needs a fitted ConditionalDivergenceBounds; got "
+                f"{type(estimator).__name__}{reason}."
             )
         if isinstance(feature, str) and feature == "propensity":
             x, xlabel = estimator.predict_propensity(X), "estimated propensity e(x)"
@@ -148,7 +152,9 @@ class BoundsDisplay:
                     or not -n_columns <= feature < n_columns):
                 raise ValueError(f"feature must be 'propensity', a column name or an index "
                                  f"in [0, {n_columns}); got feature={feature!r}.")
-            x, xlabel = np.asarray(X)[:, int(feature)].astype(float), f"x[{int(feature)}]"
+            x = np.asarray(X)[:, int(feature)].astype(float)
+            xlabel = (str(X.columns[int(feature)]) if hasattr(X, "columns")
+                      else f"x[{int(feature) % n_columns}]")
         if arm is None:
             if divergence is None:
                 bounds = estimator.predict(X)
@@ -164,12 +170,18 @@ class BoundsDisplay:
             manski = estimator.predict_manski(X, arm=arm) if show_manski else None
             ylabel = f"bounds on E[Y | do(A={arm}), x]"
         if bounds.ndim != 2:
-            raise ValueError("aggregation=None gives several intervals per row; pass divergence=.")
+            raise ValueError(
+                "several intervals per row (aggregation=None or divergence='all'); pass one "
+                "fitted divergence's name as divergence=.")
         disp = cls(x, bounds[:, 0], bounds[:, 1],
                    manski_lower=None if manski is None else manski[:, 0],
                    manski_upper=None if manski is None else manski[:, 1], truth=truth,
                    xlabel=xlabel, ylabel=ylabel, kind=kind, n_bins=n_bins)
         disp._effect = arm is None
+        band = kwargs.get("band_kwargs") or {}
+        if divergence is not None and "label" not in kwargs and "label" not in band:
+            # name the divergence drawn (the user's label wins)
+            kwargs["band_kwargs"] = {**band, "label": f"f-divergence bounds ({divergence})"}
         return disp.plot(ax=ax, **_split_plot_kwargs(kwargs))
 
     def plot(self, ax=None, *, band_kwargs=None, manski_kwargs=None, truth_kwargs=None):

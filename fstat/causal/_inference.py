@@ -63,7 +63,8 @@ class AveragedBounds:
         self.header = dict(header or {})
 
     def __repr__(self):
-        return f"AveragedBounds(method={self.method!r}, n_samples={self.n_samples:g})"
+        return (f"AveragedBounds(method={self.method!r}, "
+                f"n_samples={_format_count(self.n_samples)})")
 
     def conf_int(self, alpha=0.05, kind="outer"):
         """Confidence intervals for the identified sets (or their endpoints).
@@ -140,7 +141,7 @@ class AveragedBounds:
                                            "se_upper": "std err (upper)"})
         table = pd.concat([table, ci], axis=1)
         table.index = [f"{a} | {b}" for a, b in table.index]
-        header = {"Method:": self.method, "Observations:": f"{self.n_samples:g}",
+        header = {"Method:": self.method, "Observations:": _format_count(self.n_samples),
                   "Divergences:": ", ".join(self.divergences),
                   "Aggregation:": str(self.aggregation), "CI kind:": kind}
         header.update({f"{k}:": str(v) for k, v in self.header.items()})
@@ -162,3 +163,10 @@ def build_table(values, ses, sources):
             index.append((target, source))
     return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["target", "source"]),
                         columns=["lower", "se_lower", "upper", "se_upper"])
+
+
+def _format_count(n):
+    """A sample size as printed: every digit of a whole number (``:g`` rounded 1234566 to
+    1.23457e+06), else up to 10 significant digits of a sum of weights."""
+    n = float(n)
+    return f"{n:.0f}" if n.is_integer() else f"{n:.10g}"
