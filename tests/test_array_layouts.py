@@ -123,3 +123,20 @@ def test_fits_and_functions_do_not_depend_on_the_layout():
     for bounds in (lambda v: pointwise_bounds(v, 0.6, divergence="kl", weights=weights),
                    lambda v: manski_bounds(v, 0.6, weights=weights)):
         np.testing.assert_array_equal(bounds(_strided(values)), bounds(values))
+
+
+def test_multi_output_targets_and_scalar_weights():
+    """A Fortran-ordered multi-output y changed CSIBRegressor's fit in the last bits; taking
+    pointwise values in C order must keep a scalar weight a shape error."""
+    from fstat.bottleneck import CSIBRegressor
+    from fstat.causal import manski_bounds
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 3))
+    Y = np.column_stack([X[:, 0], X[:, 1] ** 2]) + 0.1 * rng.standard_normal((150, 2))
+    _check(lambda T: CSIBRegressor(hidden_layer_sizes=(8,), bottleneck_dim=2,
+                                   decoder_hidden_sizes=(8,), max_iter=2, batch_size=50,
+                                   early_stopping=False, random_state=0,
+                                   device="cpu").fit(X, T).predict(X), Y)
+    with pytest.raises(ValueError, match="same shape as values"):
+        manski_bounds([3.0], 0.5, weights=2.0, support=(0, 4))

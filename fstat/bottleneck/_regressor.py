@@ -311,7 +311,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              ensure_min_samples=2, dtype=np.float64, order="C")
         # y_numeric converts object arrays only: strings must fail here, naming y
-        y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
+        y = check_array(y, dtype=np.float64, order="C", ensure_2d=False, input_name="y")
         hidden = check_layer_sizes(self.hidden_layer_sizes)
         dec_hidden = check_layer_sizes(self.decoder_hidden_sizes, "decoder_hidden_sizes")
         noise_mode = self._noise_mode()
@@ -601,7 +601,7 @@ class CSIBRegressor(ClassNamePrefixFeaturesOutMixin, RegressorMixin, Transformer
         device = fitted_device(self.device_, "estimating")  # one warning for a missing GPU
         T = self._forward(X, "transform", device)
         X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
-        y = check_array(y, dtype=np.float64, ensure_2d=False, input_name="y")
+        y = check_array(y, dtype=np.float64, order="C", ensure_2d=False, input_name="y")
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if Y.shape[0] != X.shape[0] or Y.shape[1] != self.n_outputs_:
             raise ValueError(

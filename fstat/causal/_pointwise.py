@@ -46,7 +46,7 @@ def _real_array(values, name):
     """``values`` as float64, refusing complex input (numpy would drop the imaginary part)."""
     if np.iscomplexobj(values):
         raise ValueError(f"{name} must be real; got complex values.")
-    return np.ascontiguousarray(values, dtype=np.float64)  # layout-independent sums
+    return np.asarray(values, dtype=np.float64, order="C")  # layout-independent sums
 
 
 def _check_values_weights(values, weights):

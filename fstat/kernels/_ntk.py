@@ -120,7 +120,8 @@ def _squares_in_range(k, d, bias_size):
     info = torch.finfo(k.dtype)
     high = info.max / (16.0 * d)  # the exact test's bound on m^2
     low, top = (float(v) for v in torch.aminmax(k))
-    return (low >= info.tiny / info.eps and top <= high / d
+    # a factor 2 of slack: k and the bounds are rounded, possibly in opposite directions
+    return (low >= 2.0 * info.tiny / info.eps and top <= high / (2.0 * d)
             and bias_size <= math.sqrt(high))
 
 
