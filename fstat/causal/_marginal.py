@@ -212,7 +212,9 @@ class MarginalDivergenceBounds(BaseEstimator):
         y : array-like of shape (n,)
         treatment : array-like of shape (n,), optional
         sample_weight : array-like of shape (n,), optional
-            Frequency weights.
+            Frequency weights: a weight of k counts the row k times, and the standard
+            errors use n = sum of the weights (weights scaled to sum to 1 give the SEs of a
+            single observation; rescale survey weights to sum to the number of rows).
 
         Returns
         -------
