@@ -551,3 +551,24 @@ def test_rows_of_any_magnitude_match_a_multiprecision_recursion(depth, b):
                     else:
                         assert abs(got[which][i, j]) <= 1e-300, (i, j)
     np.testing.assert_array_equal(diag, np.diagonal(sym[1]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fast_range_test_never_skips_a_row_that_needs_scaling(dtype):
+    """The O(n) test on squared norms must be sufficient for the exact O(n d) one: rows just
+    beyond either threshold (one large entry, or all entries at the small end), for many d,
+    never pass it while needing scaling (rounding once let d = 21 through by one ulp)."""
+    from fstat.kernels._ntk import _needs_row_scaling, _squares_in_range
+
+    info = torch.finfo(dtype)
+    for d in range(1, 300):
+        top = math.sqrt(info.max / (16.0 * d))
+        low = math.sqrt(info.tiny / info.eps)
+        for m in (np.nextafter(top, np.inf), np.nextafter(top, 0.0), top,
+                  np.nextafter(low, 0.0), low, np.nextafter(low, np.inf)):
+            for row in (np.r_[m, np.zeros(d - 1)], np.full(d, m)):
+                X = torch.tensor(row[None, :], dtype=dtype)
+                if not torch.isfinite(X).all():
+                    continue
+                k = X.square().sum(dim=1) / d
+                assert not (_squares_in_range(k, d, 0.0) and _needs_row_scaling(X, 0.0)), (d, m)
