@@ -102,7 +102,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
 
     with out-of-fold propensities :math:`\\hat e`. Pseudo-outcomes :math:`g^*(T)` are regressed
     on covariates per arm, and the bound at x is
-    :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u`, averaged over folds.
+    :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u`, averaged over folds and
+    clipped to the support ``support_`` (every population bound lies in it).
 
     Parameters
     ----------
@@ -702,7 +703,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
         out = np.transpose(out, (1, 0, 2, 3))
         if not np.all(np.isfinite(out)):
             raise RuntimeError("non-finite bound produced; please report this.")
-        return out
+        # every population bound lies in the support (the worst case is a law on it): a
+        # plug-in estimate beyond an end is moved to that end, which only brings it closer
+        return np.clip(out, *self.support_)
 
     def _check_X(self, X):
         check_is_fitted(self)
@@ -720,14 +723,49 @@ class ConditionalDivergenceBounds(BaseEstimator):
     # public prediction API
     # ------------------------------------------------------------------------------------------
     def predict(self, X):
-        """CATE bounds: (n, 2) aggregated [lower, upper], or (n, D, 2) with aggregation=None."""
+        """CATE bounds ``[lower(1) - upper(0), upper(1) - lower(0)]`` at each row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Covariates (with the treatment column when ``treatment_col`` is set; it is
+            ignored).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2), or (n_samples, D, 2) with ``aggregation=None``
+            Aggregated ``[lower, upper]``, or one row per fitted divergence. Each arm's
+            bound is clipped to ``support_`` before the difference is taken (see
+            :meth:`predict_outcome_bounds`), so the effect bounds lie in
+            ``[lo - hi, hi - lo]``.
+        """
         b = self._bounds_all(self._check_X(X))
         lower = b[:, :, 1, 0] - b[:, :, 0, 1]
         upper = b[:, :, 1, 1] - b[:, :, 0, 0]
         return self._aggregate(lower, upper)
 
     def predict_outcome_bounds(self, X, arm=1, *, divergence=None):
-        """Bounds on E[y | do(arm), x]: (n, 2), or (n, D, 2) with divergence="all"."""
+        """Bounds on ``E[y | do(arm), x]`` at each row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        arm : {0, 1}, default=1
+        divergence : str, "all" or None, default=None
+            A fitted divergence's name, ``"all"`` for every fitted divergence, or None for
+            the aggregate.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2), or (n_samples, D, 2) with ``divergence="all"``
+            ``[lower, upper]``. The plug-in bound
+            :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u` (averaged over folds)
+            is clipped to ``support_``: the population bound is the mean of a law on the
+            support, so it lies there, and an estimate beyond an end (fitted networks and
+            pseudo-outcome regressions extrapolate, most often where the true bound is that
+            end) is moved to it. The one-step averaged bounds are not clipped (their
+            correction terms need the plug-in as fitted).
+        """
         arm = _check_arm(arm)
         b = self._bounds_all(self._check_X(X))[:, :, arm]
         if divergence == "all":
