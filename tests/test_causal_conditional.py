@@ -591,3 +591,37 @@ def test_pointwise_bounds_are_the_plug_in_clipped_to_the_support(outcome_bounds)
         np.testing.assert_allclose(plugin.loc[("Y(1)", name), ["lower", "upper"]].to_numpy(float),
                                    expected[:, est.divergences_.index(name), 1].mean(axis=0),
                                    rtol=0, atol=1e-12)
+
+
+def test_conditional_manski_bounds_use_the_outcome_mean_clipped_to_the_support():
+    """The Manski interval e mu + (1 - e) [lo, hi] with mu = E[y | a, x] in the support: a
+    fitted mean that extrapolates beyond an end (far from the data) is moved to it, so each
+    arm's interval lies in the support and the effect's in [lo - hi, hi - lo] (x2 = -20 gave
+    [-17.8, -12.6] for arm 0 on the support [-5, 5])."""
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2))
+    a = (rng.uniform(size=300) < 1 / (1 + np.exp(-2 * X[:, 0]))).astype(int)
+    y = np.clip(X[:, 1] + a + rng.normal(size=300), -5, 5)
+    est = ConditionalDivergenceBounds(
+        divergences=("kl",), max_iter=20, hidden_layer_sizes=(4,), device="cpu",
+        random_state=0, outcome_bounds=(-5, 5), propensity_model=LogisticRegression(),
+        pseudo_outcome_model=Ridge()).fit(X, y, treatment=a)
+    Xo = np.array([[0.0, 20.0], [0.0, -20.0], [0.5, 0.1]])
+    _, (_, _, _, e, mu) = est._theta(Xo)
+    mean = est.y_center_ + est.y_scale_ * mu.mean(axis=0)  # (3, 2), Ridge: linear in x2
+    assert mean[0].min() > 5 and mean[1].max() < -5 and np.all(np.abs(mean[2]) < 5)
+    ebar = e.mean(axis=0)
+    clipped = np.clip(mean, -5, 5)
+    for arm in (0, 1):
+        expected = np.column_stack([ebar[:, arm] * clipped[:, arm] - 5 * (1 - ebar[:, arm]),
+                                    ebar[:, arm] * clipped[:, arm] + 5 * (1 - ebar[:, arm])])
+        np.testing.assert_allclose(est.predict_manski(Xo, arm=arm), expected, rtol=0,
+                                   atol=1e-12)
+    effect = est.predict_manski(Xo)
+    assert np.all((effect >= -10) & (effect <= 10))
+    inside = est.predict_manski(Xo[2:], arm=1)  # a mean inside the support is unchanged
+    np.testing.assert_allclose(inside[0], [ebar[2, 1] * mean[2, 1] - 5 * (1 - ebar[2, 1]),
+                                           ebar[2, 1] * mean[2, 1] + 5 * (1 - ebar[2, 1])],
+                               rtol=0, atol=1e-12)

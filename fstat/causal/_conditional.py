@@ -779,7 +779,23 @@ class ConditionalDivergenceBounds(BaseEstimator):
         return self._aggregate(b[..., 0], b[..., 1])
 
     def predict_manski(self, X, arm=None):
-        """Conditional Manski bounds on an arm's mean (arm 0/1) or on the effect (None)."""
+        """Conditional Manski bounds on an arm's mean (arm 0/1) or on the effect (None).
+
+        :math:`\\bar e_a(x) \\hat\\mu(a, x) + (1 - \\bar e_a(x)) [lo, hi]`, with the
+        fold-averaged propensity and outcome regression; the fitted mean
+        :math:`\\hat\\mu(a, x)` is clipped to ``support_`` (it estimates a mean of outcomes
+        in the support), so each arm's interval lies in the support.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        arm : {0, 1} or None, default=None
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            ``[lower, upper]`` for the arm's mean, or for the effect with ``arm=None``.
+        """
         arm = None if arm is None else _check_arm(arm, allow_none=True)
         arms = self._manski_arms(self._check_X(X))
         if arm is not None:
@@ -789,9 +805,10 @@ class ConditionalDivergenceBounds(BaseEstimator):
     def _manski_arms(self, cov):
         """Conditional Manski bounds (n, 2 arms, [lower, upper])."""
         _, (_, _, _, e, mu) = self._theta(cov)
-        mean = (self.y_center_ + self.y_scale_ * mu).mean(axis=0)  # (n, 2)
-        ebar = e.mean(axis=0)
         lo, hi = self.support_
+        # E[y | a, x] lies in the support: a fitted mean beyond an end is moved to it
+        mean = np.clip((self.y_center_ + self.y_scale_ * mu).mean(axis=0), lo, hi)  # (n, 2)
+        ebar = e.mean(axis=0)
         return np.stack([ebar * mean + (1 - ebar) * lo, ebar * mean + (1 - ebar) * hi], axis=-1)
 
     def predict_propensity(self, X):
