@@ -547,3 +547,37 @@ def test_working_units_at_the_ends_of_the_float64_range():
         assert math.isfinite(cs_divergence(X * 1e-310, Y * 1e-310))
     wide = cs_divergence(X * 1e-10, Y * 1e-10, sigma=1e300)
     assert wide == pytest.approx(cs_divergence(X, Y, sigma=1e280), abs=1e-12)  # both ~0
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_constant_input_gives_exactly_zero(seed, normalized):
+    # spec 2.4: t constant => I = 0 exactly (log A + log B - 2 log C left rounding of
+    # either sign, e.g. -8.9e-16); a constant X too (the identity is symmetric)
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(50, 3))
+    constant = np.full((50, 1), rng.normal())
+    for a, b in ((X, constant), (constant, X)):
+        with (pytest.warns(RuntimeWarning, match="zero denominator") if normalized
+              else warnings.catch_warnings()):
+            value = cs_mutual_information(a, b, sigma_x=1.3, sigma_t=0.7, normalized=normalized)
+        assert value == 0.0 and np.copysign(1.0, value) == 1.0
+    with pytest.warns(UserWarning, match="degenerate kernel width"):  # the rule still warns
+        assert cs_mutual_information(X, constant) == 0.0
+
+
+def test_float32_values_of_nonnegative_estimators_are_not_negative():
+    # a width far above the spread: every Gram entry is 1 - O(1e-7), which float32 rounds
+    # at 6e-8, so I = 6.6e-8 came out as -9.5e-7 (normalised: 0.12 vs -0.003); the
+    # estimators are >= 0 and return 0.0 instead of a negative rounding error
+    r = np.random.default_rng(8)
+    X, T = r.normal(size=(10, 2)), r.normal(size=(10, 1))
+    for normalized in (False, True):
+        exact = cs_mutual_information(X, T, sigma_x=1e3, normalized=normalized)
+        single = cs_mutual_information(X, T, sigma_x=1e3, normalized=normalized,
+                                       dtype="float32")
+        assert exact > 0 and single >= 0.0
+    for seed in range(20):
+        r = np.random.default_rng(seed)
+        A, B = r.normal(size=(8, 2)), r.normal(size=(9, 2)) + 1e-4
+        assert cs_divergence(A, B, sigma=1e3, dtype="float32") >= 0.0

@@ -209,12 +209,14 @@ def normalized_cs_qmi_core(x, t, sigma_x, sigma_t, *, warn=True, sq_x=None, sq_t
                    * cs_qmi_core(t, t, sigma_t, sigma_t, sq_x=sq_t, sq_t=sq_t))
     if not bool(denominator.detach() > 0):
         if warn:
-            warn_user(
-                "normalised CS-QMI has a zero denominator (a constant input); returning 0.0.",
-                RuntimeWarning,
-            )
+            _warn_zero_denominator()
         return numerator * 0.0
     return numerator / denominator.sqrt()
+
+
+def _warn_zero_denominator():
+    warn_user("normalised CS-QMI has a zero denominator (a constant input); returning 0.0.",
+              RuntimeWarning)
 
 
 # ----------------------------------------------------------------- input handling
@@ -301,8 +303,16 @@ def _check_same_rows(a, b, name_a, name_b):
         )
 
 
-def _finish(value, log_base):
-    return float(value.detach().to("cpu", torch.float64)) / log_base
+def _finish(value, log_base, *, nonnegative=False):
+    """``value`` as a float in units of ``log_base``; with ``nonnegative``, a negative value
+    (rounding or approximation error of a quantity that is >= 0) becomes 0.0."""
+    value = float(value.detach().to("cpu", torch.float64)) / log_base
+    return 0.0 if nonnegative and not value > 0.0 else value
+
+
+def _rows_all_equal(a):
+    """Whether every row of the 2-D tensor ``a`` equals its first row."""
+    return bool((a == a[:1]).all())
 
 
 def _evaluate(compute, variables, device, dtype, generator):
@@ -332,7 +342,8 @@ def cs_divergence(X, Y, *, sigma="median", approximation=None, n_components=1024
     ``D = log mean_{ii'} k(x_i - x_i') + log mean_{jj'} k(y_j - y_j')
     - 2 log mean_{ij} k(x_i - y_j)`` with the Gaussian kernel
     ``k(u) = exp(-||u||^2 / (2 sigma^2))``: the exact CS divergence between the two
-    Gaussian KDEs of bandwidth ``sigma / sqrt(2)``. It is >= 0, symmetric and 0 when
+    Gaussian KDEs of bandwidth ``sigma / sqrt(2)``. It is >= 0 (a negative value from
+    rounding or a random-feature approximation is returned as 0.0), symmetric and 0 when
     the samples coincide. Computed in the log domain in O((M + N)^2).
 
     Parameters
@@ -386,7 +397,7 @@ def cs_divergence(X, Y, *, sigma="median", approximation=None, n_components=1024
         return approx_cs_divergence(a, b, width, approximation, n_components, generator)
 
     value = _evaluate(compute, [([a, b], width)], device, torch_dtype, generator)
-    return _finish(value, log_base)
+    return _finish(value, log_base, nonnegative=True)
 
 
 def conditional_cs_divergence(X, y, y_pred, *, sigma_x="median", sigma_y="median",
@@ -479,9 +490,11 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
         I = log(sum K∘Q / N^2) + log(sum K sum Q / N^4) - 2 log(sum_j rowK_j rowQ_j / N^3),
 
     the CS divergence between the joint KDE and the product of the marginal KDEs:
-    >= 0, symmetric, 0 when ``T`` is constant. All sums are O(N^2) (no N^3 matrix
-    product). With tiny widths and distinct rows it tends to ``log N`` whatever the
-    dependence, so widths matter; median widths make it invariant to rescaling ``T``.
+    >= 0, symmetric, exactly 0 when ``X`` or ``T`` is constant (a negative value from
+    rounding or a random-feature approximation is returned as 0.0). All sums are O(N^2)
+    (no N^3 matrix product). With tiny widths and distinct rows it tends to ``log N``
+    whatever the dependence, so widths matter; median widths make it invariant to
+    rescaling ``T``.
 
     Parameters
     ----------
@@ -526,6 +539,10 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
     generator = make_generator(random_state)
     wx = resolve_width(sigma_x, x, generator=generator, name="sigma_x")
     wt = resolve_width(sigma_t, t, generator=generator, name="sigma_t")
+    if _rows_all_equal(x) or _rows_all_equal(t):  # the joint KDE is the product of marginals
+        if normalized:
+            _warn_zero_denominator()
+        return 0.0
 
     def compute(inputs, representation):
         ((x,), wx), ((t,), wt) = inputs, representation
@@ -538,4 +555,4 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
                              normalized=normalized)
 
     value = _evaluate(compute, [([x], wx), ([t], wt)], device, torch_dtype, generator)
-    return _finish(value, log_base)
+    return _finish(value, log_base, nonnegative=True)
