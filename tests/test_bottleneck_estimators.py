@@ -581,3 +581,25 @@ def test_float32_values_of_nonnegative_estimators_are_not_negative():
         r = np.random.default_rng(seed)
         A, B = r.normal(size=(8, 2)), r.normal(size=(9, 2)) + 1e-4
         assert cs_divergence(A, B, sigma=1e3, dtype="float32") >= 0.0
+
+
+def test_a_log_base_below_one_and_the_normalised_value():
+    # the floor at 0 acts in nats, before the change of base (base 0.5 gave 0.0 for every
+    # value); the normalised value is a ratio and ignores the base (I_norm(x; x) = 1)
+    from fstat.bottleneck._estimators import _finish
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 2))
+    t = x[:, :1] + 0.1 * rng.normal(size=(100, 1))
+    nats = cs_mutual_information(x, t)
+    assert nats > 0
+    assert cs_mutual_information(x, t, base=0.5) == pytest.approx(nats / math.log(0.5),
+                                                                  rel=1e-12)
+    a, b = rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + 2.0
+    assert cs_divergence(a, b, base=0.5) == pytest.approx(cs_divergence(a, b) / math.log(0.5),
+                                                          rel=1e-12)
+    for base in (None, 2.0, 0.5):
+        assert cs_mutual_information(x, x, normalized=True, base=base) == pytest.approx(1.0,
+                                                                                      abs=1e-12)
+    assert math.isnan(_finish(torch.tensor(float("nan")), 1.0, nonnegative=True))
+    assert _finish(torch.tensor(-0.0), 2.0, nonnegative=True) == 0.0

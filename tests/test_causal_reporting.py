@@ -290,3 +290,34 @@ def test_observation_counts_print_every_digit(data):
         X, y, treatment=a, sample_weight=w)
     assert "1234567" in str(est.summary()) and "1.23457e+06" not in str(est.summary())
     assert "n_samples=1234567)" in repr(est.averaged_bounds_)
+
+
+def test_intervals_inverted_as_estimated_warn_after_clipping():
+    """An estimated interval inverted beyond one end of the support is clipped to a point
+    there; the warning still reports it (it used to be silent: raw KL [37.6, 9.5] came back
+    as [8.58, 8.58] without a warning)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from fstat.datasets import make_probit_sine
+
+    X, y, a = make_probit_sine(300, random_state=0)
+    est = ConditionalDivergenceBounds(
+        max_iter=20, outcome_bounds=None, aggregation=None,
+        propensity_model=LogisticRegression(), pseudo_outcome_model=Ridge(), device="cpu",
+        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y, treatment=a)
+        b, estimates = est._bounds_all(X, with_estimates=True)
+    lo, hi = est.support_
+    hidden = (estimates[..., 0] > estimates[..., 1]) & (b[..., 0] == b[..., 1])  # (n, D, arm)
+    rows, d, arm = np.nonzero(hidden)
+    assert rows.size > 0
+    rows, d, arm = rows[arm == arm[0]], d[arm == arm[0]], arm[0]
+    name = est.divergences_[d[0]]
+    rows = rows[d == d[0]]
+    with pytest.warns(InvertedBoundsWarning, match="as estimated"):
+        out = est.predict_outcome_bounds(X[rows], arm, divergence=name)
+    assert np.all(out[:, 0] == out[:, 1]) and np.all((out == lo) | (out == hi))
+    with pytest.warns(InvertedBoundsWarning):
+        est.predict_outcome_bounds(X[rows], arm, divergence="all")

@@ -304,10 +304,13 @@ def _check_same_rows(a, b, name_a, name_b):
 
 
 def _finish(value, log_base, *, nonnegative=False):
-    """``value`` as a float in units of ``log_base``; with ``nonnegative``, a negative value
-    (rounding or approximation error of a quantity that is >= 0) becomes 0.0."""
-    value = float(value.detach().to("cpu", torch.float64)) / log_base
-    return 0.0 if nonnegative and not value > 0.0 else value
+    """``value`` (nats) as a float in units of ``log_base``; with ``nonnegative``, a value
+    <= 0 (rounding or approximation error of a quantity that is >= 0) becomes 0.0 first
+    (a base below 1 then still gives 0.0, and NaN stays NaN)."""
+    value = float(value.detach().to("cpu", torch.float64))
+    if nonnegative and value <= 0.0:
+        value = 0.0
+    return value / log_base
 
 
 def _rows_all_equal(a):
@@ -508,6 +511,8 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
     approximation : {None, "rff", "nystroem"}, default=None
     n_components : int, default=1024
     base : float, optional
+        Logarithm base of the raw value (``None``: nats). The normalised value is a ratio
+        of informations and does not depend on it.
     device : str, default="auto"
     dtype : {"float64", "float32"}, default="float64"
         Working precision. A float32 value that would be inf or NaN (widths so far below
@@ -555,4 +560,5 @@ def cs_mutual_information(X, T, *, sigma_x="median", sigma_t="median", normalize
                              normalized=normalized)
 
     value = _evaluate(compute, [([x], wx), ([t], wt)], device, torch_dtype, generator)
-    return _finish(value, log_base, nonnegative=True)
+    # the normalised value is a ratio of two informations: the same in every log base
+    return _finish(value, 1.0 if normalized else log_base, nonnegative=True)

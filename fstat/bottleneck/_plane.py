@@ -33,7 +33,8 @@ def information_plane_path(estimator, X, y, betas, *, X_eval=None, y_eval=None,
         ``"beta"``, ``"I_xt"``, ``"I_yt"``, ``"rmse"``, ``"compression_ratio"`` (ndarrays)
         and ``"estimators"`` (list). The compression ratio (fstat's definition) is
         ``r = 1 - I_xt(beta) / I_xt(beta_min)`` with ``beta_min`` the smallest beta; it
-        is not clipped.
+        is not clipped, and is NaN when ``I_xt(beta_min)`` is 0 (a constant
+        representation).
     """
     betas = np.sort(np.atleast_1d(np.asarray(betas, dtype=np.float64)))
     if betas.size == 0 or betas.ndim != 1 or np.any(~np.isfinite(betas)) or np.any(betas < 0):
@@ -54,5 +55,7 @@ def information_plane_path(estimator, X, y, betas, *, X_eval=None, y_eval=None,
         out["estimators"].append(model)
     for key in ("I_xt", "I_yt", "rmse"):
         out[key] = np.asarray(out[key])
-    out["compression_ratio"] = 1.0 - out["I_xt"] / out["I_xt"][0]
+    first = out["I_xt"][0]  # 0.0: a constant representation at beta_min, no reference
+    out["compression_ratio"] = (1.0 - out["I_xt"] / first if first != 0.0
+                                else np.full(betas.size, np.nan))
     return out

@@ -78,12 +78,18 @@ def _check_arm(arm, *, allow_none=False):
     return int(arm)
 
 
-def _warn_inverted(intervals):
-    """``intervals`` (..., 2) unchanged, with an InvertedBoundsWarning if any lower > upper."""
+def _warn_inverted(intervals, estimated_inverted=None):
+    """``intervals`` (..., 2) unchanged, with an InvertedBoundsWarning if any lower > upper
+    there or, before clipping to the support, in ``estimated_inverted`` (same shape as
+    ``intervals[..., 0]``; an inverted estimate beyond one end becomes a point there)."""
     inverted = intervals[..., 0] > intervals[..., 1]
+    if estimated_inverted is not None:
+        inverted = inverted | estimated_inverted
     if np.any(inverted):
         warn_user(f"{inverted.mean():.1%} of the predicted intervals are inverted "
-                  "(lower > upper); returned unchanged.", InvertedBoundsWarning)
+                  "(lower > upper) as estimated; returned as computed (clipped to the "
+                  "support, where an inverted interval beyond one end becomes a point).",
+                  InvertedBoundsWarning)
     return intervals
 
 
@@ -103,7 +109,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
     with out-of-fold propensities :math:`\\hat e`. Pseudo-outcomes :math:`g^*(T)` are regressed
     on covariates per arm, and the bound at x is
     :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u`, averaged over folds and
-    clipped to the support ``support_`` (every population bound lies in it).
+    clipped to the support ``support_`` (declared, or the training range the fit treats as
+    the support).
 
     Parameters
     ----------
@@ -690,8 +697,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
             theta = np.zeros_like(theta)
         return theta, (lam, u, m, e, mu)
 
-    def _bounds_all(self, cov):
-        """Arm bounds (n, D, 2 arms, 2) in original units, averaged over folds."""
+    def _bounds_all(self, cov, *, with_estimates=False):
+        """Arm bounds (n, D, 2 arms, 2) in original units, averaged over folds and clipped to
+        the support; with ``with_estimates`` also the unclipped bounds."""
         theta, _ = self._theta(cov)
         layout = self.dual_state_["layout"]
         n_div, n_folds = len(self.divergences_), layout["n_folds"]
@@ -703,9 +711,10 @@ class ConditionalDivergenceBounds(BaseEstimator):
         out = np.transpose(out, (1, 0, 2, 3))
         if not np.all(np.isfinite(out)):
             raise RuntimeError("non-finite bound produced; please report this.")
-        # every population bound lies in the support (the worst case is a law on it): a
-        # plug-in estimate beyond an end is moved to that end, which only brings it closer
-        return np.clip(out, *self.support_)
+        # a bound is the mean of a law on the support (declared, or the training range the
+        # fit used): a plug-in estimate beyond an end is moved to that end
+        clipped = np.clip(out, *self.support_)
+        return (clipped, out) if with_estimates else clipped
 
     def _check_X(self, X):
         check_is_fitted(self)
@@ -713,9 +722,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
                                      need_treatment=False)
         return cov
 
-    def _aggregate(self, lower, upper):
+    def _aggregate(self, lower, upper, estimated_inverted=None):
         if self.aggregation is None:
-            return _warn_inverted(np.stack([lower, upper], axis=-1))
+            return _warn_inverted(np.stack([lower, upper], axis=-1), estimated_inverted)
         lo, up, _ = aggregate_bounds(lower, upper, method=self.aggregation, k=self.k)
         return _warn_inverted(np.column_stack([lo, up]))
 
@@ -739,10 +748,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
             :meth:`predict_outcome_bounds`), so the effect bounds lie in
             ``[lo - hi, hi - lo]``.
         """
-        b = self._bounds_all(self._check_X(X))
+        b, estimates = self._bounds_all(self._check_X(X), with_estimates=True)
         lower = b[:, :, 1, 0] - b[:, :, 0, 1]
         upper = b[:, :, 1, 1] - b[:, :, 0, 0]
-        return self._aggregate(lower, upper)
+        widths = estimates[..., 1] - estimates[..., 0]  # (n, D, arm)
+        return self._aggregate(lower, upper, widths.sum(axis=-1) < 0)
 
     def predict_outcome_bounds(self, X, arm=1, *, divergence=None):
         """Bounds on ``E[y | do(arm), x]`` at each row of ``X``.
@@ -760,22 +770,29 @@ class ConditionalDivergenceBounds(BaseEstimator):
         ndarray of shape (n_samples, 2), or (n_samples, D, 2) with ``divergence="all"``
             ``[lower, upper]``. The plug-in bound
             :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u` (averaged over folds)
-            is clipped to ``support_``: the population bound is the mean of a law on the
-            support, so it lies there, and an estimate beyond an end (fitted networks and
-            pseudo-outcome regressions extrapolate, most often where the true bound is that
-            end) is moved to it. The one-step averaged bounds are not clipped (their
-            correction terms need the plug-in as fitted).
+            is clipped to ``support_`` (fstat's addition to the specification's plug-in).
+            With a declared support the population bound is the mean of a law on it, so it
+            lies there; with ``"observed"`` or None, ``support_`` is the training range,
+            which the fit itself treats as the support (as the Manski bounds do). An
+            estimate beyond an end (fitted networks and pseudo-outcome regressions
+            extrapolate, most often where the true bound is that end) is moved to it. An
+            interval inverted as estimated (lower > upper) warns
+            (:class:`InvertedBoundsWarning`) even where clipping made it a point. The
+            one-step averaged bounds are not clipped (their correction terms need the
+            plug-in as fitted).
         """
         arm = _check_arm(arm)
-        b = self._bounds_all(self._check_X(X))[:, :, arm]
+        b, estimates = self._bounds_all(self._check_X(X), with_estimates=True)
+        b, inverted = b[:, :, arm], estimates[:, :, arm, 0] > estimates[:, :, arm, 1]
         if divergence == "all":
-            return _warn_inverted(b)
+            return _warn_inverted(b, inverted)
         if divergence is not None:
             name = get_divergence(divergence).name
             if name not in self.divergences_:
                 raise ValueError(f"divergence {divergence!r} was not fitted; fitted: "
                                  f"{self.divergences_}.")
-            return _warn_inverted(b[:, self.divergences_.index(name)])
+            index = self.divergences_.index(name)
+            return _warn_inverted(b[:, index], inverted[:, index])
         return self._aggregate(b[..., 0], b[..., 1])
 
     def predict_manski(self, X, arm=None):
