@@ -181,8 +181,15 @@ def batch_sq_dists(X):
         # against its own norms: the expansion leaves duplicate rows rounding noise apart,
         # which would hide a zero median (mostly duplicate rows) from the degenerate-width
         # test
-        b, i, j = (D <= pair_norms.mul_(_NEAR_FRACTION)).nonzero(as_tuple=True)
-        D[b, i, j] = (X[b, i] - X[b, j]).square().sum(dim=1)
+        # The diagonal is exactly 0 (set, not recomputed); other near pairs are rare in
+        # continuous data, so the mask is only gathered when it has any (one selection
+        # instead of one per diagonal entry on every call)
+        D.diagonal(dim1=1, dim2=2).zero_()
+        near = D <= pair_norms.mul_(_NEAR_FRACTION)
+        near.diagonal(dim1=1, dim2=2).fill_(False)
+        if bool(near.any()):
+            b, i, j = near.nonzero(as_tuple=True)
+            D[b, i, j] = (X[b, i] - X[b, j]).square().sum(dim=1)
         return D
 
 
