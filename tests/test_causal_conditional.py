@@ -554,10 +554,11 @@ def _unclipped_arm_bounds(est, X):
 
 
 @pytest.mark.parametrize("outcome_bounds", [(-10.0, 10.0), None])
-def test_pointwise_bounds_are_the_plug_in_clipped_to_the_support(outcome_bounds):
-    """Every population bound lies in the support, so a plug-in estimate beyond an end is
-    moved to that end (short fits extrapolate: about 30% of these raw bounds lay outside,
-    chi2 reaching -97 and 83 on the support [-10, 10])."""
+def test_pointwise_bounds_are_the_plug_in_repaired_with_support_and_manski(outcome_bounds):
+    """Every population bound lies in the support and every f-interval contains the Manski
+    interval, so a plug-in end beyond the support is moved to it and the interval is widened
+    to Manski's (short fits extrapolate: about 30% of these raw bounds lay outside, chi2
+    reaching -97 and 83 on the support [-10, 10]); inverted estimates stay unchanged."""
     from sklearn.linear_model import Ridge
 
     from fstat.datasets import make_probit_sine
@@ -574,18 +575,39 @@ def test_pointwise_bounds_are_the_plug_in_clipped_to_the_support(outcome_bounds)
     lo, hi = est.support_
     raw = _unclipped_arm_bounds(est, X)
     assert ((raw < lo - 1.0) | (raw > hi + 1.0)).mean() > 0.05  # the case needs clipping
-    expected = np.clip(raw, lo, hi)
+    # conditional Manski bounds written out: fold-averaged e and clipped outcome mean
+    _, _, _, e1, mu = est._fold_predictions(X)
+    ebar = np.stack([1.0 - e1.mean(axis=0), e1.mean(axis=0)], axis=-1)  # (n, arm)
+    mean = np.clip(est.y_center_ + est.y_scale_ * mu.mean(axis=0), lo, hi)
+    manski = np.stack([ebar * mean + (1 - ebar) * lo, ebar * mean + (1 - ebar) * hi], axis=-1)
+    repaired = np.clip(raw, lo, hi)
+    if outcome_bounds is not None:  # a fixed support: the f-interval contains Manski's
+        repaired[..., 0] = np.minimum(repaired[..., 0], manski[:, None, :, 0])
+        repaired[..., 1] = np.maximum(repaired[..., 1], manski[:, None, :, 1])
+        assert np.mean(repaired != np.clip(raw, lo, hi)) > 0.01
+    else:  # the duals' local support: only the clipping
+        assert est.support_source_ == "sample"
+    inverted = raw[..., 0] > raw[..., 1]
+    assert np.any(inverted)
+    expected = np.where(inverted[..., None], raw, repaired)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # inverted intervals
         for arm in (0, 1):
             got = est.predict_outcome_bounds(X, arm, divergence="all")
             np.testing.assert_allclose(got, expected[:, :, arm], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(est.predict_manski(X, arm=arm), manski[:, arm], rtol=0,
+                                       atol=1e-12)
         cate = est.predict(X)
         np.testing.assert_allclose(cate[..., 0], expected[:, :, 1, 0] - expected[:, :, 0, 1],
                                    rtol=0, atol=1e-12)
         np.testing.assert_allclose(cate[..., 1], expected[:, :, 1, 1] - expected[:, :, 0, 0],
                                    rtol=0, atol=1e-12)
-        assert np.all((cate >= lo - hi) & (cate <= hi - lo))
+        valid = ~inverted.any(axis=-1)  # (n, D): both arms' intervals valid
+        assert np.all((cate[valid] >= lo - hi) & (cate[valid] <= hi - lo))
+        if outcome_bounds is not None:
+            effect_manski = est.predict_manski(X)
+            assert np.all((cate[..., 0] <= effect_manski[:, None, 0] + 1e-12)[valid])
+            assert np.all((cate[..., 1] >= effect_manski[:, None, 1] - 1e-12)[valid])
         plugin = est.average_bounds(X, method="plugin").table
     for name in est.divergences_:
         np.testing.assert_allclose(plugin.loc[("Y(1)", name), ["lower", "upper"]].to_numpy(float),

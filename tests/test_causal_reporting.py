@@ -292,10 +292,10 @@ def test_observation_counts_print_every_digit(data):
     assert "n_samples=1234567)" in repr(est.averaged_bounds_)
 
 
-def test_intervals_inverted_as_estimated_warn_after_clipping():
-    """An estimated interval inverted beyond one end of the support is clipped to a point
-    there; the warning still reports it (it used to be silent: raw KL [37.6, 9.5] came back
-    as [8.58, 8.58] without a warning)."""
+def test_inverted_estimates_are_returned_unchanged_beyond_the_support():
+    """Spec section 4: inverted intervals are returned unchanged (never collapsed), with the
+    warning, also where both ends lie beyond one end of the support (clipping them would
+    make a point at that end)."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
     from fstat.datasets import make_probit_sine
@@ -308,16 +308,16 @@ def test_intervals_inverted_as_estimated_warn_after_clipping():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X, y, treatment=a)
-        b, estimates = est._bounds_all(X, with_estimates=True)
     lo, hi = est.support_
-    hidden = (estimates[..., 0] > estimates[..., 1]) & (b[..., 0] == b[..., 1])  # (n, D, arm)
-    rows, d, arm = np.nonzero(hidden)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        both = np.stack([est.predict_outcome_bounds(X, arm, divergence="all")
+                         for arm in (0, 1)], axis=2)  # (n, D, arm, 2)
+    beyond = (both[..., 0] > both[..., 1]) & ((both[..., 1] > hi) | (both[..., 0] < lo))
+    rows, d, arm = np.nonzero(beyond)
     assert rows.size > 0
-    rows, d, arm = rows[arm == arm[0]], d[arm == arm[0]], arm[0]
+    keep = (d == d[0]) & (arm == arm[0])
     name = est.divergences_[d[0]]
-    rows = rows[d == d[0]]
-    with pytest.warns(InvertedBoundsWarning, match="as estimated"):
-        out = est.predict_outcome_bounds(X[rows], arm, divergence=name)
-    assert np.all(out[:, 0] == out[:, 1]) and np.all((out == lo) | (out == hi))
-    with pytest.warns(InvertedBoundsWarning):
-        est.predict_outcome_bounds(X[rows], arm, divergence="all")
+    with pytest.warns(InvertedBoundsWarning, match="returned unchanged"):
+        out = est.predict_outcome_bounds(X[rows[keep]], arm[0], divergence=name)
+    assert np.all(out[:, 0] > out[:, 1]) and np.all((out[:, 1] > hi) | (out[:, 0] < lo))

@@ -78,18 +78,12 @@ def _check_arm(arm, *, allow_none=False):
     return int(arm)
 
 
-def _warn_inverted(intervals, estimated_inverted=None):
-    """``intervals`` (..., 2) unchanged, with an InvertedBoundsWarning if any lower > upper
-    there or, before clipping to the support, in ``estimated_inverted`` (same shape as
-    ``intervals[..., 0]``; an inverted estimate beyond one end becomes a point there)."""
+def _warn_inverted(intervals):
+    """``intervals`` (..., 2) unchanged, with an InvertedBoundsWarning if any lower > upper."""
     inverted = intervals[..., 0] > intervals[..., 1]
-    if estimated_inverted is not None:
-        inverted = inverted | estimated_inverted
     if np.any(inverted):
         warn_user(f"{inverted.mean():.1%} of the predicted intervals are inverted "
-                  "(lower > upper) as estimated; returned as computed (clipped to the "
-                  "support, where an inverted interval beyond one end becomes a point).",
-                  InvertedBoundsWarning)
+                  "(lower > upper); returned unchanged.", InvertedBoundsWarning)
     return intervals
 
 
@@ -108,9 +102,10 @@ class ConditionalDivergenceBounds(BaseEstimator):
 
     with out-of-fold propensities :math:`\\hat e`. Pseudo-outcomes :math:`g^*(T)` are regressed
     on covariates per arm, and the bound at x is
-    :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u`, averaged over folds and
-    clipped to the support ``support_`` (declared, or the training range the fit treats as
-    the support).
+    :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u`, averaged over folds, clipped
+    to the support ``support_`` and, with a declared or observed support, widened to contain
+    the conditional Manski interval (both hold for the population bounds); inverted
+    estimates are returned unchanged.
 
     Parameters
     ----------
@@ -697,10 +692,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
             theta = np.zeros_like(theta)
         return theta, (lam, u, m, e, mu)
 
-    def _bounds_all(self, cov, *, with_estimates=False):
-        """Arm bounds (n, D, 2 arms, 2) in original units, averaged over folds and clipped to
-        the support; with ``with_estimates`` also the unclipped bounds."""
-        theta, _ = self._theta(cov)
+    def _bounds_all(self, cov):
+        """Arm bounds (n, D, 2 arms, 2) in original units, averaged over folds; each interval
+        (unless inverted) clipped to the support and, with a fixed support, widened to contain
+        the Manski interval."""
+        theta, (_, _, _, e, mu) = self._theta(cov)
         layout = self.dual_state_["layout"]
         n_div, n_folds = len(self.divergences_), layout["n_folds"]
         theta = theta.reshape(n_div, n_folds, 2, cov.shape[0], 2).mean(axis=1)  # (D, s, n, a)
@@ -711,10 +707,19 @@ class ConditionalDivergenceBounds(BaseEstimator):
         out = np.transpose(out, (1, 0, 2, 3))
         if not np.all(np.isfinite(out)):
             raise RuntimeError("non-finite bound produced; please report this.")
-        # a bound is the mean of a law on the support (declared, or the training range the
-        # fit used): a plug-in estimate beyond an end is moved to that end
-        clipped = np.clip(out, *self.support_)
-        return (clipped, out) if with_estimates else clipped
+        # Population facts the plug-in can miss: a bound is the mean of a law on the support
+        # (declared, or the training range), and with a support S fixed for every x
+        # ("declared" or "observed") each f-ball holds every law on S compatible with the
+        # data, so the interval contains the Manski interval on S. Without one ("sample")
+        # the duals learn a local support inside the training range, where the Manski
+        # interval on the whole range is no reference. Inverted estimates are returned
+        # unchanged (and warned about by the callers).
+        repaired = np.clip(out, *self.support_)
+        if self.support_source_ != "sample":
+            manski = self._manski_from(e, mu)[:, None]  # (n, 1, a, 2)
+            repaired[..., 0] = np.minimum(repaired[..., 0], manski[..., 0])
+            repaired[..., 1] = np.maximum(repaired[..., 1], manski[..., 1])
+        return np.where((out[..., 0] > out[..., 1])[..., None], out, repaired)
 
     def _check_X(self, X):
         check_is_fitted(self)
@@ -722,9 +727,9 @@ class ConditionalDivergenceBounds(BaseEstimator):
                                      need_treatment=False)
         return cov
 
-    def _aggregate(self, lower, upper, estimated_inverted=None):
+    def _aggregate(self, lower, upper):
         if self.aggregation is None:
-            return _warn_inverted(np.stack([lower, upper], axis=-1), estimated_inverted)
+            return _warn_inverted(np.stack([lower, upper], axis=-1))
         lo, up, _ = aggregate_bounds(lower, upper, method=self.aggregation, k=self.k)
         return _warn_inverted(np.column_stack([lo, up]))
 
@@ -743,16 +748,15 @@ class ConditionalDivergenceBounds(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, 2), or (n_samples, D, 2) with ``aggregation=None``
-            Aggregated ``[lower, upper]``, or one row per fitted divergence. Each arm's
-            bound is clipped to ``support_`` before the difference is taken (see
-            :meth:`predict_outcome_bounds`), so the effect bounds lie in
-            ``[lo - hi, hi - lo]``.
+            Aggregated ``[lower, upper]``, or one row per fitted divergence, from the arm
+            intervals of :meth:`predict_outcome_bounds` (unless inverted: clipped to
+            ``support_`` and, with a declared or observed support, widened to the Manski
+            interval), so valid effect intervals lie in ``[lo - hi, hi - lo]``.
         """
-        b, estimates = self._bounds_all(self._check_X(X), with_estimates=True)
+        b = self._bounds_all(self._check_X(X))
         lower = b[:, :, 1, 0] - b[:, :, 0, 1]
         upper = b[:, :, 1, 1] - b[:, :, 0, 0]
-        widths = estimates[..., 1] - estimates[..., 0]  # (n, D, arm)
-        return self._aggregate(lower, upper, widths.sum(axis=-1) < 0)
+        return self._aggregate(lower, upper)
 
     def predict_outcome_bounds(self, X, arm=1, *, divergence=None):
         """Bounds on ``E[y | do(arm), x]`` at each row of ``X``.
@@ -768,31 +772,32 @@ class ConditionalDivergenceBounds(BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, 2), or (n_samples, D, 2) with ``divergence="all"``
-            ``[lower, upper]``. The plug-in bound
+            ``[lower, upper]``. The plug-in interval
             :math:`\\lambda(B_f(\\hat e_a(x)) + \\hat m(a,x)) + u` (averaged over folds)
-            is clipped to ``support_`` (fstat's addition to the specification's plug-in).
-            With a declared support the population bound is the mean of a law on it, so it
-            lies there; with ``"observed"`` or None, ``support_`` is the training range,
-            which the fit itself treats as the support (as the Manski bounds do). An
-            estimate beyond an end (fitted networks and pseudo-outcome regressions
-            extrapolate, most often where the true bound is that end) is moved to it. An
-            interval inverted as estimated (lower > upper) warns
-            (:class:`InvertedBoundsWarning`) even where clipping made it a point. The
-            one-step averaged bounds are not clipped (their correction terms need the
-            plug-in as fitted).
+            is repaired with two facts about the population bounds (fstat's addition to
+            the specification's plug-in): each is the mean of a law on the support, so an
+            end beyond ``support_`` is moved to it (with ``"observed"`` or None,
+            ``support_`` is the training range), and with a support fixed for every x
+            (declared or ``"observed"``) each f-ball holds every law on it compatible with
+            the data, so the interval is widened to contain the conditional Manski interval
+            of :meth:`predict_manski` (with None the duals learn a local support inside the
+            training range, and the Manski interval on the whole range is no reference).
+            Fitted networks and pseudo-outcome regressions extrapolate, and both repairs
+            only move an estimate towards the set that holds the population interval. An
+            inverted estimate (lower > upper) is returned unchanged with an
+            :class:`InvertedBoundsWarning`. The one-step averaged bounds are not repaired
+            (their correction terms need the plug-in as fitted).
         """
         arm = _check_arm(arm)
-        b, estimates = self._bounds_all(self._check_X(X), with_estimates=True)
-        b, inverted = b[:, :, arm], estimates[:, :, arm, 0] > estimates[:, :, arm, 1]
+        b = self._bounds_all(self._check_X(X))[:, :, arm]
         if divergence == "all":
-            return _warn_inverted(b, inverted)
+            return _warn_inverted(b)
         if divergence is not None:
             name = get_divergence(divergence).name
             if name not in self.divergences_:
                 raise ValueError(f"divergence {divergence!r} was not fitted; fitted: "
                                  f"{self.divergences_}.")
-            index = self.divergences_.index(name)
-            return _warn_inverted(b[:, index], inverted[:, index])
+            return _warn_inverted(b[:, self.divergences_.index(name)])
         return self._aggregate(b[..., 0], b[..., 1])
 
     def predict_manski(self, X, arm=None):
@@ -822,6 +827,11 @@ class ConditionalDivergenceBounds(BaseEstimator):
     def _manski_arms(self, cov):
         """Conditional Manski bounds (n, 2 arms, [lower, upper])."""
         _, (_, _, _, e, mu) = self._theta(cov)
+        return self._manski_from(e, mu)
+
+    def _manski_from(self, e, mu):
+        """Manski bounds (n, 2 arms, [lower, upper]) from the fold propensities ``e`` (K, n, 2)
+        and outcome means ``mu`` (K, n, 2, standardised units) of :meth:`_theta`."""
         lo, hi = self.support_
         # E[y | a, x] lies in the support: a fitted mean beyond an end is moved to it
         mean = np.clip((self.y_center_ + self.y_scale_ * mu).mean(axis=0), lo, hi)  # (n, 2)

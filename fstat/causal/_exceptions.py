@@ -23,6 +23,4 @@ class DomainViolationWarning(ConvergenceWarning):
 
 
 class InvertedBoundsWarning(UserWarning):
-    """Some estimated intervals have ``lower > upper``; they are returned as computed
-    (conditional bounds clipped to the support, where an inverted interval beyond one end
-    becomes a point)."""
+    """Some estimated intervals have ``lower > upper``; they are returned unchanged."""
