@@ -86,10 +86,14 @@ def test_cv_list_and_manski_containment(data):
     for (tr, te), (ftr, fte) in zip(folds, est.folds_):
         np.testing.assert_array_equal(te, fte)
         np.testing.assert_array_equal(tr, ftr)
-    b = est.predict_outcome_bounds(np.eye(4), 1)
     m = est.predict_manski(np.eye(4), arm=1)
+    # the plug-in as fitted (the returned bounds are clipped and widened to Manski's, which
+    # would make these checks hold by construction)
+    b = _unclipped_arm_bounds(est, np.eye(4))[:, 0, 1]
     assert np.all(b[:, 0] <= m[:, 0] + 0.3) and np.all(b[:, 1] >= m[:, 1] - 0.3)
     assert np.all((b >= -0.5) & (b <= 4.5))
+    returned = est.predict_outcome_bounds(np.eye(4), 1)
+    assert np.all((returned[:, 0] <= m[:, 0]) & (returned[:, 1] >= m[:, 1]))
     text = est.summary().as_text()
     assert "manski" in text and "std err" in text
     assert np.isfinite(est.score(X, y, treatment=a))
@@ -108,8 +112,12 @@ def test_accuracy_against_exact_population_bounds(seed, propensity):
     est = ConditionalDivergenceBounds(five, outcome_bounds=(0, 4), device="cpu",
                                       random_state=seed, **extra).fit(X, y, treatment=a)
     cells = np.eye(4)
-    both = np.stack([est.predict_outcome_bounds(cells, arm, divergence="all")
-                     for arm in (0, 1)])  # (arm, cell, divergence, end)
+    # the plug-in as fitted: the returned bounds are clipped and widened to the estimated
+    # Manski interval, which would make the containment checks below hold by construction
+    # (they are checked on the returned bounds too)
+    both = np.transpose(_unclipped_arm_bounds(est, cells), (2, 0, 1, 3))
+    returned = np.stack([est.predict_outcome_bounds(cells, arm, divergence="all")
+                         for arm in (0, 1)])  # (arm, cell, divergence, end)
     mu = truth.cell_mu[..., None]
     manski = np.array([[manski_bounds(np.arange(5.0), truth.cell_propensity[arm, c],
                                       weights=truth.cell_pmf[arm, c], support=(0.0, 4.0))
@@ -123,6 +131,10 @@ def test_accuracy_against_exact_population_bounds(seed, propensity):
         assert inside.sum() >= 7, (name, b, truth.cell_mu)
         assert np.all(b[..., 0] <= manski[..., 0] + 0.25), (name, b, manski)
         assert np.all(b[..., 1] >= manski[..., 1] - 0.25), (name, b, manski)
+        r = returned[:, :, d]
+        assert np.all(r[..., 0] <= manski[..., 0] + 0.25) and np.all(
+            r[..., 1] >= manski[..., 1] - 0.25), (name, r, manski)
+        assert np.all(np.abs(r - truth.population_bounds(name)) <= max_err + 1e-12)
     lo, hi, _ = aggregate_bounds(both[..., 0].reshape(8, 5), both[..., 1].reshape(8, 5),
                                  method="intersection")
     mu8 = truth.cell_mu.reshape(8)
@@ -647,3 +659,22 @@ def test_conditional_manski_bounds_use_the_outcome_mean_clipped_to_the_support()
     np.testing.assert_allclose(inside[0], [ebar[2, 1] * mean[2, 1] - 5 * (1 - ebar[2, 1]),
                                            ebar[2, 1] * mean[2, 1] + 5 * (1 - ebar[2, 1])],
                                rtol=0, atol=1e-12)
+
+
+def test_predict_manski_never_returns_nan():
+    # spec 3.4: never NaN; a fitted mean overflowing far from the data (inf - inf inside the
+    # outcome MLP) raises instead ([[nan, nan]] came back)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    a = (rng.uniform(size=200) < 0.5).astype(int)
+    y = np.clip(X[:, 1] + a + rng.normal(size=200), -4, 4)
+    est = ConditionalDivergenceBounds(
+        divergences=("kl",), max_iter=10, hidden_layer_sizes=(4,), device="cpu",
+        random_state=0, outcome_bounds=(-4, 4),
+        propensity_model=LogisticRegression()).fit(X, y, treatment=a)
+    far = np.array([[-1e308, 1e308]])
+    for call in (lambda: est.predict_manski(far), lambda: est.predict_manski(far, arm=1),
+                 lambda: est.predict(far)):
+        with pytest.raises(RuntimeError, match="non-finite"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy overflow inside
+            call()

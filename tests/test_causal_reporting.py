@@ -321,3 +321,33 @@ def test_inverted_estimates_are_returned_unchanged_beyond_the_support():
     with pytest.warns(InvertedBoundsWarning, match="returned unchanged"):
         out = est.predict_outcome_bounds(X[rows[keep]], arm[0], divergence=name)
     assert np.all(out[:, 0] > out[:, 1]) and np.all((out[:, 1] > hi) | (out[:, 0] < lo))
+
+
+@pytest.mark.parametrize("aggregation", [None, "intersection"])
+def test_effects_built_from_an_inverted_arm_interval_warn(aggregation):
+    """An inverted arm interval is returned unchanged; its difference with the other arm's
+    interval (widened to Manski's) can look valid, so predict counts such effects (and the
+    aggregated rows built from them) as inverted instead of staying silent."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    from fstat.datasets import make_probit_sine
+
+    X, y, a = make_probit_sine(300, random_state=0)
+    est = ConditionalDivergenceBounds(
+        max_iter=20, outcome_bounds="observed", aggregation=aggregation,
+        propensity_model=LogisticRegression(), pseudo_outcome_model=Ridge(), device="cpu",
+        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y, treatment=a)
+        arms = np.stack([est.predict_outcome_bounds(X, arm, divergence="all")
+                         for arm in (0, 1)], axis=2)  # (n, D, arm, 2)
+        per_divergence = est.set_params(aggregation=None).predict(X)
+        est.set_params(aggregation=aggregation)
+    hidden = ((arms[..., 0] > arms[..., 1]).any(axis=-1)
+              & (per_divergence[..., 0] <= per_divergence[..., 1])).any(axis=1)
+    assert hidden.any()
+    with pytest.warns(InvertedBoundsWarning, match="built from an inverted interval"):
+        out = est.predict(X[hidden])
+    assert out.shape == ((hidden.sum(), len(est.divergences_), 2) if aggregation is None
+                         else (hidden.sum(), 2))

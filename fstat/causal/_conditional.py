@@ -78,13 +78,25 @@ def _check_arm(arm, *, allow_none=False):
     return int(arm)
 
 
-def _warn_inverted(intervals):
-    """``intervals`` (..., 2) unchanged, with an InvertedBoundsWarning if any lower > upper."""
+def _warn_inverted(intervals, from_inverted=None):
+    """``intervals`` (..., 2) unchanged, with an InvertedBoundsWarning if any lower > upper or
+    ``from_inverted`` (shape ``intervals.shape[:-1]``) marks one built from an inverted interval
+    (an effect from an inverted arm, an aggregate from an inverted divergence)."""
     inverted = intervals[..., 0] > intervals[..., 1]
+    if from_inverted is not None:
+        inverted = inverted | from_inverted
     if np.any(inverted):
+        built = "" if from_inverted is None else " or built from an inverted interval"
         warn_user(f"{inverted.mean():.1%} of the predicted intervals are inverted "
-                  "(lower > upper); returned unchanged.", InvertedBoundsWarning)
+                  f"(lower > upper){built}; returned unchanged.", InvertedBoundsWarning)
     return intervals
+
+
+def _check_finite(bounds):
+    """``bounds`` unchanged, or a RuntimeError if any is not finite (never NaN: spec 3.4)."""
+    if not np.all(np.isfinite(bounds)):
+        raise RuntimeError("non-finite bound produced; please report this.")
+    return bounds
 
 
 class ConditionalDivergenceBounds(BaseEstimator):
@@ -705,8 +717,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
         lower = c0 - s0 * theta[:, 1]
         out = np.stack([lower, upper], axis=-1)  # (D, n, a, 2)
         out = np.transpose(out, (1, 0, 2, 3))
-        if not np.all(np.isfinite(out)):
-            raise RuntimeError("non-finite bound produced; please report this.")
+        _check_finite(out)
         # Population facts the plug-in can miss: a bound is the mean of a law on the support
         # (declared, or the training range), and with a support S fixed for every x
         # ("declared" or "observed") each f-ball holds every law on S compatible with the
@@ -727,11 +738,14 @@ class ConditionalDivergenceBounds(BaseEstimator):
                                      need_treatment=False)
         return cov
 
-    def _aggregate(self, lower, upper):
+    def _aggregate(self, lower, upper, from_inverted=None):
+        """Aggregate (n, D) bounds; ``from_inverted`` (n, D) marks intervals built from an
+        inverted one, which also marks their row of the aggregate."""
         if self.aggregation is None:
-            return _warn_inverted(np.stack([lower, upper], axis=-1))
+            return _warn_inverted(np.stack([lower, upper], axis=-1), from_inverted)
         lo, up, _ = aggregate_bounds(lower, upper, method=self.aggregation, k=self.k)
-        return _warn_inverted(np.column_stack([lo, up]))
+        rows = None if from_inverted is None else from_inverted.any(axis=1)
+        return _warn_inverted(np.column_stack([lo, up]), rows)
 
     # ------------------------------------------------------------------------------------------
     # public prediction API
@@ -751,12 +765,17 @@ class ConditionalDivergenceBounds(BaseEstimator):
             Aggregated ``[lower, upper]``, or one row per fitted divergence, from the arm
             intervals of :meth:`predict_outcome_bounds` (unless inverted: clipped to
             ``support_`` and, with a declared or observed support, widened to the Manski
-            interval), so valid effect intervals lie in ``[lo - hi, hi - lo]``.
+            interval), so an effect interval lies in ``[lo - hi, hi - lo]`` when both arm
+            intervals are valid. An effect interval built from an inverted arm interval
+            counts as inverted in the :class:`InvertedBoundsWarning` (and so does an
+            aggregated row built from one).
         """
         b = self._bounds_all(self._check_X(X))
         lower = b[:, :, 1, 0] - b[:, :, 0, 1]
         upper = b[:, :, 1, 1] - b[:, :, 0, 0]
-        return self._aggregate(lower, upper)
+        # an inverted arm interval (returned unchanged) can hide in the difference with a
+        # repaired one: the effect built from it is reported as inverted
+        return self._aggregate(lower, upper, (b[..., 0] > b[..., 1]).any(axis=-1))
 
     def predict_outcome_bounds(self, X, arm=1, *, divergence=None):
         """Bounds on ``E[y | do(arm), x]`` at each row of ``X``.
@@ -798,7 +817,7 @@ class ConditionalDivergenceBounds(BaseEstimator):
                 raise ValueError(f"divergence {divergence!r} was not fitted; fitted: "
                                  f"{self.divergences_}.")
             return _warn_inverted(b[:, self.divergences_.index(name)])
-        return self._aggregate(b[..., 0], b[..., 1])
+        return self._aggregate(b[..., 0], b[..., 1], b[..., 0] > b[..., 1])
 
     def predict_manski(self, X, arm=None):
         """Conditional Manski bounds on an arm's mean (arm 0/1) or on the effect (None).
@@ -836,7 +855,8 @@ class ConditionalDivergenceBounds(BaseEstimator):
         # E[y | a, x] lies in the support: a fitted mean beyond an end is moved to it
         mean = np.clip((self.y_center_ + self.y_scale_ * mu).mean(axis=0), lo, hi)  # (n, 2)
         ebar = e.mean(axis=0)
-        return np.stack([ebar * mean + (1 - ebar) * lo, ebar * mean + (1 - ebar) * hi], axis=-1)
+        return _check_finite(np.stack([ebar * mean + (1 - ebar) * lo,
+                                       ebar * mean + (1 - ebar) * hi], axis=-1))
 
     def predict_propensity(self, X):
         """Fold-averaged clipped propensity e_1(x)."""
