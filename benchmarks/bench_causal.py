@@ -12,9 +12,14 @@ W4: the ATE on W3's data: fstat's one-step averaged bounds vs DoubleML IRM + sen
     ``--workloads w4``, the peers from /work/venv-causal).
 W5: debiased vs plug-in conditional bounds vs n, with a correct and a perturbed propensity model,
     RMSE against the exact population bounds (opt-in: ``--workloads w5``; ``--quick`` is small).
+W6: conditional bounds on continuous covariates: make_probit_sine with y clipped to [-6, 6], RMSE
+    of the returned (repaired) bounds, of the plug-in clipped to the support only and of the
+    plug-in as fitted, against oracle bounds (``pointwise_bounds`` on 20,000 weighted draws of
+    each conditional law) at 21 points along x_0, over the intervals not inverted as fitted
+    (their share is reported; opt-in: ``--workloads w6``).
 
 Usage: ``PYTHONPATH=. python benchmarks/bench_causal.py [--quick] [--full]
-[--workloads w1,w2,w3,w4,w5]``.
+[--workloads w1,w2,w3,w4,w5,w6]``.
 Wall and process CPU seconds are both recorded with the 1-minute load average (the machine is
 shared; CPU seconds are less sensitive to other processes).
 Writes ``benchmarks/results/causal.json``.
@@ -372,6 +377,87 @@ def workload_w5(sizes, seeds, max_iter):
     return rows
 
 
+def _probit_sine_oracle(points, support, n_draws=20_000, seed=123):
+    """Population bounds (arm, point, divergence, [lower, upper]) of make_probit_sine at
+    covariate rows ``points`` (only x_0 matters), y clipped to ``support``: the law of y given
+    (A = a, x) is that of a tau(x) + U + eps with U weighted by P(A = a | x, U), drawn once."""
+    from scipy.special import ndtr
+
+    from fstat.causal import pointwise_bounds
+
+    c, alpha, beta = 0.05, 2.0, 1.0  # the simulator's constants
+    rng = np.random.default_rng(seed)
+    u, eps = rng.standard_normal(n_draws), rng.standard_normal(n_draws)
+    e1 = c + (1 - 2 * c) * ndtr(alpha * points[:, 0] / np.sqrt(1 + beta**2))
+    tau = 5.0 * np.sin(2 * np.pi * (e1 - c) / (1 - 2 * c))
+    out = np.empty((2, len(points), len(FIVE), 2))
+    for i in range(len(points)):
+        treated = c + (1 - 2 * c) * ndtr(alpha * points[i, 0] + beta * u)
+        for arm, weights, e in ((0, 1 - treated, 1 - e1[i]), (1, treated, e1[i])):
+            values = np.clip(arm * tau[i] + u + eps, *support)
+            for d, name in enumerate(FIVE):
+                out[arm, i, d] = pointwise_bounds(values, e, divergence=name, weights=weights,
+                                                  support=support)
+    return out
+
+
+def workload_w6(sizes, seeds):
+    """W6: conditional bounds with continuous covariates against an oracle (module docstring)."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from fstat.causal import ConditionalDivergenceBounds
+    from fstat.datasets import make_probit_sine
+    from fstat.divergences import get_divergence
+
+    support = (-6.0, 6.0)
+    points = np.zeros((21, 5))
+    points[:, 0] = np.linspace(-1.0, 1.0, 21)  # x_0 has sd 0.71
+    oracle = _probit_sine_oracle(points, support)
+    rows = []
+    for n in sizes:
+        for seed in seeds:
+            X, y, a = make_probit_sine(n, random_state=seed)
+            start = time.perf_counter()
+            est = ConditionalDivergenceBounds(outcome_bounds=support, random_state=seed,
+                                              propensity_model=LogisticRegression(),
+                                              device="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(X, np.clip(y, *support), treatment=a)
+                returned = np.stack([est.predict_outcome_bounds(points, arm, divergence="all")
+                                     for arm in (0, 1)])  # (arm, point, divergence, 2)
+            seconds = time.perf_counter() - start
+            # the plug-in as fitted, from the fitted pieces (lambda (B_f(e) + m) + u)
+            lam, u, m, e1, _ = est._fold_predictions(points)
+            layout = est.dual_state_["layout"]
+            theta = np.empty_like(lam)
+            for g, (k, d) in enumerate(zip(layout["fold"], layout["divergence"])):
+                e = np.stack([1.0 - e1[k], e1[k]], axis=-1)
+                theta[g] = lam[g] * (get_divergence(est.divergences_[d]).radius(e) + m[g]) + u[g]
+            theta = theta.reshape(len(FIVE), layout["n_folds"], 2, len(points), 2).mean(axis=1)
+            fitted = np.stack([est.y_center_ - est.y_scale_ * theta[:, 1],
+                               est.y_center_ + est.y_scale_ * theta[:, 0]], axis=-1)
+            fitted = np.transpose(fitted, (2, 1, 0, 3))  # (arm, point, divergence, 2)
+            variants = {"returned": returned, "clipped only": np.clip(fitted, *support),
+                        "plug-in as fitted": fitted}
+            # inverted estimates are returned unchanged (no interval to score): RMSE over the
+            # valid ones, the same set for every variant, and the inverted share reported
+            valid = (fitted[..., 0] <= fitted[..., 1])[..., None]
+            for label, bounds in variants.items():
+                err = np.where(valid, bounds - oracle, 0.0) ** 2
+                for d, name in enumerate((*FIVE, "all")):
+                    part = (slice(None), slice(None), d) if d < len(FIVE) else (Ellipsis,)
+                    rows.append({"workload": "W6", "n": n, "seed": seed, "divergence": name,
+                                 "method": f"fstat {label}", "seconds": seconds,
+                                 "rmse_vs_oracle": float(np.sqrt(err[part].sum()
+                                                                 / (2 * valid[part].sum()))),
+                                 "inverted": float(1.0 - valid[part].mean()),
+                                 "load": _load()})
+    return rows
+
+
 def _itbound():
     try:
         import itbound  # noqa: F401
@@ -487,7 +573,7 @@ def _print_table(rows):
     keys = ("workload", "data", "n", "divergence", "method", "seconds", "cpu_seconds", "load",
             "seconds_both_signs", "max_err", "mean_err", "abs_error_vs_nested", "coverage_cells",
             "coverage", "mean_width", "violation_fraction", "ate_true", "ate_lower", "ate_upper",
-            "covers_ate", "ci_lower", "ci_upper", "ci_covers_ate", "rmse_vs_oracle",
+            "covers_ate", "ci_lower", "ci_upper", "ci_covers_ate", "rmse_vs_oracle", "inverted",
             "oracle_width", "note")
     for row in rows:
         parts = []
@@ -503,7 +589,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--full", action="store_true")
     parser.add_argument("--workloads", default="w1,w2,w3",
-                        help="comma-separated subset of w1,w2,w3,w4,w5 (w4, w5 are opt-in)")
+                        help="comma-separated subset of w1,...,w6 (w4, w5, w6 are opt-in)")
     args = parser.parse_args(argv)
     chosen = {w.strip().lower() for w in args.workloads.split(",")}
     rng = np.random.default_rng(0)
@@ -535,6 +621,9 @@ def main(argv=None):
             rows += workload_w5((1000, 4000), (0,), 300)
         else:
             rows += workload_w5((1000, 2000, 4000, 8000), (0, 1), 500)
+    if "w6" in chosen:
+        rows += workload_w6((1000,) if args.quick else (1000, 4000), (0,) if args.quick
+                            else (0, 1))
     _print_table([r for r in rows if r["workload"] != "W1-timing"])
     _print_timing_table(rows)
     meta["peak_rss_mb"] = _rss_mb()
