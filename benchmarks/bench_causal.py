@@ -409,7 +409,6 @@ def workload_w6(sizes, seeds):
 
     from fstat.causal import ConditionalDivergenceBounds
     from fstat.datasets import make_probit_sine
-    from fstat.divergences import get_divergence
 
     support = (-6.0, 6.0)
     points = np.zeros((21, 5))
@@ -429,14 +428,10 @@ def workload_w6(sizes, seeds):
                 returned = np.stack([est.predict_outcome_bounds(points, arm, divergence="all")
                                      for arm in (0, 1)])  # (arm, point, divergence, 2)
             seconds = time.perf_counter() - start
-            # the plug-in as fitted, from the fitted pieces (lambda (B_f(e) + m) + u)
-            lam, u, m, e1, _ = est._fold_predictions(points)
-            layout = est.dual_state_["layout"]
-            theta = np.empty_like(lam)
-            for g, (k, d) in enumerate(zip(layout["fold"], layout["divergence"])):
-                e = np.stack([1.0 - e1[k], e1[k]], axis=-1)
-                theta[g] = lam[g] * (get_divergence(est.divergences_[d]).radius(e) + m[g]) + u[g]
-            theta = theta.reshape(len(FIVE), layout["n_folds"], 2, len(points), 2).mean(axis=1)
+            # the plug-in as fitted, lambda (B_f(e) + m) + u per fold (standardised units)
+            theta, _ = est._theta(points)
+            theta = theta.reshape(len(FIVE), est.dual_state_["layout"]["n_folds"], 2,
+                                  len(points), 2).mean(axis=1)
             fitted = np.stack([est.y_center_ - est.y_scale_ * theta[:, 1],
                                est.y_center_ + est.y_scale_ * theta[:, 0]], axis=-1)
             fitted = np.transpose(fitted, (2, 1, 0, 3))  # (arm, point, divergence, 2)
