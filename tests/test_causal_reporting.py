@@ -313,7 +313,15 @@ def test_inverted_estimates_are_returned_unchanged_beyond_the_support():
         warnings.simplefilter("ignore")
         both = np.stack([est.predict_outcome_bounds(X, arm, divergence="all")
                          for arm in (0, 1)], axis=2)  # (n, D, arm, 2)
-    beyond = (both[..., 0] > both[..., 1]) & ((both[..., 1] > hi) | (both[..., 0] < lo))
+    # the plug-in as fitted, independent of the repair: fold-averaged theta in y's units
+    theta, _ = est._theta(X)
+    theta = theta.reshape(len(est.divergences_), est.dual_state_["layout"]["n_folds"], 2,
+                          X.shape[0], 2).mean(axis=1)
+    raw = np.stack([est.y_center_ - est.y_scale_ * theta[:, 1],
+                    est.y_center_ + est.y_scale_ * theta[:, 0]], axis=-1).transpose(1, 0, 2, 3)
+    inverted = raw[..., 0] > raw[..., 1]
+    np.testing.assert_array_equal(both[inverted], raw[inverted])  # every one unchanged
+    beyond = inverted & ((raw[..., 1] > hi) | (raw[..., 0] < lo))
     rows, d, arm = np.nonzero(beyond)
     assert rows.size > 0
     keep = (d == d[0]) & (arm == arm[0])
