@@ -300,6 +300,29 @@ def test_subgradient_converges_for_smooth_losses(digits, loss):
     assert sub.objective_ == pytest.approx(exact.objective_, rel=1e-6)
 
 
+@pytest.mark.parametrize("loss", ["squared", "logistic", "squared_hinge"])
+def test_default_step_is_stable_with_an_intercept(loss):
+    # the intercept step b <- b - lr sum_i w_i l'_i adds the constant kernel 1 1^T to the
+    # dynamics of g = K beta + b; a step from mu_max(K) alone diverged (|beta| ~ 1e142 after
+    # 300 squared-loss steps on 30 standard normal rows) when sum(w) outweighs mu_max(K), as
+    # here for rows of small norm
+    rng = np.random.default_rng(0)
+    X = 0.2 * rng.standard_normal((30, 4))
+    y = np.where(X[:, 0] > 0, 1.0, -1.0) if loss != "squared" else X[:, 1] + 3.0
+    w = rng.uniform(0.2, 2.0, 30)
+    exact = NTKKernelMachine(loss, 0.5, fit_intercept=True, device="cpu", tol=1e-10).fit(
+        X, y, sample_weight=w)
+    sub = NTKKernelMachine(loss, 0.5, fit_intercept=True, solver="subgradient",
+                           max_iter=6000, device="cpu").fit(X, y, sample_weight=w)
+    assert np.all(np.isfinite(sub.dual_coef_))
+    assert sub.objective_ == pytest.approx(exact.objective_, rel=1e-6)
+    # the step is the specification's rule on the dynamics' kernel W^1/2 (K + 1 1^T) W^1/2
+    K = ntk_kernel(X, device="cpu") + 1.0
+    mu = np.linalg.eigvalsh(np.sqrt(w)[:, None] * K * np.sqrt(w)[None, :])[-1]
+    curvature = {"squared": 2.0, "logistic": 0.25, "squared_hinge": 2.0}[loss]
+    assert sub.lr_ == pytest.approx(1.0 / (1.05 * curvature * mu + 0.5), rel=1e-9)
+
+
 @pytest.mark.slow
 def test_subgradient_hinge_approaches_optimum(digits):
     X, y = digits

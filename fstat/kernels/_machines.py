@@ -242,7 +242,8 @@ class _NTKMachineBase(BaseEstimator):
         elif solver == "subgradient":
             max_iter = self.max_iter or 1000
             dt = parse_dtype(self.dtype)
-            lr = float(self.lr) if self.lr is not None else default_lr(K, wt, lam, loss)
+            lr = float(self.lr) if self.lr is not None else default_lr(
+                K, wt, lam, loss, intercept=self.fit_intercept)
             self.lr_ = lr
             record = record_set(self.record_steps, max_iter)
             bar = progress_bar(max_iter, verbose=self.verbose, desc=type(self).__name__)
@@ -484,8 +485,9 @@ _COMMON_DOC = """
         Solver iteration cap (subgradient: the exact number of steps, default 1000).
     lr : float, optional
         Subgradient step; default ``1 / (c_l mu_max(W^1/2 K W^1/2) + lam)`` (x1.05 on
-        ``mu_max``), the specification's ``1 / (c_l max(w) mu_max(K) + lam)`` for equal
-        weights (see the user guide's departures).
+        ``mu_max``; ``K + 1 1^T`` in place of ``K`` with an intercept), the specification's
+        ``1 / (c_l max(w) mu_max(K) + lam)`` for equal weights and no intercept (see the
+        user guide's departures).
     record_steps : int or sequence of int, optional
         Subgradient steps whose coefficients are recorded in ``trajectory_``.
     dtype : {"float64", "float32"}, default="float64"

@@ -622,16 +622,22 @@ def solve_libsvm(K, y, w, lam, loss, *, epsilon=0.1, tol=1e-6):
 
 
 # ----------------------------------------------------------------------------- subgradient
-def default_lr(K, w, lam, loss):
+def default_lr(K, w, lam, loss, *, intercept=False):
     """``1 / (c_l mu_max(W^1/2 K W^1/2) + lam)``, 50 power iterations from ``sqrt(w)``, x1.05.
 
     ``mu_max(W^1/2 K W^1/2) <= max(w) mu_max(K)``; the weighted form makes a weight-2 row
     give exactly the same step as a duplicated row (scikit-learn's sample-weight equivalence
     check of :class:`NTKNetwork`, which always runs the dynamics); with equal weights it is
-    the specification's ``1 / (c_l max(w) mu_max(K) + lam)``.
+    the specification's ``1 / (c_l max(w) mu_max(K) + lam)``. With ``intercept`` the step
+    ``b <- b - lr sum_i w_i l'_i`` moves ``g = K beta + b`` along the constant kernel too, so
+    ``K + 1 1^T`` replaces ``K`` (the specification's rule alone diverges for smooth losses
+    when ``sum(w)`` outweighs ``mu_max(K)``).
     """
     sw = w.sqrt()
-    mu = power_max_eig(sw[:, None] * K * sw[None, :], start=sw.clone()) * 1.05
+    M = sw[:, None] * K * sw[None, :]
+    if intercept:
+        M.addr_(sw, sw)
+    mu = power_max_eig(M, start=sw.clone()) * 1.05
     return 1.0 / (LOSSES[loss].curvature * mu + lam)
 
 
