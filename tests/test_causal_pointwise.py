@@ -451,6 +451,20 @@ def test_warm_started_solver_at_large_n_matches_the_cold_solver(divergence, monk
         np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-10)
 
 
+def test_chi2_with_a_large_radius_at_large_n_is_solved_by_newton():
+    # chi2 at e = 0.02 (radius 24.5): at the optimum the top atom's t lies about p_top^2 from
+    # the end of the domain, where g*' is infinite. Newton stalled there from the default start
+    # and from the binned law's (its Newton failed too), and the nested fallback took ~1 s at
+    # n = 2e5 (10-20 s at n = 1e6); the binned law's nested optimum is a start from which
+    # Newton converges, to the nested solver's bound
+    rng = np.random.default_rng(5)
+    y, w = rng.normal(size=200_000), rng.uniform(0.0, 3.0, 200_000)
+    lo, up, info = pointwise_bounds(y, 0.02, divergence="chi2", weights=w, return_info=True)
+    assert info["upper"]["method"] == info["lower"]["method"] == "newton"
+    nested = pointwise_bounds(y, 0.02, divergence="chi2", weights=w, method="nested")
+    np.testing.assert_allclose((lo, up), nested, rtol=0, atol=1e-12 * np.ptp(y))
+
+
 def test_binned_warm_start_law_keeps_both_ends_the_mean_and_the_mass():
     # the warm-start law: the 64 largest and 64 smallest values exact (ties at an end
     # merged), everything between in bins replaced by their means, zero weights dropped
