@@ -1,7 +1,8 @@
 """Benchmark of fstat.causal against its peers (itbound; scipy on the same dual).
 
 W1: exact marginal solver (time per divergence and sign, error vs a nested high-precision solve,
-    vs scipy.optimize.minimize on the same dual and itbound's marginal solver when installed).
+    vs scipy.optimize.minimize on the same dual and itbound's marginal solver when installed;
+    across radii e = 0.005 ... 0.9, the share of sides left to the nested fallback).
 W2: conditional bounds on make_confounded_discrete (errors vs exact population bounds, coverage,
     time), fstat vs itbound's DebiasedCausalBoundEstimator when installed.
 W3: conditional bounds on make_confounded_paper (unbounded t3 outcome, observed support):
@@ -143,6 +144,50 @@ def workload_w1_timing(sizes, repeats=5):
                          "spec_target_ms": 1e3 * target if n >= 100_000 else None,
                          "load": _load()})
     return rows
+
+
+def workload_w1_radii(sizes, seeds=(0, 1, 2)):
+    """W1 across radii: the share of sides on which Newton failed (the nested fallback ran) and
+    the time per sign, per divergence and propensity e (Gaussian y, observed support; odd seeds
+    with U(0, 3) weights). Small e is a large radius: chi2's optimum then puts the top atom's t
+    within about p_top^2 of the end of its domain."""
+    from fstat.causal import pointwise_bounds
+
+    rows = []
+    for n in sizes:
+        for name in FIVE:
+            for e in (0.005, 0.02, 0.05, 0.2, 0.5, 0.9):
+                nested, walls = 0, []
+                for seed in seeds:
+                    rng = np.random.default_rng(seed)
+                    y = rng.standard_normal(n)
+                    w = rng.uniform(0.0, 3.0, n) if seed % 2 else None
+                    start = time.perf_counter()
+                    _, _, info = pointwise_bounds(y, e, divergence=name, weights=w,
+                                                  return_info=True)
+                    walls.append((time.perf_counter() - start) / 2.0)
+                    nested += sum(info[side]["method"] == "nested" for side in ("lower", "upper"))
+                rows.append({"workload": "W1-radii", "data": "gaussian", "n": n,
+                             "divergence": name, "e": e, "nested_sides": nested,
+                             "sides": 2 * len(seeds), "median_ms_per_sign": 1e3 * np.median(walls),
+                             "max_ms_per_sign": 1e3 * max(walls), "load": _load()})
+    return rows
+
+
+def _print_radii_table(rows):
+    rows = [r for r in rows if r["workload"] == "W1-radii"]
+    if not rows:
+        return
+    print("W1 across radii: sides solved by the nested fallback / sides, median (max) ms per sign")
+    for n in sorted({r["n"] for r in rows}):
+        radii = sorted({r["e"] for r in rows})
+        print(f"n = {n}:" + "".join(f"{'e=' + str(e):>16s}" for e in radii))
+        for name in FIVE:
+            cells = sorted((r for r in rows if r["n"] == n and r["divergence"] == name),
+                           key=lambda r: r["e"])
+            print(f"{name:>9s}" + "".join(
+                f"{r['nested_sides']}/{r['sides']} {r['median_ms_per_sign']:.0f}"
+                f"({r['max_ms_per_sign']:.0f})".rjust(16) for r in cells))
 
 
 def _print_timing_table(rows):
@@ -602,6 +647,7 @@ def main(argv=None):
         timing_sizes = (1_000, 10_000, 100_000) if args.quick else (1_000, 10_000, 100_000,
                                                                      1_000_000)
         rows += workload_w1_timing(timing_sizes)
+        rows += workload_w1_radii((100_000,) if args.quick else (100_000, 1_000_000))
     if "w2" in chosen:
         if args.quick:
             rows += workload_w2((4000,), (0,), 500, 20, args.full)
@@ -619,8 +665,9 @@ def main(argv=None):
     if "w6" in chosen:
         rows += workload_w6((1000,) if args.quick else (1000, 4000), (0,) if args.quick
                             else (0, 1))
-    _print_table([r for r in rows if r["workload"] != "W1-timing"])
+    _print_table([r for r in rows if r["workload"] not in ("W1-timing", "W1-radii")])
     _print_timing_table(rows)
+    _print_radii_table(rows)
     meta["peak_rss_mb"] = _rss_mb()
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
