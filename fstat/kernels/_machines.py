@@ -430,9 +430,30 @@ class _ClassifierMethods:
                 interval="tight", batch_size=None):
         """Certified robustness radii (depth-1, bias-free NTK/NNGP machines); see the guide.
 
-        Returns an array (n,) of radii r such that the predicted label is constant on the
-        ``norm`` ball of radius r around each point (0 where ``g(x) = 0`` or, with ``y``,
-        where the prediction is wrong).
+        Parameters
+        ----------
+        X : array-like of shape (n, d)
+        y : array-like of shape (n,), optional
+            True labels: a wrongly predicted point gets radius 0.
+        norm : {"linf", "l2"}, default="linf"
+        max_radius : float or array-like of shape (n,), optional
+            The upper end of the bisection. Default ``||x||_p`` per point: without an
+            intercept ``g(0) = 0``, so no larger radius can be certified. With
+            ``fit_intercept=True`` it is only a cap (``g(0) = b``): a radius equal to it may
+            be certifiable further, and a zero row gets 0; pass a larger value to search on.
+        n_bisect : int, default=40
+        interval : {"tight", "paper"}, default="tight"
+            Exact ranges of ``x'.x_i`` and ``||x'||`` over the ball, or the paper's looser
+            l-infinity intervals; both are sound.
+        batch_size : int, optional
+            Test rows per block.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Radii r such that the predicted label is constant on the ``norm`` ball of
+            radius r around each point (0 where ``g(x) = 0`` or, with ``y``, where the
+            prediction is wrong).
         """
         return self._certify(X, y, norm=norm, max_radius=max_radius, n_bisect=n_bisect,
                              interval=interval, batch_size=batch_size)
