@@ -372,7 +372,8 @@ def run_training(
         Restore the best snapshot at the end (only when there was a validation score
         or early stopping).
     verbose : int, default=0
-        ``>= 1`` shows a tqdm bar.
+        ``>= 1`` shows a tqdm bar with the last loss and, with ``validate``, the last
+        validation score.
     desc : str, optional
         Progress-bar label.
     callback : callable ``callback(iteration, result) -> bool``, optional
@@ -432,10 +433,16 @@ def run_training(
             if iteration % eval_every and iteration != max_iter:
                 continue
             flushed = buffer.flush()
+            nonfinite = stop_on_nonfinite and not all(math.isfinite(x) for x in flushed)
+            if monitoring and not nonfinite:
+                score = float(validate()) if validate is not None else -flushed[-1]
             if bar is not None:
                 bar.update(len(flushed))
-                bar.set_postfix(loss=f"{flushed[-1]:.4g}")
-            if stop_on_nonfinite and not all(math.isfinite(x) for x in flushed):
+                postfix = {"loss": f"{flushed[-1]:.4g}"}
+                if validate is not None and not nonfinite:
+                    postfix["validation"] = f"{score:.4g}"
+                bar.set_postfix(**postfix)
+            if nonfinite:
                 result.n_nonfinite += sum(not math.isfinite(x) for x in flushed)
                 result.n_iter = iteration
                 if (restore_on_nonfinite and modules and best_state is not None
@@ -453,7 +460,6 @@ def run_training(
                     "lower the learning rate or check the input scale."
                 )
             if monitoring:
-                score = float(validate()) if validate is not None else -flushed[-1]
                 if validate is not None:
                     result.validation_scores.append(score)
                     result.validation_iterations.append(iteration)

@@ -378,6 +378,20 @@ def test_progress_falls_back_to_plain_text_without_tqdm(monkeypatch, capsys):
     assert lines[0].startswith("tiny: 1/3 loss=") and lines[-1].startswith("tiny: 3/3 loss=")
 
 
+def test_progress_shows_the_validation_score_when_there_is_one(monkeypatch, capsys):
+    # the specifications' bars show the loss and the validation score (sdr 3.3)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    scores = iter([0.5, 0.25, 0.125, 0.0625])
+    _fit(max_epochs=3, verbose=1, desc="tiny", validate=lambda: next(scores))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split("validation=")[1] for line in lines] == ["0.25", "0.125", "0.0625"]
+    _fit(max_epochs=2, verbose=1, desc="tiny", early_stopping=True)  # no score: loss only
+    assert "validation" not in capsys.readouterr().err
+
+
 def test_progress_bar_only_when_verbose(capsys):
     assert progress_bar(10, verbose=0) is None
     bar = progress_bar(3, verbose=1, desc="fit")
