@@ -465,6 +465,29 @@ def test_chi2_with_a_large_radius_at_large_n_is_solved_by_newton():
     np.testing.assert_allclose((lo, up), nested, rtol=0, atol=1e-12 * np.ptp(y))
 
 
+def test_kl_with_a_tiny_radius_at_large_n_stays_on_the_warm_newton(monkeypatch):
+    # e = 0.9999: the KL profile's slope is flat (dslope ~ eta), so Newton from the binned
+    # law's root reached the slope's rounding floor with steps of ~1e-11 that never fell
+    # below 1e-12, and the whole law was searched again by Brent (10x the time at n = 1e5)
+    from fstat.causal import _pointwise
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_t(2, 100_000)
+    sizes = []
+    brent = _pointwise._kl_brent
+
+    def spy(gap, *args):
+        sizes.append(gap.size)
+        return brent(gap, *args)
+
+    monkeypatch.setattr(_pointwise, "_kl_brent", spy)
+    warm = pointwise_bounds(y, 0.9999, divergence="kl")
+    assert sizes and max(sizes) < y.size  # Brent ran on the binned laws only
+    monkeypatch.setattr(_pointwise, "_COMPRESS_MIN", 10**9)
+    cold = pointwise_bounds(y, 0.9999, divergence="kl")
+    np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-12 * np.ptp(y))
+
+
 def test_binned_warm_start_law_keeps_both_ends_the_mean_and_the_mass():
     # the warm-start law: the 64 largest and 64 smallest values exact (ties at an end
     # merged), everything between in bins replaced by their means, zero weights dropped

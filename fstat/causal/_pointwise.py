@@ -657,8 +657,13 @@ def _kl_slope(gap, w, eta, excess, derivative=False, buf=None):
 
 
 def _kl_newton(gap, w, eta, v):
-    """Newton on ``log excess`` from a warm start; ``None`` unless it converges cleanly."""
+    """Newton on ``log excess`` from a warm start; ``None`` unless it converges cleanly.
+
+    It stops at a step below 1e-12, or where the steps (below 1e-8) stop shrinking: the slope
+    is then at its rounding floor (a small radius makes it flat, ``dslope ~ eta``), and ``v``
+    is as well determined as a bracketing search could make it."""
     buf = [np.empty_like(gap), np.empty_like(gap)]
+    previous = math.inf
     for _ in range(30):
         slope, dslope = _kl_slope(gap, w, eta, math.exp(v), derivative=True, buf=buf)
         if not (math.isfinite(slope) and math.isfinite(dslope) and dslope > 0.0):
@@ -667,8 +672,9 @@ def _kl_newton(gap, w, eta, v):
         if abs(step) > 2.0:
             return None
         v += step
-        if abs(step) < 1e-12:
+        if abs(step) < 1e-12 or 0.5 * previous <= abs(step) < 1e-8:
             return v
+        previous = abs(step)
     return None
 
 
