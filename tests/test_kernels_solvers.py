@@ -323,6 +323,31 @@ def test_default_step_is_stable_with_an_intercept(loss):
     assert sub.lr_ == pytest.approx(1.0 / (1.05 * curvature * mu + 0.5), rel=1e-9)
 
 
+def test_auto_intercept_search_leaves_coordinate_descent_once_it_needed_newton(monkeypatch):
+    # squared hinge with an intercept at a small lam: coordinate descent stalls, and every
+    # inner solve of the intercept search ran up to 1000 CD epochs before Newton finished it
+    # (14 s at n = 1000); once one solve needed Newton, the warm-started rest use it directly
+    from fstat.kernels import _solvers
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 2))
+    y = np.where(np.sin(X[:, 0]) + 0.5 * X[:, 1] + 0.3 * rng.standard_normal(200) > 0, 1, -1)
+    calls = []
+    box_cd = _solvers._box_cd
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return box_cd(*args, **kwargs)
+
+    monkeypatch.setattr(_solvers, "_box_cd", spy)
+    auto = NTKSVC(1e-3, loss="squared_hinge", fit_intercept=True, device="cpu").fit(X, y)
+    assert auto.solver_ == "cd+newton" and auto.converged_ and len(calls) == 1
+    newton = NTKSVC(1e-3, loss="squared_hinge", fit_intercept=True, solver="newton",
+                    device="cpu").fit(X, y)
+    assert auto.objective_ == pytest.approx(newton.objective_, rel=1e-10)
+    assert auto.intercept_ == pytest.approx(newton.intercept_, abs=1e-8)
+
+
 @pytest.mark.slow
 def test_subgradient_hinge_approaches_optimum(digits):
     X, y = digits
