@@ -346,6 +346,14 @@ def test_auto_intercept_search_leaves_coordinate_descent_once_it_needed_newton(m
                     device="cpu").fit(X, y)
     assert auto.objective_ == pytest.approx(newton.objective_, rel=1e-10)
     assert auto.intercept_ == pytest.approx(newton.intercept_, abs=1e-8)
+    # one-vs-rest: each class's search starts with coordinate descent again (no state leaks)
+    classes = np.digitize(X[:, 0], [-0.5, 0.5])
+    calls.clear()
+    auto = NTKSVC(1e-3, loss="squared_hinge", fit_intercept=True, device="cpu").fit(X, classes)
+    assert len(calls) == 3
+    newton = NTKSVC(1e-3, loss="squared_hinge", fit_intercept=True, solver="newton",
+                    device="cpu").fit(X, classes)
+    np.testing.assert_allclose(auto.objective_, newton.objective_, rtol=1e-10)
 
 
 @pytest.mark.slow

@@ -364,12 +364,17 @@ _RESTARTS = ((1.0, 0.5), (1.0, 0.1), (2.0, 0.5))
 
 
 def _newton_restarts(dual):
-    """``_newton`` from the warm start, then from the ``_RESTARTS``; the first success."""
-    result = _newton(dual)
-    for lam_factor, gap in _RESTARTS:
+    """``_newton`` from the warm start, then from the default start (when the warm start was
+    another) and the ``_RESTARTS``; the first success."""
+    start = _warm_start(dual)
+    result = _newton(dual, start)
+    default = _default_start(dual)
+    starts = [] if start == default else [default]
+    starts += [_default_start(dual, lam_factor, gap) for lam_factor, gap in _RESTARTS]
+    for other in starts:
         if result[2]:
             break
-        result = _newton(dual, _default_start(dual, lam_factor, gap))
+        result = _newton(dual, other)
     return result
 
 

@@ -331,8 +331,8 @@ class _NTKMachineBase(BaseEstimator):
                 if sol.method == "cd+newton":
                     # the automatic choice: coordinate descent did not converge on this dual,
                     # so the intercept search's further warm-started solves go to Newton
-                    # directly (each had run up to 1000 CD epochs first: 14 s instead of 2 s
-                    # at n = 1000, squared hinge, lam = 1e-3)
+                    # directly (each had run up to 1000 CD epochs first: 14 s instead of about
+                    # 4 s at n = 1000, squared hinge, lam = 1e-3)
                     inner.update(solver="newton", method=sol.method)
                 sol.method = sol.method or inner["method"]
                 return sol
