@@ -630,7 +630,7 @@ def default_lr(K, w, lam, loss, *, intercept=False):
     check of :class:`NTKNetwork`, which always runs the dynamics); with equal weights it is
     the specification's ``1 / (c_l max(w) mu_max(K) + lam)``. With ``intercept`` the step
     ``b <- b - lr sum_i w_i l'_i`` moves ``g = K beta + b`` along the constant kernel too, so
-    ``K + 1 1^T`` replaces ``K`` (the specification's rule alone diverges for smooth losses
+    ``K + 1 1^T`` replaces ``K`` (the specification's rule alone can diverge for smooth losses
     when ``sum(w)`` outweighs ``mu_max(K)``).
     """
     sw = w.sqrt()
