@@ -468,7 +468,7 @@ def test_chi2_with_a_large_radius_at_large_n_is_solved_by_newton():
 def test_kl_with_a_tiny_radius_at_large_n_stays_on_the_warm_newton(monkeypatch):
     # e = 0.9999: the KL profile's slope is flat (dslope ~ eta), so Newton from the binned
     # law's root reached the slope's rounding floor with steps of ~1e-11 that never fell
-    # below 1e-12, and the whole law was searched again by Brent (10x the time at n = 1e5)
+    # below 1e-12, and the whole law was searched again by Brent (3-10x the time at n = 1e5)
     from fstat.causal import _pointwise
 
     rng = np.random.default_rng(0)
